@@ -1,0 +1,1 @@
+"""Machine-learning plumbing and staged services of the FastAPI workshop."""

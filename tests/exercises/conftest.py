@@ -1,0 +1,43 @@
+"""Load the exercise a test file checks, from solutions/ (default) or exercises/ (WORKSHOP_SIDE).
+
+tests/exercises/part1/test_ex2_predict.py checks <side>/part1/ex2_predict.py. The `exercise` fixture
+imports that file as a fresh module; `client` wraps its `app` in a TestClient entered as a context
+manager, so the app's lifespan (start-up training, loading) runs as it does under `fastapi dev`.
+"""
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.paths import PROJECT_ROOT
+
+SIDE = os.environ.get("WORKSHOP_SIDE", "solutions")
+
+
+def exercise_path(test_file: Path) -> Path:
+    return PROJECT_ROOT / SIDE / test_file.parent.name / (test_file.stem.removeprefix("test_") + ".py")
+
+
+def import_exercise(path: Path):
+    name = f"workshop_{SIDE}_{path.parent.name}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def exercise(request):
+    """The exercise module this test file checks."""
+    return import_exercise(exercise_path(Path(request.module.__file__)))
+
+
+@pytest.fixture(scope="module")
+def client(exercise):
+    with TestClient(exercise.app) as test_client:
+        yield test_client
