@@ -27,6 +27,7 @@ from app.paths import models_dir
 METADATA_FILE = "metadata.json"
 ACTIVE_FILE = "ACTIVE"
 TEMP_PREFIX = ".tmp-"
+LOCK_FILE = ".training.lock"
 
 
 class ModelNotFound(LookupError):
@@ -173,6 +174,15 @@ class ModelStore:
         # A new version takes over from a pinned one: publishing is a decision to serve it.
         (self.path / ACTIVE_FILE).unlink(missing_ok=True)
         return self.get(number)
+
+    def training_lock(self, timeout: float = -1):
+        """A lock on this model across threads and processes: hold it from loading the base to
+        publishing, so two trainings never fine-tune the same version (filelock's FileLock; flock
+        locks are released by the kernel when a process dies, so a crash never leaves it held)."""
+        from filelock import FileLock
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        return FileLock(self.path / LOCK_FILE, timeout=timeout)
 
     def activate(self, number: int) -> Version:
         version = self.get(number)
