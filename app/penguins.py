@@ -78,11 +78,16 @@ class FastPenguinPredictor:
         return self.classes[int(votes.argmax())]  # argmax: the lowest class index wins a tied vote
 
 
+def features_of(pipeline: Pipeline) -> list[str]:
+    """The columns the pipeline was fitted on (a notebook may pick others than the default two)."""
+    return [str(name) for name in getattr(pipeline, "feature_names_in_", PENGUIN_FEATURES)]
+
+
 def evaluate(pipeline: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, confusion_matrix
 
     truth = frame[PENGUIN_TARGET]
-    predicted = pipeline.predict(frame[list(PENGUIN_FEATURES)])
+    predicted = pipeline.predict(frame[features_of(pipeline)])
     classes = list(pipeline.classes_)
     return {
         "accuracy": float(accuracy_score(truth, predicted)),
@@ -126,7 +131,7 @@ def publish(pipeline: Pipeline, metrics: dict[str, Any], parameters: dict[str, A
     store = store or ModelStore(MODEL_NAME)
     metadata = {
         "classes": [str(name) for name in pipeline.classes_],
-        "features": list(PENGUIN_FEATURES),
+        "features": features_of(pipeline),
         "metrics": metrics,
         "parameters": parameters,
         "libraries": library_versions(),
