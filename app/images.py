@@ -11,8 +11,10 @@ is too large, 422 otherwise) and whose message names the file and the problem.
 
 import io
 import re
+import struct
 import zipfile
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -58,6 +60,90 @@ def decode_digit(data: bytes, filename: str | None = None) -> np.ndarray:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise UploadError(f"{name} is not a readable image ({type(error).__name__})") from None
+    return pixels
+
+
+# The fast path of decode_digits: a PNG that is exactly signature, IHDR, IDAT..., IEND, 28x28,
+# 8-bit greyscale, not interlaced (what the workshop's files, PIL and most tools write for MNIST).
+# Its first 33 bytes and its last chunk are constants.
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+PLAIN_PNG_HEAD = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", SIDE, SIDE, 8, 0, 0, 0, 0))
+PNG_END = _png_chunk(b"IEND", b"")
+SCANLINE = SIDE + 1  # a filter-type byte, then one byte per pixel
+MAX_FILTER_TYPE = 4  # None, Sub, Up, Average, Paeth
+# Deflate inflates at most ~1032x: capping the compressed size caps the memory a bomb can take.
+# A 28x28 greyscale image deflates to well under this; a larger stream just takes the slow path.
+MAX_FAST_COMPRESSED = 4096
+
+
+def _plain_png_scanlines(data: bytes) -> bytes | None:
+    """The decompressed, still filtered scanlines of a plain 28x28 8-bit greyscale PNG, or None.
+
+    None means "not the common case": anything unusual (other chunks, a bad checksum, a zlib stream
+    of the wrong length) goes to decode_digit, which accepts or refuses it exactly as it always
+    has. So this only has to be right about what it accepts.
+    """
+    if not data.startswith(PLAIN_PNG_HEAD) or len(data) > MAX_IMAGE_BYTES:
+        return None
+    view = memoryview(data)
+    position = len(PLAIN_PNG_HEAD)
+    compressed = []
+    try:
+        while data[position + 4 : position + 8] == b"IDAT":
+            (length,) = struct.unpack_from(">I", data, position)
+            body_end = position + 8 + length
+            if len(data) < body_end + 4:
+                return None
+            if zlib.crc32(view[position + 4 : body_end]) != int.from_bytes(view[body_end : body_end + 4]):
+                return None
+            compressed.append(view[position + 8 : body_end])
+            position = body_end + 4
+    except struct.error:  # truncated
+        return None
+    # What follows IEND is ignored, as PIL does.
+    if not compressed or data[position : position + len(PNG_END)] != PNG_END:
+        return None
+    stream = b"".join(compressed)
+    if len(stream) > MAX_FAST_COMPRESSED:
+        return None
+    try:
+        scanlines = zlib.decompress(stream, bufsize=SIDE * SCANLINE)
+    except zlib.error:  # corrupt or truncated
+        return None
+    return scanlines if len(scanlines) == SIDE * SCANLINE else None
+
+
+def decode_digits(contents: Sequence[bytes], filenames: Sequence[str | None] | None = None) -> np.ndarray:
+    """Decode many images into an (n, 28, 28) uint8 array: the same pixels and the same refusals
+    (the first bad file's UploadError) as calling decode_digit on each, in a fraction of the time.
+
+    decode_digit spends most of its ~35 us in PIL's per-file Python (open, parse chunks, convert,
+    copy), not in decoding. Here each plain greyscale PNG costs a chunk walk and a zlib inflate; then
+    all their filtered scanlines, each image preceded by a row of zeros (so its first row is
+    unfiltered against zeros, as in its own file), go through PIL's PNG unfilter in ONE call, as one
+    tall image. Any other file takes decode_digit.
+    """
+    if filenames is None:
+        filenames = [None] * len(contents)
+    elif len(filenames) != len(contents):
+        raise ValueError(f"{len(contents)} images but {len(filenames)} file names")
+    pixels = np.empty((len(contents), SIDE, SIDE), dtype=np.uint8)
+    separator = bytes(SCANLINE)  # filter type 0 and 28 zeros
+    fast_rows, fast_parts = [], []
+    for row, (data, filename) in enumerate(zip(contents, filenames)):
+        scanlines = _plain_png_scanlines(data)
+        if scanlines is not None and max(scanlines[:: SCANLINE]) <= MAX_FILTER_TYPE:
+            fast_rows.append(row)
+            fast_parts += (separator, scanlines)
+        else:
+            pixels[row] = decode_digit(data, filename)
+    if fast_rows:
+        height = len(fast_rows) * (SIDE + 1)
+        tall = Image.frombytes("L", (SIDE, height), zlib.compress(b"".join(fast_parts), 0), "zip", "L")
+        pixels[fast_rows] = np.asarray(tall).reshape(len(fast_rows), SIDE + 1, SIDE)[:, 1:]
     return pixels
 
 
