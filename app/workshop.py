@@ -78,10 +78,18 @@ def run_checks(paths: list[Path], side: str, stop_at_first: bool = False) -> dic
         return outcomes
 
 
+def learner_file(key: str, side: str) -> str:
+    """part1/ex2_predict -> part1/ex2_predict.py; an exercise that is not a Python file (Part 3's
+    Dockerfile and compose.yaml) is named by its part's folder."""
+    python_file = f"{key}.py"
+    return python_file if (PROJECT_ROOT / side / python_file).exists() else f"{key.partition('/')[0]}/"
+
+
 def check(name: str, side: str) -> int:
     path = test_file(name)
     key = f"{path.parent.name}/{path.stem.removeprefix('test_')}"
-    print(f"Checking {side}/{key}.py ...")
+    checked = learner_file(key, side)
+    print(f"Checking {side}/{checked} ...")
     outcome = run_checks([path], side).get(key, Outcome())
     for test in outcome.passed:
         print(f"  ok    {test}")
@@ -89,7 +97,7 @@ def check(name: str, side: str) -> int:
         test, reason = outcome.failed[0]
         print(f"  FAIL  {test}\n        {reason}")
         print(f"\n{len(outcome.passed)} passed, {len(outcome.failed)} failed. Fix the first failure and run the check again.")
-        print(f"Stuck? Compare with the solution: diff -u exercises/{key}.py solutions/{key}.py")
+        print(f"Stuck? Compare with the solution: diff -ru exercises/{checked} solutions/{checked}")
         return 1
     if not outcome.passed:
         print("  no check ran: does the file import? Try `fastapi dev` on it to see the error.")
