@@ -1,0 +1,86 @@
+"""The models a worker keeps in memory, and their refresh from the store.
+
+Requests never load from disk: they read the kept (version, model) pair, one attribute read, so a
+request always reports the version of the model that answered it. A background refresher calls
+`refresh()` every few seconds; it compares the store's active version with the kept one and, when
+they differ, loads the new version (sha256 checked by the store), warms it with one prediction and
+swaps the pair. Every worker does this on its own, which is how a version published by any process
+(another worker, another container on the same volume, the notebook) reaches all of them.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app import mnist, penguins
+from app.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Kept:
+    version: int
+    model: Any
+
+
+def load_penguins(store: ModelStore, number: int) -> penguins.FastPenguinPredictor:
+    predictor = penguins.FastPenguinPredictor(store.load(number, penguins.load))
+    predictor.predict(40.0, 190.0)
+    return predictor
+
+
+def load_mnist(store: ModelStore, number: int):
+    model = store.load(number, mnist.load)
+    # The first call of a Keras model traces and allocates; do it here, not in a user's request.
+    mnist.predict_probabilities(model, np.zeros((1, 28, 28), dtype=np.uint8))
+    return model
+
+
+class KeptModels:
+    def __init__(self, models_dir: Path) -> None:
+        self.stores = {
+            penguins.MODEL_NAME: ModelStore(penguins.MODEL_NAME, models_dir),
+            mnist.MODEL_NAME: ModelStore(mnist.MODEL_NAME, models_dir),
+        }
+        self.loaders: dict[str, Callable[[ModelStore, int], Any]] = {
+            penguins.MODEL_NAME: load_penguins,
+            mnist.MODEL_NAME: load_mnist,
+        }
+        self.kept: dict[str, Kept | None] = dict.fromkeys(self.stores)
+        self._refreshing = threading.Lock()
+
+    def get(self, name: str) -> Kept | None:
+        return self.kept[name]
+
+    @property
+    def ready(self) -> bool:
+        return all(kept is not None for kept in self.kept.values())
+
+    def versions(self) -> dict[str, int | None]:
+        return {name: kept.version if kept else None for name, kept in self.kept.items()}
+
+    def refresh(self) -> dict[str, int]:
+        """Load what the store now serves where it differs from the kept model (blocking: run it in
+        a thread). Returns the models swapped, with their new versions."""
+        swapped = {}
+        with self._refreshing:
+            for name, store in self.stores.items():
+                number = store.active()
+                kept = self.kept[name]
+                if number is None or (kept is not None and kept.version == number):
+                    continue
+                try:
+                    model = self.loaders[name](store, number)
+                except Exception:  # a corrupt or unreadable version must not stop the worker serving
+                    log.exception("could not load %s version %s; still serving %s", name, number, kept and kept.version)
+                    continue
+                self.kept[name] = Kept(number, model)
+                swapped[name] = number
+                log.info("serving %s version %s (was %s)", name, number, kept and kept.version)
+        return swapped

@@ -1,0 +1,92 @@
+"""Part 3: the production service. Both models, training jobs, rollback, health, metrics, offline docs.
+
+    fastapi run app/part3/main.py --port 80                  # one worker
+    fastapi run app/part3/main.py --port 80 --workers 2      # several: they share models/ and the jobs
+
+Settings come from WORKSHOP_* environment variables (app/part3/settings.py). The design, in short:
+- the model store (models/) is the only shared state: versions are published whole by a rename,
+  and every worker polls it and swaps its kept model when the active version changes;
+- a training is a job (a JSON file in models/.jobs/), run in a child process by whichever worker
+  holds the runner lock, one at a time, in submission order;
+- routes never load a model from disk and never train: they read the kept model or queue a job.
+"""
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.images import UploadError
+from app.part3.jobs import JobNotFound
+from app.part3.metrics import RequestMetricsMiddleware
+from app.part3.predictor import ModelNotReady
+from app.part3.routes import docs, health, jobs, metrics, models, predict, root, training, upload
+from app.part3.service import Service
+from app.part3.settings import Settings
+from app.store import ModelNotFound
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+ROUTERS = (root.router, predict.router, training.router, jobs.router, models.router, health.router,
+           metrics.router, upload.router, docs.router)
+
+
+def configure_logging(level: str) -> None:
+    logger = logging.getLogger("app")
+    logger.setLevel(level.upper())
+    if not logger.handlers:  # uvicorn configures its own loggers only
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Known failures become clear 4xx/503 answers naming the problem, never a 500."""
+
+    @app.exception_handler(UploadError)
+    async def bad_upload(request: Request, error: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": error.message}, status_code=error.status_code)
+
+    @app.exception_handler(JobNotFound)
+    @app.exception_handler(ModelNotFound)
+    async def not_found(request: Request, error: LookupError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    @app.exception_handler(ModelNotReady)
+    async def not_ready(request: Request, error: ModelNotReady) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await service.start()  # returns at once: models load in the background (see /health/ready)
+        yield
+        await service.stop()
+
+    app = FastAPI(
+        title="Digits and penguins",
+        summary="The workshop's production service: two models, training jobs, rollback, health and metrics.",
+        version="3.0.0",
+        lifespan=lifespan,
+        docs_url=None,  # served by routes/docs.py from local files instead of a CDN
+        redoc_url=None,
+        max_body_size=settings.max_upload_bytes,  # 413 as soon as a body is known to be larger
+        form_limits={"max_files": settings.max_files},
+    )
+    app.state.service = service
+    app.add_middleware(RequestMetricsMiddleware)
+    add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,117 @@
+"""Prometheus metrics: requests and latencies per route template, predictions per model version,
+training jobs by status and training durations.
+
+Several workers (`fastapi run --workers 2`) are several processes, each with its own counters, and a
+scrape reaches one of them. Set PROMETHEUS_MULTIPROC_DIR to an empty folder before starting the
+service and every worker writes its samples there; /metrics then adds up all workers' samples
+(prometheus_client's multiprocess mode). Empty the folder between runs of the service: the samples
+of a previous run would be counted again. Without the variable each worker reports its own counts,
+which is right for a single worker. The jobs-by-status gauge is read from the shared job store at
+each scrape, so it is the same from every worker in both modes.
+"""
+
+import os
+import time
+from collections import Counter as Tally
+from typing import get_args
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.part3.jobs import JobStatus, JobStore
+
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if MULTIPROCESS_DIR:
+    os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
+
+REQUESTS = Counter(
+    "workshop_http_requests", "HTTP requests by method, route template and status", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "workshop_http_request_duration_seconds", "Time to answer a request, by method and route template", ["method", "route"]
+)
+PREDICTIONS = Counter("workshop_predictions", "Predictions served, by model and model version", ["model", "version"])
+TRAINING_DURATION = Histogram(
+    "workshop_training_duration_seconds",
+    "Wall time of finished training jobs, from start to end, by kind and outcome",
+    ["kind", "status"],
+    buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+)
+SERVING_VERSION = Gauge(
+    "workshop_serving_version", "The model version a worker serves", ["model"], multiprocess_mode="liveall"
+)
+UNMATCHED = "unmatched"  # one label for every unknown path, so a scanner cannot explode the label set
+
+
+class JobsCollector:
+    """The jobs in the shared store by status, counted at scrape time."""
+
+    def __init__(self, jobs: JobStore) -> None:
+        self.jobs = jobs
+
+    def collect(self):
+        counts = Tally(job.status for job in self.jobs.all())
+        family = GaugeMetricFamily("workshop_training_jobs", "Training jobs in the job store, by status", labels=["status"])
+        for status in get_args(JobStatus):
+            family.add_metric([status], counts.get(status, 0))
+        yield family
+
+
+def render(jobs: JobStore) -> tuple[bytes, str]:
+    """The exposition text for /metrics and its content type."""
+    if MULTIPROCESS_DIR:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    shared = CollectorRegistry(auto_describe=False)
+    shared.register(JobsCollector(jobs))
+    return generate_latest(registry) + generate_latest(shared), CONTENT_TYPE_LATEST
+
+
+def forget_this_process() -> None:
+    """On shutdown: drop this worker's live gauges from the multiprocess folder."""
+    if MULTIPROCESS_DIR:
+        multiprocess.mark_process_dead(os.getpid())
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every request under its route template (/jobs/{job_id}, not each id), and
+    names the answering worker in an X-Worker-PID header (several workers share one port)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pid_header = (b"x-worker-pid", str(os.getpid()).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_with_pid(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), self.pid_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_pid)
+        finally:
+            route = scope.get("route")  # set by the router once a route matched
+            template = getattr(route, "path", None) or UNMATCHED
+            method = scope.get("method", "")
+            REQUESTS.labels(method, template, str(status)).inc()
+            LATENCY.labels(method, template).observe(time.perf_counter() - started)

@@ -1,0 +1,1 @@
+"""One router per topic; main.py includes them all."""

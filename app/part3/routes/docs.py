@@ -1,0 +1,40 @@
+"""/docs and /redoc with their JavaScript and CSS served by the service itself, so they work with no
+internet (FastAPI's "Custom Docs UI Static Assets (Self-Hosting)"). The files are vendored under
+app/part3/static/ (see the README there); main.py mounts that folder at /static."""
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+
+STATIC_URL = "/static"
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/docs")
+def swagger_ui(request: Request) -> HTMLResponse:
+    app = request.app
+    return get_swagger_ui_html(
+        openapi_url=app.openapi_url,
+        title=f"{app.title} - Swagger UI",
+        oauth2_redirect_url="/docs/oauth2-redirect",
+        swagger_js_url=f"{STATIC_URL}/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url=f"{STATIC_URL}/swagger-ui/swagger-ui.css",
+        swagger_favicon_url=f"{STATIC_URL}/swagger-ui/favicon-32x32.png",
+    )
+
+
+@router.get("/docs/oauth2-redirect")
+def swagger_ui_redirect() -> HTMLResponse:
+    return get_swagger_ui_oauth2_redirect_html()
+
+
+@router.get("/redoc")
+def redoc(request: Request) -> HTMLResponse:
+    app = request.app
+    return get_redoc_html(
+        openapi_url=app.openapi_url,
+        title=f"{app.title} - ReDoc",
+        redoc_js_url=f"{STATIC_URL}/redoc/redoc.standalone.js",
+        redoc_favicon_url=f"{STATIC_URL}/swagger-ui/favicon-32x32.png",
+        with_google_fonts=False,
+    )

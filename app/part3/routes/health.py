@@ -1,0 +1,32 @@
+"""Liveness and readiness, for the container's HEALTHCHECK and an orchestrator's probes."""
+
+import os
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel
+
+from app.part3.service import ServiceDep
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+    pid: int  # the worker that answered: several workers share one port
+    models: dict[str, int | None] = {}
+
+
+@router.get("/live")
+def live() -> Health:
+    """The process answers (even while the models load or the first training runs)."""
+    return Health(status="alive", pid=os.getpid())
+
+
+@router.get("/ready", responses={503: {"model": Health, "description": "the models are not loaded yet"}})
+def ready(service: ServiceDep, response: Response) -> Health:
+    """200 once both models are loaded and warmed in this worker, with their versions; 503 before."""
+    if not service.kept.ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        response.headers["Retry-After"] = "5"
+        return Health(status="starting", pid=os.getpid(), models=service.kept.versions())
+    return Health(status="ready", pid=os.getpid(), models=service.kept.versions())

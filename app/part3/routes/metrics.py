@@ -1,0 +1,14 @@
+"""GET /metrics for Prometheus (see app/part3/metrics.py for several workers)."""
+
+from fastapi import APIRouter, Response
+
+from app.part3 import metrics
+from app.part3.service import ServiceDep
+
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+def read_metrics(service: ServiceDep) -> Response:
+    body, content_type = metrics.render(service.jobs)
+    return Response(body, media_type=content_type)

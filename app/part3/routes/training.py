@@ -1,0 +1,57 @@
+"""Training requests: validated and stored at once, run later by the job runner (202 + job id)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Response, UploadFile, status
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from app.images import labelled_images
+from app.part3.jobs import JobKind, JobStatus
+from app.part3.security import require_api_key
+from app.part3.service import Service, ServiceDep
+
+MAX_EPOCHS = 100
+router = APIRouter(tags=["training"], dependencies=[Depends(require_api_key)])
+
+Epochs = Annotated[
+    int | None, Form(ge=1, le=MAX_EPOCHS, description="epochs to train (default: the service's WORKSHOP_EPOCHS)")
+]
+
+
+class JobAccepted(BaseModel):
+    id: str
+    kind: JobKind
+    status: JobStatus
+    n_images: int
+    url: str  # poll it: GET /jobs/{id}
+
+
+async def accept(
+    service: Service, response: Response, kind: JobKind, files: list[UploadFile] | None, epochs: int | None
+) -> JobAccepted:
+    images = labels = None
+    if files:
+        uploads = [(file.filename, await file.read()) for file in files]
+        # Decode and label everything now: a bad file is refused with a 4xx naming it, before any job exists.
+        data = await run_in_threadpool(labelled_images, uploads)
+        images, labels = data.images, data.labels
+    job = await run_in_threadpool(service.submit, kind, epochs or service.settings.epochs, images, labels)
+    url = f"/jobs/{job.id}"
+    response.headers["Location"] = url
+    return JobAccepted(id=job.id, kind=job.kind, status=job.status, n_images=job.n_images, url=url)
+
+
+@router.post("/train/", status_code=status.HTTP_202_ACCEPTED)
+async def train(files: list[UploadFile], service: ServiceDep, response: Response, epochs: Epochs = None) -> JobAccepted:
+    """Fine-tune the served digit model on labelled images (`img123_7.png` is a 7), or one zip of them
+    such as data/train_img.zip. Answers at once; the job runs after the ones queued before it."""
+    return await accept(service, response, "fine-tune", files, epochs)
+
+
+@router.post("/retrain/", status_code=status.HTTP_202_ACCEPTED)
+async def retrain(
+    service: ServiceDep, response: Response, files: list[UploadFile] | None = None, epochs: Epochs = None
+) -> JobAccepted:
+    """Train a new digit model from scratch on the base data set, plus the uploaded images if any."""
+    return await accept(service, response, "retrain", files, epochs)

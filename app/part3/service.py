@@ -1,0 +1,117 @@
+"""The service's state and background work, shared by the routes through `ServiceDep`.
+
+Start-up returns at once, so /health/live answers while the models load (importing Keras alone
+takes seconds) or, on an empty store, while the first models train. Then, in the background:
+1. leftovers of crashed saves are removed and the penguin model is trained if the store has none
+   (a fraction of a second; under the store's training lock, so two workers never both publish);
+2. on an empty MNIST store, one "initial" job is queued (under the job store's submit lock, so
+   two workers starting together queue one);
+3. the refresher loads what the store serves and keeps polling it (see kept_models.py), and the
+   job runner takes queued jobs (see runner.py).
+"""
+
+import asyncio
+import contextlib
+import logging
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, Request
+
+from app import mnist, penguins
+from app.datasets import load_penguins
+from app.part3 import metrics
+from app.part3.jobs import Job, JobKind, JobStore
+from app.part3.kept_models import KeptModels
+from app.part3.predictor import Predictor
+from app.part3.runner import JobRunner
+from app.part3.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.jobs = JobStore(settings.jobs_dir)
+        self.kept = KeptModels(settings.models_dir)
+        self.predictor = Predictor(self.kept)
+        self.runner = JobRunner(self.jobs, settings)
+        self._refresher: asyncio.Task | None = None
+
+    @property
+    def stores(self):
+        return self.kept.stores
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._refresher = asyncio.create_task(self._bootstrap_then_refresh(), name="model-refresher")
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        await asyncio.to_thread(self.runner.stop)
+        metrics.forget_this_process()
+
+    async def _bootstrap_then_refresh(self) -> None:
+        try:
+            await asyncio.to_thread(self.bootstrap)
+        except Exception:  # e.g. an unwritable models dir: stay alive and not ready, and say why
+            log.exception("start-up failed; the service stays not ready")
+            return
+        self.runner.start()
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.settings.poll_interval)
+
+    async def refresh(self) -> dict[str, int]:
+        swapped = await asyncio.to_thread(self.kept.refresh)
+        for name, version in swapped.items():
+            metrics.SERVING_VERSION.labels(name).set(version)
+        return swapped
+
+    def bootstrap(self) -> None:
+        for store in self.stores.values():
+            store.clean_temporary()
+        self.jobs.clean_temporary()
+        self.ensure_penguin_model()
+        self.ensure_first_digit_training()
+
+    def ensure_penguin_model(self) -> None:
+        store = self.stores[penguins.MODEL_NAME]
+        if store.latest() is not None:
+            return
+        with store.training_lock():
+            if store.latest() is not None:  # another worker trained it while we waited
+                return
+            frame = load_penguins()
+            pipeline = penguins.train(frame)
+            version = penguins.publish(pipeline, penguins.evaluate(pipeline, frame), {"n_neighbors": 11}, store=store)
+            log.info("trained penguins version %s on the bundled data", version.number)
+
+    def ensure_first_digit_training(self) -> None:
+        store = self.stores[mnist.MODEL_NAME]
+        if store.latest() is not None:
+            return
+        with self.jobs.submit_lock():
+            pending = any(job.kind == "initial" and not job.finished for job in self.jobs.all())
+            if store.latest() is None and not pending:
+                job = self.submit("initial", self.settings.first_training_epochs)
+                log.info("no digit model yet: queued the first training, job %s", job.id)
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def submit(
+        self, kind: JobKind, epochs: int, images: np.ndarray | None = None, labels: np.ndarray | None = None
+    ) -> Job:
+        job = self.jobs.submit(kind, epochs, images, labels)
+        self.runner.wake()
+        return job
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]

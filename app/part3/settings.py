@@ -1,0 +1,58 @@
+"""Every setting of the production service, in one place, read from WORKSHOP_* environment variables.
+
+    WORKSHOP_MODELS_DIR=/code/models WORKSHOP_API_KEY=s3cret fastapi run app/part3/main.py
+
+The trainer child process gets the same settings through its environment, so both read this class.
+"""
+
+from pathlib import Path
+
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app import images, mnist
+from app.paths import models_dir
+
+JOBS_FOLDER = ".jobs"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WORKSHOP_", extra="ignore")
+
+    models_dir: Path = Field(default_factory=models_dir, description="the model store, shared by every worker")
+    api_key: SecretStr | None = Field(
+        default=None, description="when set, /train/, /retrain/ and activate require it in the X-API-Key header"
+    )
+    max_upload_bytes: PositiveInt = Field(
+        default=64 << 20, description="largest request body a route accepts (413 above it)"
+    )
+    max_files: PositiveInt = Field(default=images.MAX_FILES, description="most files in one upload request")
+    log_level: str = Field(default="info", description="level of the service's own loggers")
+    training_threads: PositiveInt = Field(
+        default=1, description="TensorFlow threads a training may use, so predictions keep a core"
+    )
+    epochs: PositiveInt = Field(default=mnist.DEFAULT_EPOCHS, description="epochs of a training job by default")
+    max_epochs: PositiveInt = Field(default=100, description="most epochs a request may ask for")
+    initial_epochs: PositiveInt | None = Field(
+        default=None, description="epochs of the first training on an empty store (default: epochs)"
+    )
+    poll_interval: PositiveFloat = Field(
+        default=1.0, description="seconds between a worker's checks for a new model version or queued job"
+    )
+    shutdown_grace: PositiveFloat = Field(
+        default=10.0, description="seconds a stopping service gives a running trainer before killing it"
+    )
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def empty_means_no_key(cls, value):
+        # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key".
+        return None if value in ("", None) else value
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.models_dir / JOBS_FOLDER
+
+    @property
+    def first_training_epochs(self) -> int:
+        return self.initial_epochs or self.epochs

@@ -1,0 +1,117 @@
+"""One training job, run in its own process: `python -m app.part3.trainer <job id>`.
+
+The service starts this for each job (see runner.py) instead of training in a thread, so that:
+- TensorFlow's threads are capped (settings.training_threads) and the process runs at a lower
+  priority, leaving the serving worker a core for predictions;
+- a crash, an out-of-memory kill or a SIGKILL ends this process only: the workers keep serving
+  the previous version, and the runner records the job as failed with the reason.
+
+The job's progress (epoch k of n, loss, accuracy) is written to its JSON file after each epoch. The
+store's training lock is held from loading the base model to publishing, so no other training
+anywhere (another worker, container or notebook) fine-tunes the same base at the same time.
+"""
+
+import logging
+import os
+import sys
+import traceback
+
+import numpy as np
+from filelock import Timeout
+
+from app import mnist
+from app.datasets import load_mnist
+from app.part3.jobs import Job, JobStore, now
+from app.part3.settings import Settings
+from app.store import ModelStore
+
+log = logging.getLogger("app.part3.trainer")
+NICENESS = 10  # below the serving worker's priority: a prediction never waits for a training step
+
+
+class TrainingRefused(RuntimeError):
+    """The job cannot run as asked (e.g. nothing to fine-tune yet)."""
+
+
+def train(job: Job, jobs: JobStore, settings: Settings) -> int:
+    """Train, evaluate and publish; returns the new version's number."""
+    mnist.limit_threads(settings.training_threads)  # before Keras builds or loads anything
+    store = ModelStore(mnist.MODEL_NAME, settings.models_dir)
+    uploads = jobs.load_data(job)
+    data = load_mnist()  # the base data set for a retrain, and the held-out test images
+
+    def report(epoch: int, logs: dict[str, float]) -> None:
+        jobs.update(
+            job.id,
+            epoch=epoch + 1,
+            loss=logs.get("loss"),
+            accuracy=logs.get("accuracy"),
+            val_loss=logs.get("val_loss"),
+            val_accuracy=logs.get("val_accuracy"),
+        )
+
+    with store.training_lock():
+        if job.kind == "fine-tune":
+            parent = store.active()
+            if parent is None:
+                raise TrainingRefused("there is no model to fine-tune yet; POST /retrain/ to train one from scratch")
+            if uploads is None:
+                raise TrainingRefused("the job's uploaded images are missing")
+            base = store.load(parent, mnist.load)
+            images, labels = uploads
+            source = "upload"
+        else:
+            if job.kind == "initial" and (existing := store.latest()) is not None:
+                log.info("version %s appeared meanwhile: no first training needed", existing)
+                return existing
+            parent, base = None, None
+            images, labels, source = data.x_train, data.y_train, data.source
+            if uploads is not None:  # a retrain learns the base data set and the uploads together
+                images = np.concatenate([images, uploads[0]])
+                labels = np.concatenate([labels, uploads[1]])
+                source = f"{data.source}+upload"
+        jobs.update(job.id, parent=parent)
+        result = mnist.train(images, labels, base=base, parent=parent, epochs=job.epochs, on_epoch_end=report)
+        metrics = mnist.evaluate(result.model, data.x_test, data.y_test)
+        version = mnist.publish(
+            result,
+            metrics,
+            parameters={"epochs": job.epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "kind": job.kind},
+            data={"source": source, "n_images": int(len(labels)), "n_uploaded": job.n_images, "job": job.id},
+            store=store,
+        )
+    jobs.update(job.id, metrics={"accuracy": metrics["accuracy"], "n_test": metrics["n_test"]})
+    return version.number
+
+
+def main(job_id: str) -> int:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.nice(NICENESS)
+    jobs = JobStore(settings.jobs_dir)
+    lock = jobs.job_lock(job_id)
+    try:
+        lock.acquire(timeout=0)  # held until this process ends: it tells the runner we are alive
+    except Timeout:
+        print(f"job {job_id} already has a trainer", file=sys.stderr)
+        return 2
+    job = jobs.get(job_id)
+    if job.status != "running":  # recovered as failed meanwhile: never train a job nobody waits for
+        print(f"job {job_id} is {job.status}, not running: nothing to do", file=sys.stderr)
+        return 3
+    jobs.update(job_id, trainer_pid=os.getpid())
+    try:
+        version = train(job, jobs, settings)
+    except Exception as error:
+        traceback.print_exc()
+        jobs.update(job_id, status="failed", error=f"{type(error).__name__}: {error}", finished_at=now())
+        return 1
+    jobs.update(job_id, status="succeeded", version=version, finished_at=now())
+    log.info("job %s published mnist version %s", job_id, version)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m app.part3.trainer JOB_ID")
+    raise SystemExit(main(sys.argv[1]))
