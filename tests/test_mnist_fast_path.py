@@ -1,0 +1,66 @@
+"""predict_probabilities' compiled graph gives what a direct call of the Keras model gives."""
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+from app import mnist
+
+pytestmark = pytest.mark.slow  # imports Keras
+
+
+@pytest.fixture(scope="module")
+def model():
+    return mnist.build_model(seed=0)  # untrained: its outputs are as good as any to compare
+
+
+def eager(model, images):
+    return np.asarray(model(mnist.to_model_input(images), training=False))
+
+
+@pytest.mark.parametrize("count", [1, 3, 256])
+def test_compiled_path_equals_the_eager_call(model, count):
+    images = np.random.default_rng(count).integers(0, 256, (count, 28, 28), dtype=np.uint8)
+    probabilities = mnist.predict_probabilities(model, images)
+    assert probabilities.shape == (count, 10) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities, eager(model, images), atol=1e-5, rtol=0)
+
+
+def test_one_graph_serves_every_batch_size(model):
+    mnist.warm_up(model)
+    predictor = mnist.compiled_predictor(model)
+    for count in (1, 7, 64):
+        mnist.predict_probabilities(model, np.zeros((count, 28, 28), np.uint8))
+    assert mnist.compiled_predictor(model) is predictor
+    assert predictor.experimental_get_tracing_count() == 1
+
+
+def test_single_image_and_other_dtypes_keep_working(model):
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    single = mnist.predict_probabilities(model, image)
+    assert single.shape == (1, 10)
+    as_float = mnist.predict_probabilities(model, image.astype(np.float64))  # the eager path
+    np.testing.assert_allclose(single, as_float, atol=1e-5, rtol=0)
+    assert mnist.predict_digits(model, np.stack([image, image])) == [int(single.argmax())] * 2
+
+
+def test_weights_changed_in_place_are_seen(model):
+    """The graph reads the model's variables, so a fine-tune in place is not hidden by a stale copy."""
+    clone = mnist.build_model(seed=1)
+    images = np.random.default_rng(1).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    before = mnist.predict_probabilities(clone, images)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(mnist.predict_probabilities(clone, images), eager(model, images), atol=1e-5, rtol=0)
+    assert not np.allclose(before, eager(model, images), atol=1e-5)
+
+
+def test_the_cache_does_not_keep_a_model_alive():
+    clone = mnist.build_model(seed=2)
+    mnist.warm_up(clone)
+    assert clone in mnist._compiled_predictors
+    alive = weakref.ref(clone)
+    del clone
+    gc.collect()
+    assert alive() is None
