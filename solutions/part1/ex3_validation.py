@@ -1,0 +1,37 @@
+"""Part 1, exercise 3: query parameter validation.
+
+Run it:   fastapi dev exercises/part1/ex3_validation.py
+Try:      http://127.0.0.1:8000/predict/?bill=-3&flipper=195  (and bill=nan, bill=1e9, bill=abc)
+Check it: uv run workshop check part1/ex3_validation
+
+`bill: float` already refuses text with a 422. But -3, 0, 1e9 are floats, and so are "nan" and
+"inf" (Python's float() accepts them): the model would answer for them all, because a nearest
+neighbour always exists. `Annotated[float, Query(gt=0, lt=...)]` lets FastAPI refuse them before
+the function runs, with a 422 whose `loc` names the parameter, and shows the bounds in /docs.
+The bounds need no `allow_inf_nan=False`: nan fails every comparison and infinity fails `lt`.
+app/penguin_api.py explains the maxima, taken from the data.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query
+
+from app.penguin_api import MAX_BILL_MM, MAX_FLIPPER_MM  # 100 mm and 300 mm
+from app.penguins import FastPenguinPredictor, train
+
+predictor = FastPenguinPredictor(train())
+
+app = FastAPI(title="Part 1, exercise 3: query parameter validation")
+
+
+@app.get("/predict/")
+def predict(
+    # BEGIN SOLUTION bound both parameters: Annotated[float, Query(gt=0, lt=MAX_BILL_MM)], and MAX_FLIPPER_MM for flipper
+    bill: Annotated[float, Query(gt=0, lt=MAX_BILL_MM)],
+    flipper: Annotated[float, Query(gt=0, lt=MAX_FLIPPER_MM)],
+    # EXERCISE: bill: float,
+    # EXERCISE: flipper: float,
+    # END SOLUTION
+) -> dict[str, Any]:
+    parameters = {"bill_length": bill, "flipper_length": flipper}
+    return {"parameters": parameters, "result": predictor.predict(bill, flipper)}
