@@ -1,0 +1,47 @@
+"""The penguin model the Part 1 service keeps in memory: the store's active version, loaded once.
+
+On a fresh clone the store is empty (models/ is not in git): the service then trains on the bundled
+data and publishes version 1 itself, so it works before anyone runs the notebook. It does so under
+the store's training lock and looks again once it holds it, so workers starting together publish
+one version, not one each.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.datasets import PENGUIN_FEATURES
+from app.penguins import MODEL_NAME, ExportedPenguins, FastPenguinPredictor, load_latest, publish, train
+from app.store import ModelStore
+
+FALLBACK_PARAMETERS = {"n_neighbors": 11, "trained_by": "app.part1 at start-up: the store was empty"}
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    version: int
+    metadata: dict[str, Any]
+    predictor: FastPenguinPredictor
+
+
+def load_or_publish(store: ModelStore | None = None) -> ServedModel:
+    """The store's active version, after publishing one trained on the bundled data if there is none."""
+    store = store or ModelStore(MODEL_NAME)
+    exported = load_latest(store)
+    if exported is None:
+        with store.training_lock():
+            exported = load_latest(store)  # another worker may have published while we waited
+            if exported is None:
+                # No held-out split here, hence no metrics: the notebook is where the model is evaluated.
+                publish(train(), metrics={}, parameters=FALLBACK_PARAMETERS, store=store)
+                exported = load_latest(store)
+    return serve(exported)
+
+
+def serve(exported: ExportedPenguins) -> ServedModel:
+    features = exported.metadata.get("features")
+    if features != list(PENGUIN_FEATURES):
+        raise RuntimeError(
+            f"{MODEL_NAME} version {exported.version} takes {features}; this service passes "
+            f"{list(PENGUIN_FEATURES)}: activate a version trained on those"
+        )
+    return ServedModel(exported.version, exported.metadata, FastPenguinPredictor(exported.pipeline))
