@@ -10,3 +10,12 @@ os.environ.setdefault("WORKSHOP_EPOCHS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("WORKSHOP_MODELS_DIR", tempfile.mkdtemp(prefix="workshop-models-"))
+
+
+def pytest_collection_modifyitems(items):
+    """nbval's notebook cells run a kernel and train models: they are slow tests too."""
+    import pytest
+
+    for item in items:
+        if str(item.fspath).endswith(".ipynb"):
+            item.add_marker(pytest.mark.slow)
