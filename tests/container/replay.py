@@ -82,7 +82,7 @@ class Replay:
         if not image.startswith("python:3.12"):
             raise ReplayError(f"line {instruction.line}: the replay stands in python:3.12 images only, not {image}")
         # The base image's own interpreter stands for its /usr/local/bin/python3.12.
-        self.log.append(f"FROM {image} -> {Path(sys.base_prefix) / 'bin' / 'python3.12'}")
+        self.log.append(f"FROM {image} -> {base_python()}")
 
     def _workdir(self, instruction: Instruction) -> None:
         self.workdir = self.workdir / expand(instruction.arguments, self.env)
@@ -200,7 +200,7 @@ class Replay:
             for key in SPEED_ONLY_UV_SETTINGS:
                 environment.pop(key, None)
             environment.setdefault("UV_PROJECT_ENVIRONMENT", str(self.host_path(self.workdir / ".venv")))
-            environment["UV_PYTHON"] = str(Path(sys.base_prefix) / "bin" / "python3.12")
+            environment["UV_PYTHON"] = base_python()
             environment.setdefault("UV_CACHE_DIR", _uv_cache_dir())
         return {**environment, **(extra or {})}
 
@@ -235,6 +235,13 @@ def _split_and(text: str, line: int) -> list[list[str]]:
         else:
             commands[-1].append(token)
     return [command for command in commands if command]
+
+
+def base_python() -> str:
+    """The interpreter standing for the image's /usr/local/bin/python3.12: the one running the tests
+    (outside its virtual environment), which the project requires to be a 3.12 too."""
+    candidate = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return str(candidate if candidate.exists() else Path(sys._base_executable))
 
 
 def _host_build_env() -> dict[str, str]:
