@@ -114,4 +114,7 @@ def main(job_id: str) -> int:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m app.part3.trainer JOB_ID")
-    raise SystemExit(main(sys.argv[1]))
+    code = main(sys.argv[1])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the result is written; skip TensorFlow's slow interpreter teardown

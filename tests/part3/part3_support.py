@@ -1,0 +1,161 @@
+"""Helpers for the Part 3 service's tests.
+
+- `seed_store(folder)` publishes a penguin model and a tiny digit model (a few hundred images, one
+  epoch), so a service started on a copy of it is ready without its first training.
+- `running_service(...)` starts the app in-process with a TestClient (the lifespan runs) and waits
+  until it is ready; `ServiceProcess` starts it for real with `fastapi run` on a free loopback port.
+- `wait_until` polls a condition with a generous deadline: a safety net, never a speed assertion.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+
+from app import mnist, penguins
+from app.datasets import bundled_images, load_penguins
+from app.part3.main import create_app
+from app.part3.settings import Settings
+from app.paths import DATA_DIR, PROJECT_ROOT
+from app.store import ModelStore
+
+WAIT = 300.0  # seconds; generous because other test suites share the two cores
+SEED_IMAGES = 300
+API_KEY = "correct horse battery staple"
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT, step: float = 0.1):
+    """Poll `condition` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting until {what}")
+        time.sleep(step)
+    return result
+
+
+def seed_store(folder: Path) -> None:
+    frame = load_penguins()
+    pipeline = penguins.train(frame)
+    penguins.publish(pipeline, penguins.evaluate(pipeline, frame), {"n_neighbors": 11}, ModelStore("penguins", folder))
+    images, labels = bundled_images("train")
+    result = mnist.train(images[:SEED_IMAGES], labels[:SEED_IMAGES], epochs=1, seed=0)
+    test_images, test_labels = bundled_images("test")
+    mnist.publish(
+        result,
+        mnist.evaluate(result.model, test_images, test_labels),
+        {"epochs": 1},
+        {"source": "bundled", "n_images": SEED_IMAGES},
+        ModelStore("mnist", folder),
+    )
+
+
+def copy_store(template: Path, destination: Path) -> Path:
+    shutil.copytree(template, destination)
+    return destination
+
+
+def service_settings(models_dir: Path, **overrides) -> Settings:
+    values = {"models_dir": models_dir, "epochs": 1, "poll_interval": 0.2, "shutdown_grace": 5.0, **overrides}
+    return Settings(**values)
+
+
+@contextlib.contextmanager
+def running_service(models_dir: Path, wait_ready: bool = True, **overrides) -> Iterator[TestClient]:
+    with TestClient(create_app(service_settings(models_dir, **overrides))) as client:
+        if wait_ready:
+            wait_until(lambda: client.get("/health/ready").status_code == 200, "the service is ready")
+        yield client
+
+
+def digit_file(digit: int) -> tuple[str, bytes, str]:
+    name = f"test_img{digit}.png"
+    return name, (DATA_DIR / "test_image" / name).read_bytes(), "image/png"
+
+
+def training_zip() -> tuple[str, bytes, str]:
+    return "train_img.zip", (DATA_DIR / "train_img.zip").read_bytes(), "application/zip"
+
+
+def wait_for_job(get: Callable[[str], httpx.Response], job_id: str, seen: list[str] | None = None) -> dict:
+    """Poll GET /jobs/{id} until the job ends; `seen` collects every status observed on the way."""
+
+    def finished():
+        job = get(f"/jobs/{job_id}").json()
+        if seen is not None and (not seen or seen[-1] != job["status"]):
+            seen.append(job["status"])
+        return job if job["status"] in ("succeeded", "failed") else None
+
+    return wait_until(finished, f"job {job_id} ends", step=0.2)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus exposition text (0 when absent)."""
+    for line in text.splitlines():
+        match = re.match(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$", line)
+        if not match or match[1] != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match[2] or ""))
+        if all(found.get(key) == value for key, value in labels.items()):
+            return float(match[3])
+    return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServiceProcess:
+    """`fastapi run app/part3/main.py` in a real process (its own process group, stopped at the end)."""
+
+    def __init__(self, models_dir: Path, workers: int = 1, env: dict[str, str] | None = None, log: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log or models_dir.parent / f"service-{self.port}.log"
+        environment = {
+            **os.environ,
+            "WORKSHOP_MODELS_DIR": str(models_dir),
+            "WORKSHOP_EPOCHS": "1",
+            "WORKSHOP_POLL_INTERVAL": "0.2",
+            **(env or {}),
+        }
+        command = [sys.executable, "-m", "fastapi", "run", "app/part3/main.py", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", str(workers)]
+        with open(self.log, "wb") as output:
+            self.process = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.client = httpx.Client(base_url=self.url, timeout=30.0)
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        return self.client.get(path, **kwargs)
+
+    def answers(self, path: str) -> httpx.Response | None:
+        try:
+            return self.client.get(path)
+        except httpx.TransportError:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the service exited:\n{self.log.read_text()[-3000:]}") from None
+            return None
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()

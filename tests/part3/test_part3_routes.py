@@ -1,0 +1,225 @@
+"""The Part 3 service's routes, in-process, on a copy of a seeded store (no training here)."""
+
+import re
+
+import numpy as np
+import pytest
+
+from app import images, mnist
+from app.store import ModelStore
+from part3_support import digit_file, metric, running_service
+
+MAX_UPLOAD = 2 << 20  # small, so the 413 test sends little
+
+
+@pytest.fixture(scope="module")
+def client(models_dir):
+    with running_service(models_dir, max_upload_bytes=MAX_UPLOAD) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def served_model(models_dir):
+    """The digit model as the store holds it, to compute the answers the service should give."""
+    store = ModelStore("mnist", models_dir)
+    return store.load(store.active(), mnist.load)
+
+
+def test_root_keeps_the_workshop_answer(client):
+    assert client.get("/").json() == {"Hello": "World"}
+
+
+def test_info_keeps_the_workshop_keys(client):
+    info = client.get("/info/").json()
+    assert info["Num of model in training"] == 0
+    assert info["Num of trained models"] == 1
+    assert info["serving"] == {"penguins": 1, "mnist": 1}
+
+
+def test_penguin_prediction_keeps_part1_contract_with_units(client):
+    plain = client.get("/predict/", params={"bill": "40.3", "flipper": "195"})
+    assert plain.status_code == 200, plain.text
+    assert plain.json() == {
+        "parameters": {"bill_length": 40.3, "flipper_length": 195.0},
+        "result": "Adelie",
+        "version": 1,
+    }
+    with_units = client.get("/predict/", params={"bill": "4.03cm", "flipper": "19.5 cm"}).json()
+    assert with_units["parameters"] == pytest.approx({"bill_length": 40.3, "flipper_length": 195.0})
+    assert with_units["result"] == plain.json()["result"]
+
+
+@pytest.mark.parametrize(
+    ("bill", "flipper", "named"),
+    [("40.3furlongs", "195", "bill"), ("nan", "195", "bill"), ("40", "-3", "flipper"), ("40", "", "flipper")],
+)
+def test_bad_penguin_measurements_are_422_naming_the_parameter(client, bill, flipper, named):
+    response = client.get("/predict/", params={"bill": bill, "flipper": flipper})
+    assert response.status_code == 422
+    assert any(error["loc"][-1] == named for error in response.json()["detail"])
+
+
+def test_digit_prediction_keeps_part2_contract_and_names_the_version(client, served_model):
+    name, content, kind = digit_file(7)
+    response = client.post("/predict/", files={"file": (name, content, kind)})
+    assert response.status_code == 200, response.text
+    expected = mnist.predict_digits(served_model, images.decode_digit(content)[None])[0]
+    assert response.json() == {"filename": name, "result": str(expected), "version": 1}
+
+
+def test_batch_prediction_answers_each_image_in_order(client, served_model):
+    files = [digit_file(digit) for digit in (3, 1, 4, 1, 5, 9, 2, 6)]
+    response = client.post("/predict/batch/", files=[("files", file) for file in files])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    pixels = np.stack([images.decode_digit(content) for _, content, _ in files])
+    expected = mnist.predict_digits(served_model, pixels)
+    assert body["version"] == 1
+    assert [(r["filename"], r["result"]) for r in body["results"]] == [
+        (name, str(digit)) for (name, _, _), digit in zip(files, expected, strict=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("upload", "problem"),
+    [
+        (("notes.png", b"hello, not an image", "image/png"), "not a readable image"),
+        (("empty.png", b"", "image/png"), "is empty"),
+        (("big.png", images.encode_png(np.zeros((56, 56), np.uint8)), "image/png"), "56x56"),
+    ],
+)
+def test_bad_images_are_422_naming_the_file_and_problem(client, upload, problem):
+    single = client.post("/predict/", files={"file": upload})
+    batch = client.post("/predict/batch/", files=[("files", digit_file(1)), ("files", upload)])
+    for response in (single, batch):
+        assert response.status_code == 422, response.text
+        assert upload[0] in response.json()["detail"] and problem in response.json()["detail"]
+
+
+def test_missing_file_is_422_naming_the_field(client):
+    response = client.post("/predict/")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "file"]
+
+
+def test_too_large_upload_is_413_before_it_is_read(client):
+    oversized = ("huge.zip", b"\0" * (MAX_UPLOAD + 1), "application/zip")
+    assert client.post("/predict/batch/", files={"files": oversized}).status_code == 413
+
+    def chunks():  # no Content-Length: the limit counts the bytes as they arrive
+        for _ in range(MAX_UPLOAD // 65536 + 2):
+            yield b"\0" * 65536
+
+    response = client.post("/predict/batch/", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 413
+
+
+def test_unknown_and_malformed_job_ids(client):
+    assert client.get(f"/jobs/{'0' * 32}").status_code == 404
+    assert client.get("/jobs/..%2F..%2Fetc%2Fpasswd").status_code in (404, 422)
+    assert client.get("/jobs/not-a-job-id").status_code == 422
+
+
+def test_models_lists_versions_with_their_metadata(client, models_dir):
+    models = client.get("/models/").json()
+    assert set(models) == {"penguins", "mnist"}
+    for name, listing in models.items():
+        stored = ModelStore(name, models_dir).get(1).metadata
+        assert listing["active"] == listing["serving"] == 1
+        assert listing["versions"] == [stored]
+        assert re.fullmatch(r"[0-9a-f]{64}", listing["versions"][0]["sha256"])
+
+
+def test_activating_an_unknown_version_is_404_and_changes_nothing(client, models_dir):
+    response = client.post("/models/mnist/99/activate")
+    assert response.status_code == 404
+    assert "99" in response.json()["detail"]
+    assert client.post("/models/cats/1/activate").status_code == 422
+    assert ModelStore("mnist", models_dir).active() == 1
+
+
+def test_health_live_and_ready_name_the_worker(client):
+    live = client.get("/health/live")
+    ready = client.get("/health/ready")
+    assert live.status_code == ready.status_code == 200
+    assert ready.json()["models"] == {"penguins": 1, "mnist": 1}
+    assert ready.json()["pid"] == int(ready.headers["x-worker-pid"])
+
+
+def test_metrics_count_requests_per_route_template_and_predictions_per_version(client):
+    before = client.get("/metrics").text
+    client.post("/predict/batch/", files=[("files", digit_file(d)) for d in (0, 1, 2)])
+    client.get(f"/jobs/{'a' * 32}")
+    after = client.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    text = after.text
+    assert metric(text, "workshop_predictions_total", model="mnist", version="1") == (
+        metric(before, "workshop_predictions_total", model="mnist", version="1") + 3
+    )
+    route = {"method": "POST", "route": "/predict/batch/", "status": "200"}
+    assert metric(text, "workshop_http_requests_total", **route) == metric(before, "workshop_http_requests_total", **route) + 1
+    # Requests are labelled by their route template, never by the concrete id.
+    assert metric(text, "workshop_http_requests_total", route="/jobs/{job_id}", status="404") >= 1
+    assert "a" * 32 not in text
+    assert metric(text, "workshop_http_request_duration_seconds_count", method="GET", route="/health/ready") >= 1
+    for status in ("queued", "running", "succeeded", "failed"):
+        assert f'workshop_training_jobs{{status="{status}"}}' in text
+
+
+def test_upload_page_posts_files_and_follows_the_job_without_external_assets(client):
+    response = client.get("/upload/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert re.search(r'<input[^>]*type="file"[^>]*multiple', page)
+    assert "fetch(`../${mode}/`" in page  # sends the form to /train/ or /retrain/
+    assert "jobs/${jobId}" in page  # polls the job it started
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "the page must load nothing from elsewhere"
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_load_only_assets_the_service_serves(client, page):
+    response = client.get(page)
+    assert response.status_code == 200
+    html = response.text
+    references = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+    references += re.findall(r"""(?:url|openapi_url|spec-url)\s*[:=]\s*['"]([^'"]+)['"]""", html)
+    assert references, html
+    assert not [ref for ref in references if re.match(r"(https?:)?//", ref)], references
+    assert not re.search(r"""["'](https?:)?//(cdn|fonts|unpkg)""", html)
+    for reference in references:
+        asset = client.get(reference)
+        assert asset.status_code == 200, reference
+        assert len(asset.content) > 0
+
+
+def test_docs_assets_are_the_real_libraries(client):
+    assert "SwaggerUIBundle" in client.get("/static/swagger-ui/swagger-ui-bundle.js").text
+    assert "Redoc" in client.get("/static/redoc/redoc.standalone.js").text
+    assert client.get("/static/swagger-ui/swagger-ui.css").headers["content-type"].startswith("text/css")
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
+def test_openapi_documents_every_public_route(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ["/", "/info/", "/predict/", "/predict/batch/", "/train/", "/retrain/", "/jobs/", "/jobs/{job_id}",
+                 "/models/", "/models/{name}/{version}/activate", "/health/live", "/health/ready"]:
+        assert path in paths, path
+
+
+def test_model_changing_routes_are_open_when_no_key_is_set(client):
+    # No WORKSHOP_API_KEY here: a bad upload reaches validation (422), not the key check (401).
+    response = client.post("/train/", files={"files": ("img_x.png", b"not an image", "image/png")})
+    assert response.status_code == 422
+    assert "img_x.png" in response.json()["detail"]
+
+
+def test_training_uploads_are_checked_before_a_job_exists(client):
+    before = client.get("/jobs/").json()
+    unlabelled = client.post("/train/", files={"files": digit_file(3)})  # test_img3.png has no _<label>
+    assert unlabelled.status_code == 422 and "no label" in unlabelled.json()["detail"]
+    two_digit = client.post("/train/", files={"files": ("img_12.png", digit_file(1)[1], "image/png")})
+    assert two_digit.status_code == 422 and "label 12" in two_digit.json()["detail"]
+    epochs = client.post("/train/", files={"files": ("img_1.png", digit_file(1)[1], "image/png")}, data={"epochs": "0"})
+    assert epochs.status_code == 422 and epochs.json()["detail"][0]["loc"][-1] == "epochs"
+    assert client.get("/jobs/").json() == before
