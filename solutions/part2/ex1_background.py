@@ -1,0 +1,49 @@
+"""Part 2, exercise 1: train a model in the background.
+
+Run it:   fastapi dev exercises/part2/ex1_background.py
+Try:      http://127.0.0.1:8000/train/ then, while it trains, http://127.0.0.1:8000/info/ and /
+Check it: uv run workshop check part2/ex1_background
+
+`training` below is the workshop's MNIST training (app.mnist holds the CNN). Called in a route, it
+would hold the request for the whole training. Added to FastAPI's `BackgroundTasks` instead, it runs
+after the response is sent: being a plain `def`, FastAPI runs it in its threadpool, so the server
+keeps answering other requests (try `/` and `/info/` during a training, and a second `/train/`).
+"""
+
+from fastapi import BackgroundTasks, FastAPI
+
+from app import mnist
+from app.datasets import load_mnist
+from app.part2.training import TrainingCounter
+
+app = FastAPI(title="Part 2, exercise 1: background training")
+
+ml_models = []  # the trained models, newest last
+in_training = TrainingCounter()  # `with in_training:` counts a training while it runs, safely across threads
+
+
+def training() -> None:
+    with in_training:
+        data = load_mnist()  # Keras' MNIST, or the bundled subset when offline
+        result = mnist.train(data.x_train, data.y_train, epochs=mnist.default_epochs())
+        ml_models.append(result.model)
+
+
+@app.get("/")
+async def read_root() -> dict[str, str]:
+    return {"Hello": "World"}
+
+
+@app.get("/info/")
+async def read_models() -> dict[str, int]:
+    # BEGIN SOLUTION return {"Num of model in training": <in_training.count>, "Num of trained models": <how many in ml_models>}
+    return {"Num of model in training": in_training.count, "Num of trained models": len(ml_models)}
+    # END SOLUTION
+
+
+@app.get("/train/")
+async def train_model(background_tasks: BackgroundTasks) -> dict[str, str]:
+    # BEGIN SOLUTION add `training` to background_tasks, then answer {"message": "Training model in the background"}
+    background_tasks.add_task(training)
+    return {"message": "Training model in the background"}
+    # END SOLUTION

@@ -1,0 +1,103 @@
+"""Checks for part2/ex4_race_free: models in the store; a kept model; one training at a time."""
+
+import threading
+
+import pytest
+
+from app import mnist
+from app.store import ModelStore
+from app.part2.serving import LatestModel
+from tests.part2_support import TrainingGate, as_upload, digit_image, good_model, training_files, wait_until
+
+pytestmark = pytest.mark.slow  # the app trains a model at start-up
+
+
+def predict(client, digit: int = 7) -> dict:
+    response = client.post("/predict/", files={"file": digit_image(digit)})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def info(client) -> dict[str, int]:
+    return client.get("/info/").json()
+
+
+def test_the_first_model_is_in_the_store_before_the_first_request(client, exercise):
+    assert exercise.store.versions() == [1]
+    assert info(client) == {"Num of model in training": 0, "Num of trained models": 1}
+    assert predict(client)["version"] == 1
+
+
+def test_versions_are_numbered_folders_with_their_metadata(client, exercise):
+    client.post("/retrain/")
+    store = exercise.store
+    visible = [entry.name for entry in store.path.iterdir() if not entry.name.startswith(".")]
+    assert all(name.isdigit() or name == "ACTIVE" for name in visible), visible
+    assert not [path for path in store.path.rglob("*") if " " in path.name or ":" in path.name]
+    newest = store.get(store.latest())
+    assert newest.metadata["parent"] is None  # /retrain/ starts from scratch
+    assert newest.metadata["sha256"] and newest.metadata["data"]["size"] > 0
+    assert 0 <= newest.metadata["metrics"]["accuracy"] <= 1
+
+
+def test_predictions_keep_the_loaded_model_until_a_newer_version_appears(client, exercise, monkeypatch):
+    store = exercise.store
+    loads: list[int] = []
+    load_from_disk = store.load
+    monkeypatch.setattr(store, "load", lambda number, loader: loads.append(number) or load_from_disk(number, loader))
+    served = predict(client)["version"]  # loads the newest version if it is not loaded yet
+    assert served == store.active()
+    loads.clear()
+    for digit in (1, 2, 3):
+        assert predict(client, digit)["version"] == served
+    assert loads == [], f"a prediction loaded version(s) {loads} from disk instead of keeping the model"
+
+    # A version published by anyone (here, straight to the store) serves from the next request on.
+    new = mnist.publish(mnist.TrainingResult(good_model(), {}, served), {}, {}, {"source": "test"}, store).number
+    results = {digit: predict(client, digit) for digit in range(10)}
+    assert {result["version"] for result in results.values()} == {new}
+    assert loads == [new], "the new version should be loaded once, by the first request that sees it"
+    right = [digit for digit, result in results.items() if result["result"] == str(digit)]
+    assert len(right) >= 9, results
+
+
+def test_two_trainings_at_once_run_one_after_the_other_as_a_chain(client, exercise, monkeypatch):
+    store = exercise.store
+    base = store.active()
+    before = store.versions()
+    gate = TrainingGate(monkeypatch, hold=True)
+    files = as_upload(training_files(50))
+    answers = []
+    requests = [threading.Thread(target=lambda: answers.append(client.post("/train/", files=files))) for _ in range(2)]
+    try:
+        for request in requests:
+            request.start()
+        gate.wait_for(1)
+        wait_until(lambda: info(client)["Num of model in training"] == 2, "both trainings are requested")
+        assert gate.calls == 1, "the second training started while the first still ran"
+        assert predict(client)["version"] == base, "predictions must keep answering during a training"
+    finally:
+        gate.open()
+        for request in requests:
+            request.join()
+    assert [answer.status_code for answer in answers] == [200, 200]
+    first, second = store.versions()[len(before) :]
+    assert gate.parents == [base, first]
+    assert store.get(first).metadata["parent"] == base
+    assert store.get(second).metadata["parent"] == first, "the second training did not start from the first's result"
+    assert info(client) == {"Num of model in training": 0, "Num of trained models": len(before) + 2}
+    assert predict(client)["version"] == second
+
+
+def test_bad_uploads_are_refused(client):
+    assert client.post("/predict/", files={"file": ("x.png", b"not an image")}).status_code == 422
+    assert client.post("/train/", files=as_upload([("img1.png", digit_image(1)[1])])).status_code == 422
+
+
+def test_predict_with_an_empty_store_is_a_503_with_retry_after(client, exercise, monkeypatch, tmp_path):
+    empty = ModelStore(mnist.MODEL_NAME, root=tmp_path)
+    monkeypatch.setattr(exercise, "store", empty)
+    monkeypatch.setattr(exercise, "latest", LatestModel(empty))
+    response = client.post("/predict/", files={"file": digit_image(7)})
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) > 0

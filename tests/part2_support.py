@@ -1,0 +1,178 @@
+"""Helpers for the Part 2 tests (the exercise checks and the reference service's tests).
+
+- `TrainingGate` wraps app.mnist.train: it records every call and can hold trainings until the test
+  releases them, so a test can look at the service *while* a training runs, without any timing.
+- `PendingRequest` sends a request through a TestClient's event loop without waiting for the app to
+  finish: it tells when the response was sent, which comes before the app's background tasks end.
+- `good_model()` trains a model once per process that gets the test images right, for the checks
+  that predictions are correct (a 1-epoch test training is too weak to assert that).
+"""
+
+import importlib.util
+import io
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from functools import lru_cache
+from types import ModuleType
+
+import anyio
+import numpy as np
+from PIL import Image
+
+from app import mnist
+from app.paths import DATA_DIR
+
+WAIT = 300.0  # seconds: a safety net for waits that should end far sooner; never asserted on
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting until {what}")
+        time.sleep(0.02)
+
+
+def digit_image(digit: int) -> tuple[str, bytes]:
+    """data/test_image/test_img<digit>.png, as (name, bytes)."""
+    name = f"test_img{digit}.png"
+    return name, (DATA_DIR / "test_image" / name).read_bytes()
+
+
+def png(width: int = 28, height: int = 28, mode: str = "L") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def training_files(count: int) -> list[tuple[str, bytes]]:
+    """The first `count` images of data/train_img.zip, as (imgNNN_<label>.png, bytes)."""
+    with zipfile.ZipFile(DATA_DIR / "train_img.zip") as archive:
+        names = [name for name in archive.namelist() if name.endswith(".png")][:count]
+        return [(name.rsplit("/", 1)[-1], archive.read(name)) for name in names]
+
+
+def as_upload(files: list[tuple[str, bytes]], field: str = "files") -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [(field, (name, data, "image/png")) for name, data in files]
+
+
+def label_of(name: str) -> int:
+    return int(name.rsplit("_", 1)[1][0])
+
+
+def import_again(module: ModuleType) -> ModuleType:
+    """A fresh copy of an exercise module: a second app, as after a restart."""
+    name = f"{module.__name__}_again{len(sys.modules)}"
+    spec = importlib.util.spec_from_file_location(name, module.__file__)
+    copy = importlib.util.module_from_spec(spec)
+    sys.modules[name] = copy
+    spec.loader.exec_module(copy)
+    return copy
+
+
+@lru_cache(maxsize=1)
+def good_model():
+    """A model trained on the bundled training split for a few epochs: right on the test images."""
+    from app.datasets import bundled_images
+
+    images, labels = bundled_images("train")
+    return mnist.train(images, labels, epochs=6, seed=0).model
+
+
+class TrainingGate:
+    """Wraps app.mnist.train: records each call's base model and parent, optionally holds it.
+
+    `gate = TrainingGate(monkeypatch, hold=True)`: every training waits inside mnist.train until
+    `gate.open()`; `gate.wait_for(n)` returns once n trainings have entered it.
+    """
+
+    def __init__(self, monkeypatch, hold: bool = False) -> None:
+        self.bases: list = []
+        self.parents: list[int | None] = []
+        self.labels: list[np.ndarray] = []
+        self._entered = threading.Condition()
+        self._released = threading.Event()
+        if not hold:
+            self._released.set()
+        real_train = mnist.train
+
+        def gated_train(images, labels, base=None, parent=None, **kwargs):
+            with self._entered:
+                self.bases.append(base)
+                self.parents.append(parent)
+                self.labels.append(np.asarray(labels))
+                self._entered.notify_all()
+            if not self._released.wait(WAIT):
+                raise RuntimeError("the test never released the training")
+            return real_train(images, labels, base=base, parent=parent, **kwargs)
+
+        monkeypatch.setattr(mnist, "train", gated_train)
+
+    @property
+    def calls(self) -> int:
+        return len(self.bases)
+
+    def wait_for(self, calls: int) -> None:
+        with self._entered:
+            if not self._entered.wait_for(lambda: len(self.bases) >= calls, WAIT):
+                raise AssertionError(f"{calls} training(s) never started ({len(self.bases)} did)")
+
+    def open(self) -> None:
+        self._released.set()
+
+
+class PendingRequest:
+    """A request run on the TestClient's event loop; the test thread does not wait for the app.
+
+    `answered` is set once the whole response is sent; `finish()` waits for the app to return, which
+    with FastAPI's BackgroundTasks is after the background tasks have run.
+    """
+
+    def __init__(self, client, app, method: str, path: str) -> None:
+        self.answered = threading.Event()
+        self.status: int | None = None
+        self.body = b""
+        self._request_sent = False
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver")],
+            "client": ("testclient", 50000),
+            "server": ("testserver", 80),
+            "state": dict(getattr(client, "app_state", {})),
+        }
+        self._future = client.portal.start_task_soon(app, scope, self._receive, self._send)
+
+    async def _receive(self) -> dict:
+        if not self._request_sent:
+            self._request_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        while not self.answered.is_set():  # the client stays connected until it has the response
+            await anyio.sleep(0.01)
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+            if not message.get("more_body", False):
+                self.answered.set()
+
+    def json(self):
+        import json
+
+        return json.loads(self.body)
+
+    def finish(self) -> None:
+        self._future.result(timeout=WAIT)
