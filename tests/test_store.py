@@ -1,0 +1,234 @@
+"""app/store.py: numbered versions published whole, junk ignored, checked loads, one trainer at a time."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from filelock import Timeout
+
+from app.paths import PROJECT_ROOT
+from app.store import TEMP_PREFIX, CorruptModel, ModelNotFound, ModelStore
+
+
+def saver(content: bytes):
+    def save(folder):
+        (folder / "model.bin").write_bytes(content)
+        return "model.bin"
+
+    return save
+
+
+def read(path):
+    return path.read_bytes()
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ModelStore("digits", root=tmp_path)
+
+
+def test_an_empty_store_has_no_versions(store):
+    assert store.versions() == [] and store.latest() is None and store.active() is None
+    with pytest.raises(ModelNotFound):
+        store.get(1)
+
+
+def test_publish_writes_numbered_versions_with_checked_metadata(store):
+    first = store.publish(saver(b"one"), {"parent": None})
+    second = store.publish(saver(b"two"), {"parent": first.number})
+    assert (first.number, second.number) == (1, 2)
+    assert store.versions() == [1, 2] and store.latest() == 2
+    metadata = json.loads((store.path / "2" / "metadata.json").read_text())
+    assert metadata["version"] == 2 and metadata["parent"] == 1 and metadata["file"] == "model.bin"
+    assert len(metadata["sha256"]) == 64
+    assert store.load(1, read) == b"one" and store.load(2, read) == b"two"
+    # Numbers, not names with dates: nothing the store writes has a space or a colon in its name.
+    assert all(" " not in path.name and ":" not in path.name for path in store.path.rglob("*"))
+
+
+def test_versions_sort_as_numbers(store):
+    for n in range(11):
+        store.publish(saver(bytes([n])), {})
+    assert store.versions() == list(range(1, 12)) and store.latest() == 11
+    assert store.load(11, read) == bytes([10])
+
+
+def test_junk_temporary_folders_and_half_written_versions_are_ignored(store):
+    store.publish(saver(b"one"), {})
+    (store.path / "notes").mkdir()
+    (store.path / "model_2024-01-01 12:00:00.keras").write_bytes(b"the workshop's naming")
+    (store.path / f"{TEMP_PREFIX}crashed").mkdir()
+    (store.path / f"{TEMP_PREFIX}crashed" / "metadata.json").write_text("{}")
+    (store.path / "2").mkdir()  # a crash between mkdir and metadata: not a complete version
+    (store.path / "3").write_text("a file, not a folder")
+    assert store.versions() == [1] and store.latest() == 1
+    # The next version takes a number no leftover uses, so it never lands in a half-written folder.
+    assert store.publish(saver(b"next"), {}).number == 4
+    assert store.versions() == [1, 4]
+
+
+def test_a_failed_save_leaves_nothing_behind(store):
+    def crash(folder):
+        (folder / "model.bin").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        store.publish(crash, {})
+    assert store.versions() == []
+    assert [entry.name for entry in store.path.iterdir() if entry.name.startswith(TEMP_PREFIX)] == []
+
+
+def test_a_model_file_that_does_not_match_its_sha256_is_refused(store):
+    version = store.publish(saver(b"good"), {})
+    version.model_file.write_bytes(b"tampered")
+    with pytest.raises(CorruptModel):
+        store.load(version.number, read)
+
+
+def test_threads_publishing_at_once_get_distinct_numbers(store):
+    start = threading.Barrier(8)
+    numbers: list[int] = []
+
+    def publish_some(worker: int) -> None:
+        start.wait()
+        for n in range(5):
+            numbers.append(store.publish(saver(f"{worker}-{n}".encode()), {}).number)
+
+    workers = [threading.Thread(target=publish_some, args=(worker,)) for worker in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(numbers) == list(range(1, 41))
+    assert store.versions() == list(range(1, 41))
+    contents = {store.load(number, read) for number in numbers}
+    assert len(contents) == 40  # every publish kept its own model: none overwrote another
+
+
+PUBLISHER = """
+import sys, time
+from pathlib import Path
+from app.store import ModelStore
+root, worker, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.005)
+store = ModelStore("digits", root=root)
+for n in range(10):
+    def save(folder, n=n):
+        (folder / "model.bin").write_text(f"{worker}-{n}")
+        return "model.bin"
+    print(store.publish(save, {}).number, flush=True)
+"""
+
+
+def test_processes_publishing_at_once_get_distinct_numbers(store, tmp_path):
+    go = tmp_path / "go"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", PUBLISHER, str(store.root), str(worker), str(go)],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for worker in range(3)
+    ]
+    go.touch()
+    numbers = []
+    for process in processes:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0
+        numbers += [int(line) for line in out.split()]
+    assert sorted(numbers) == list(range(1, 31))
+    assert len({store.load(number, read) for number in numbers}) == 30
+
+
+def test_the_training_lock_lets_one_thread_at_a_time_in(store):
+    held, release = threading.Event(), threading.Event()
+
+    def trainer() -> None:
+        with store.training_lock():
+            held.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=trainer)
+    thread.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(Timeout):
+            with store.training_lock(timeout=0):
+                pass
+    finally:
+        release.set()
+        thread.join()
+    with store.training_lock(timeout=0):  # free again once the holder is done
+        pass
+
+
+HOLDER = """
+import sys
+from app.store import ModelStore
+with ModelStore("digits", root=sys.argv[1]).training_lock():
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_the_training_lock_holds_across_processes_and_dies_with_its_holder(store):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store.root)],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Timeout):
+            with store.training_lock(timeout=0):
+                pass
+    finally:
+        holder.kill()  # no clean release: the kernel frees the lock of a dead process
+        holder.wait(60)
+    with store.training_lock(timeout=0):
+        pass
+
+
+def test_activate_pins_a_version_until_the_next_publish(store):
+    for content in (b"one", b"two"):
+        store.publish(saver(content), {})
+    assert store.active() == 2
+    store.activate(1)
+    assert store.active() == 1 and store.latest() == 2
+    with pytest.raises(ModelNotFound):
+        store.activate(7)
+    assert store.active() == 1
+    assert store.publish(saver(b"three"), {}).number == 3
+    assert store.active() == 3  # publishing a version is a decision to serve it
+
+
+def test_a_pin_on_a_removed_version_falls_back_to_the_newest(store):
+    for content in (b"one", b"two"):
+        store.publish(saver(content), {})
+    store.activate(1)
+    (store.path / "1" / "metadata.json").unlink()
+    assert store.active() == 2
+
+
+def test_clean_temporary_removes_only_old_leftovers(store):
+    store.path.mkdir(parents=True)
+    old, new = store.path / f"{TEMP_PREFIX}old", store.path / f"{TEMP_PREFIX}new"
+    old.mkdir()
+    new.mkdir()
+    an_hour_ago = time.time() - 7200
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert store.clean_temporary() == [old.name]
+    assert not old.exists() and new.exists()
+
+
+def test_model_names_must_be_identifiers(tmp_path):
+    with pytest.raises(ValueError):
+        ModelStore("../elsewhere", root=tmp_path)
