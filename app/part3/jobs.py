@@ -104,6 +104,10 @@ class JobStore:
         self._folder()
         return FileLock(self._path(job_id, ".lock"))
 
+    def forget_lock(self, job_id: str) -> None:
+        """Remove a finished job's lock file (nothing locks a finished job again)."""
+        self._path(job_id, ".lock").unlink(missing_ok=True)
+
     def runner_lock(self) -> FileLock:
         """Held by the one worker that runs jobs; released by the kernel if that worker dies."""
         return FileLock(self._folder() / ".runner.lock")
@@ -133,6 +137,9 @@ class JobStore:
 
     def next_queued(self) -> Job | None:
         return next((job for job in self.all() if job.status == "queued"), None)
+
+    def count(self, status: JobStatus) -> int:
+        return sum(job.status == status for job in self.all())
 
     def load_data(self, job: Job) -> tuple[np.ndarray, np.ndarray] | None:
         path = self.data_path(job.id)

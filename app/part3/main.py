@@ -20,11 +20,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.images import UploadError
+from app.part3.body_limit import BodySizeLimit
 from app.part3.jobs import JobNotFound
 from app.part3.metrics import RequestMetricsMiddleware
 from app.part3.predictor import ModelNotReady
 from app.part3.routes import docs, health, jobs, metrics, models, predict, root, training, upload
-from app.part3.service import Service
+from app.part3.service import QueueFull, Service
 from app.part3.settings import Settings
 from app.store import ModelNotFound
 
@@ -58,6 +59,10 @@ def add_error_handlers(app: FastAPI) -> None:
     async def not_ready(request: Request, error: ModelNotReady) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
 
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, error: QueueFull) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=429, headers={"Retry-After": "30"})
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -77,11 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served by routes/docs.py from local files instead of a CDN
         redoc_url=None,
-        max_body_size=settings.max_upload_bytes,  # 413 as soon as a body is known to be larger
         form_limits={"max_files": settings.max_files},
     )
     app.state.service = service
-    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(BodySizeLimit, max_body_size=settings.max_upload_bytes)
+    app.add_middleware(RequestMetricsMiddleware)  # outermost: counts and times every answer, 413s too
     add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:

@@ -29,6 +29,23 @@ log = logging.getLogger(__name__)
 WAIT_STEP = 0.5  # seconds between checks of a running trainer for a stop request
 
 
+def remove_unfinished_saves(store: ModelStore) -> list[str]:
+    """Delete the temporary folders of saves that crashed, if no training holds the store's lock.
+
+    Every training here publishes while holding that lock, so a free lock means no save is under
+    way and any temporary folder is a dead one. (The store ignores them anyway; this is tidying.)
+    """
+    lock = store.training_lock(timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return []
+    try:
+        return store.clean_temporary(older_than=0)
+    finally:
+        lock.release()
+
+
 class JobRunner:
     def __init__(self, jobs: JobStore, settings: Settings) -> None:
         self.jobs = jobs
@@ -99,6 +116,8 @@ class JobRunner:
                 self._settle(job, "its worker stopped while it was running and its trainer is gone")
             finally:
                 lock.release()
+            self.jobs.discard_data(job.id)
+            self.jobs.forget_lock(job.id)
 
     def run(self, job: Job) -> Job:
         started = time.monotonic()
@@ -116,6 +135,9 @@ class JobRunner:
             returncode = self._wait(trainer)
         finished = self._settle(job, self._death_reason(returncode, job.id))
         self.jobs.discard_data(job.id)
+        self.jobs.forget_lock(job.id)
+        if returncode != 0:
+            remove_unfinished_saves(ModelStore(mnist.MODEL_NAME, self.settings.models_dir))
         TRAINING_DURATION.labels(job.kind, finished.status).observe(time.monotonic() - started)
         log.info("job %s %s: %s", job.id, finished.status, finished.progress)
         return finished

@@ -24,10 +24,14 @@ from app.part3 import metrics
 from app.part3.jobs import Job, JobKind, JobStore
 from app.part3.kept_models import KeptModels
 from app.part3.predictor import Predictor
-from app.part3.runner import JobRunner
+from app.part3.runner import JobRunner, remove_unfinished_saves
 from app.part3.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class QueueFull(RuntimeError):
+    """Too many training jobs are waiting."""
 
 
 class Service:
@@ -74,8 +78,8 @@ class Service:
 
     def bootstrap(self) -> None:
         for store in self.stores.values():
-            store.clean_temporary()
-        self.jobs.clean_temporary()
+            remove_unfinished_saves(store)
+        self.jobs.clean_temporary(older_than=60)
         self.ensure_penguin_model()
         self.ensure_first_digit_training()
 
@@ -105,6 +109,10 @@ class Service:
     def submit(
         self, kind: JobKind, epochs: int, images: np.ndarray | None = None, labels: np.ndarray | None = None
     ) -> Job:
+        """Queue a job; QueueFull when too many already wait (each holds its images on disk)."""
+        waiting = self.jobs.count("queued")
+        if waiting >= self.settings.max_queued_jobs:
+            raise QueueFull(f"{waiting} training jobs are already waiting; try again when some have run")
         job = self.jobs.submit(kind, epochs, images, labels)
         self.runner.wake()
         return job

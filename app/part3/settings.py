@@ -24,7 +24,7 @@ class Settings(BaseSettings):
         default=None, description="when set, /train/, /retrain/ and activate require it in the X-API-Key header"
     )
     max_upload_bytes: PositiveInt = Field(
-        default=64 << 20, description="largest request body a route accepts (413 above it)"
+        default=16 << 20, description="largest request body a route accepts (413 above it)"
     )
     max_files: PositiveInt = Field(default=images.MAX_FILES, description="most files in one upload request")
     log_level: str = Field(default="info", description="level of the service's own loggers")
@@ -32,7 +32,9 @@ class Settings(BaseSettings):
         default=1, description="TensorFlow threads a training may use, so predictions keep a core"
     )
     epochs: PositiveInt = Field(default=mnist.DEFAULT_EPOCHS, description="epochs of a training job by default")
-    max_epochs: PositiveInt = Field(default=100, description="most epochs a request may ask for")
+    max_queued_jobs: PositiveInt = Field(
+        default=50, description="training requests beyond this many waiting jobs get 429 (uploads wait on disk)"
+    )
     initial_epochs: PositiveInt | None = Field(
         default=None, description="epochs of the first training on an empty store (default: epochs)"
     )

@@ -7,7 +7,9 @@ import pytest
 
 from app import images, mnist
 from app.store import ModelStore
-from part3_support import digit_file, metric, running_service
+from app.part3.jobs import JobStore
+from app.part3.settings import Settings
+from part3_support import copy_store, digit_file, metric, running_service
 
 MAX_UPLOAD = 2 << 20  # small, so the 413 test sends little
 
@@ -104,7 +106,9 @@ def test_missing_file_is_422_naming_the_field(client):
 
 def test_too_large_upload_is_413_before_it_is_read(client):
     oversized = ("huge.zip", b"\0" * (MAX_UPLOAD + 1), "application/zip")
-    assert client.post("/predict/batch/", files={"files": oversized}).status_code == 413
+    response = client.post("/predict/batch/", files={"files": oversized})
+    assert response.status_code == 413
+    assert f"{MAX_UPLOAD} bytes" in response.json()["detail"]
 
     def chunks():  # no Content-Length: the limit counts the bytes as they arrive
         for _ in range(MAX_UPLOAD // 65536 + 2):
@@ -112,6 +116,32 @@ def test_too_large_upload_is_413_before_it_is_read(client):
 
     response = client.post("/predict/batch/", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
     assert response.status_code == 413
+    assert f"{MAX_UPLOAD} bytes" in response.json()["detail"]
+
+
+def test_more_files_than_allowed_is_refused_naming_the_limit(models_dir, tmp_path):
+    with running_service(copy_store(models_dir, tmp_path / "models"), max_files=3) as small:
+        response = small.post("/predict/batch/", files=[("files", digit_file(d)) for d in range(4)])
+        assert response.status_code == 400
+        assert "Maximum number of files is 3" in response.json()["detail"]
+
+
+def test_queued_jobs_wait_their_turn_and_a_full_queue_is_429(models_dir, tmp_path):
+    folder = copy_store(models_dir, tmp_path / "models")
+    runner_lock = JobStore(Settings(models_dir=folder).jobs_dir).runner_lock()
+    runner_lock.acquire()  # as if another worker were busy running jobs: nothing starts here
+    try:
+        with running_service(folder, max_queued_jobs=2) as service:
+            accepted = [service.post("/retrain/") for _ in range(2)]
+            assert [response.status_code for response in accepted] == [202, 202]
+            job = service.get(accepted[0].headers["location"]).json()
+            assert (job["status"], job["kind"], job["progress"]) == ("queued", "retrain", "waiting for the jobs before it")
+            full = service.post("/retrain/")
+            assert full.status_code == 429 and full.headers["retry-after"]
+            assert "2 training jobs are already waiting" in full.json()["detail"]
+            assert [job["id"] for job in service.get("/jobs/").json()] == [r.json()["id"] for r in accepted]
+    finally:
+        runner_lock.release()
 
 
 def test_unknown_and_malformed_job_ids(client):

@@ -20,6 +20,7 @@ def swagger_ui(request: Request) -> HTMLResponse:
         swagger_js_url=f"{STATIC_URL}/swagger-ui/swagger-ui-bundle.js",
         swagger_css_url=f"{STATIC_URL}/swagger-ui/swagger-ui.css",
         swagger_favicon_url=f"{STATIC_URL}/swagger-ui/favicon-32x32.png",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
     )
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from app.part3.jobs import JOB_ID, Job
+from app.part3.routes.errors import documented
 from app.part3.service import ServiceDep
 
 router = APIRouter(prefix="/jobs", tags=["training"])
@@ -16,7 +17,7 @@ def list_jobs(service: ServiceDep) -> list[Job]:
     return service.jobs.all()
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=documented(404, 422))
 def read_job(job_id: Annotated[str, Path(pattern=JOB_ID.pattern)], service: ServiceDep) -> Job:
     """queued, running (epoch k of n, loss, accuracy), succeeded (the new version) or failed (why)."""
     return service.jobs.get(job_id)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel
 
 from app import mnist, penguins
+from app.part3.routes.errors import documented
 from app.part3.security import require_api_key
 from app.part3.service import ServiceDep
 
@@ -43,7 +44,9 @@ def list_models(service: ServiceDep) -> dict[ModelName, ModelVersions]:
     }
 
 
-@router.post("/{name}/{version}/activate", dependencies=[Depends(require_api_key)])
+@router.post(
+    "/{name}/{version}/activate", dependencies=[Depends(require_api_key)], responses=documented(401, 404, 422)
+)
 async def activate(name: ModelName, version: Annotated[int, Path(ge=1)], service: ServiceDep) -> Activated:
     """Serve `version` from now on, on every worker: roll back to an older version or forward to a
     newer one. The next published version takes over from it."""

@@ -5,6 +5,7 @@ from pydantic import BaseModel
 
 from app import penguin_api
 from app.penguin_api import BillLength, FlipperLength, PenguinMeasurements
+from app.part3.routes.errors import documented
 from app.part3.service import ServiceDep
 
 router = APIRouter(tags=["predict"])
@@ -27,7 +28,7 @@ class DigitBatch(BaseModel):
     results: list[DigitPrediction]
 
 
-@router.get("/predict/")
+@router.get("/predict/", responses=documented(422, 503))
 def predict_penguin(bill: BillLength, flipper: FlipperLength, service: ServiceDep) -> PenguinPrediction:
     """The species of a penguin from its bill and flipper lengths ("40.3", "40.3mm", "4.03cm", ...)."""
     answer = service.predictor.penguin(bill, flipper)
@@ -36,14 +37,14 @@ def predict_penguin(bill: BillLength, flipper: FlipperLength, service: ServiceDe
     )
 
 
-@router.post("/predict/")
+@router.post("/predict/", responses=documented(400, 413, 422, 503))
 async def predict_digit(file: UploadFile, service: ServiceDep) -> DigitPrediction:
     """The digit in one 28x28 image."""
     answers = await service.predictor.digits([(file.filename, await file.read())])
     return DigitPrediction(filename=file.filename, result=str(answers.digits[0]), version=answers.version)
 
 
-@router.post("/predict/batch/")
+@router.post("/predict/batch/", responses=documented(400, 413, 422, 503))
 async def predict_digits(files: list[UploadFile], service: ServiceDep) -> DigitBatch:
     """The digit in each of many 28x28 images, in the order sent, all by one model version. One bad
     file refuses the request, naming the file."""

@@ -8,11 +8,14 @@ from starlette.concurrency import run_in_threadpool
 
 from app.images import labelled_images
 from app.part3.jobs import JobKind, JobStatus
+from app.part3.routes.errors import documented
 from app.part3.security import require_api_key
 from app.part3.service import Service, ServiceDep
 
 MAX_EPOCHS = 100
-router = APIRouter(tags=["training"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["training"], dependencies=[Depends(require_api_key)], responses=documented(400, 401, 413, 422, 429)
+)
 
 Epochs = Annotated[
     int | None, Form(ge=1, le=MAX_EPOCHS, description="epochs to train (default: the service's WORKSHOP_EPOCHS)")

@@ -1,0 +1,33 @@
+"""The error answers routes document in OpenAPI, so clients (and schema-based testers) know them.
+
+Every refusal has the shape {"detail": ...}: a sentence naming the problem, or FastAPI's list of
+validation errors for a parameter that does not parse.
+"""
+
+from pydantic import BaseModel
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class ValidationProblem(BaseModel):
+    detail: list[dict] | str  # FastAPI's validation errors, or one sentence for a bad upload
+
+
+DESCRIPTIONS = {
+    400: "the multipart body is malformed or holds more files than the service accepts",
+    401: "the service has an API key and the X-API-Key header is missing or wrong",
+    404: "no such job or model version",
+    413: "the request body or one of its files is too large",
+    422: "a parameter or an uploaded file is not acceptable; the detail names it and why",
+    429: "too many training jobs are waiting; try again later",
+    503: "the model is not loaded yet (see /health/ready)",
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict]:
+    return {
+        code: {"model": ValidationProblem if code == 422 else Problem, "description": DESCRIPTIONS[code]}
+        for code in codes
+    }
