@@ -1,0 +1,84 @@
+"""notebooks/mnist.ipynb run by papermill with tiny parameters: what it exports loads and predicts."""
+
+import json
+
+import nbformat
+import papermill
+import pytest
+
+from app import mnist
+from app.images import decode_digit
+from app.paths import DATA_DIR, PROJECT_ROOT
+from app.store import ModelStore
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "mnist.ipynb"
+PARAMETERS = {"epochs": 1, "batch_size": 64, "source": "bundled", "limit": 400, "seed": 3}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Execute the notebook once into a temporary folder and store; the tests read what it left."""
+    folder = tmp_path_factory.mktemp("mnist-notebook")
+    output = folder / "mnist.out.ipynb"
+    papermill.execute_notebook(
+        NOTEBOOK,
+        output,
+        parameters={**PARAMETERS, "models_dir": str(folder / "models")},
+        kernel_name="python3",
+        cwd=str(PROJECT_ROOT),
+        progress_bar=False,
+    )
+    return nbformat.read(output, as_version=4), ModelStore(mnist.MODEL_NAME, root=folder / "models")
+
+
+def printed(notebook) -> str:
+    return "".join(
+        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []) if output.get("name") == "stdout"
+    )
+
+
+def line_after(text: str, marker: str) -> str:
+    """The JSON list printed after `marker`."""
+    rest = text[text.index(marker) + len(marker) :]
+    return rest[rest.index("[") : rest.index("]") + 1]
+
+
+def test_the_export_loads_through_the_store_and_predicts(run):
+    _, store = run
+    assert store.versions() == [1]
+    model = store.load(1, mnist.load)  # checks the sha256, loads in safe mode
+    images = [decode_digit((DATA_DIR / "test_image" / f"test_img{digit}.png").read_bytes()) for digit in range(10)]
+    digits = mnist.predict_digits(model, images)
+    assert len(digits) == 10 and all(0 <= digit <= 9 for digit in digits)
+
+
+def test_the_metadata_records_the_run(run):
+    _, store = run
+    metadata = store.get(1).metadata
+    assert metadata["version"] == 1 and metadata["parent"] is None and len(metadata["sha256"]) == 64
+    assert metadata["data"] == {"source": "bundled", "requested": "bundled", "size": 400, "n_test": 80}
+    assert metadata["parameters"] == {**{k: v for k, v in PARAMETERS.items() if k != "source"}, "validation_split": 0.1}
+    assert {"keras", "numpy"} <= set(metadata["libraries"])
+    metrics = metadata["metrics"]
+    assert metrics["n_test"] == sum(map(sum, metrics["confusion_matrix"])) == 80
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["n_train"] == 400
+    assert len(metadata["history"]["loss"]) == 1
+
+
+def test_the_notebook_says_which_data_it_used_and_shows_the_validation_split_flaw(run):
+    notebook, _ = run
+    text = printed(notebook)
+    assert "MNIST source: bundled" in text
+    # Sorted by label, Keras' validation_split keeps the last digits for validation; shuffled, all kinds.
+    sorted_split = json.loads(line_after(text, "validates on digits"))
+    assert set(sorted_split) <= {8, 9}
+    shuffled_counts = json.loads(line_after(text, "validation images per digit after shuffling:"))
+    assert sum(count > 0 for count in shuffled_counts) >= 5
+
+
+def test_the_notebook_draws_its_plots(run):
+    notebook, _ = run
+    images = [o for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 3  # the training curves, the confusion matrix, the sample predictions
