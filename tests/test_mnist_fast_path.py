@@ -64,3 +64,32 @@ def test_the_cache_does_not_keep_a_model_alive():
     del clone
     gc.collect()
     assert alive() is None
+
+
+@pytest.mark.parametrize("count", [1, 2, 8, 9, 64])
+def test_fast_digit_predictor_equals_the_eager_call(model, count):
+    predictor = mnist.FastDigitPredictor(model)
+    assert predictor.layers is not None, "the workshop's CNN must take the NumPy path"
+    images = np.random.default_rng(count).integers(0, 256, (count, 28, 28), dtype=np.uint8)
+    probabilities = predictor.probabilities(images)
+    assert probabilities.shape == (count, 10) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities, eager(model, images), atol=1e-5, rtol=0)
+    assert predictor.digits(images) == [int(d) for d in eager(model, images).argmax(axis=-1)]
+
+
+def test_fast_digit_predictor_takes_one_image_and_any_dtype(model):
+    predictor = mnist.FastDigitPredictor(model)
+    image = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)
+    np.testing.assert_allclose(predictor.probabilities(image), eager(model, image), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(predictor.probabilities(image.astype(np.float32)), eager(model, image), atol=1e-5, rtol=0)
+
+
+def test_a_model_it_does_not_know_is_served_by_the_graph():
+    import keras
+
+    other = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, padding="same"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")])
+    predictor = mnist.FastDigitPredictor(other)
+    assert predictor.layers is None
+    images = np.random.default_rng(4).integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    np.testing.assert_allclose(predictor.probabilities(images), eager(other, images), atol=1e-5, rtol=0)
