@@ -1,0 +1,9 @@
+"""The benchmark: the service against its floor and against the workshop's own code.
+
+    uv run python -m bench            # everything; prints the table and writes bench/RESULTS.md
+    uv run python -m bench --quick    # a tiny configuration (the test suite runs it)
+
+Every server runs as a real process on 127.0.0.1 (uvicorn, one worker) and the load comes from
+another process (wrk when installed, else bench/client.py). These machines are shared and noisy,
+so every figure printed is a ratio between two measurements of the same run.
+"""

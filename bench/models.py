@@ -1,0 +1,67 @@
+"""Prepare the model store every server reads, and measure the model's own throughput in-process.
+
+    python -m bench.models STORE_DIR --train-images 1000 --epochs 1 --seconds 3
+
+Runs as its own process so that the benchmark's driver never imports Keras. Trains a small MNIST
+model and the penguin pipeline with app.mnist / app.penguins, publishes both to STORE_DIR (a
+model store, as Part 3 expects), then times the MNIST model on batches of 256 with
+app.mnist.predict_probabilities, the call every service here makes. Prints one JSON line.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def prepare(store_dir: Path, train_images: int, epochs: int) -> dict:
+    from app import mnist, penguins
+    from app.datasets import load_mnist
+    from app.store import ModelStore
+
+    data = load_mnist("bundled").limited(train_images, seed=0)
+    result = mnist.train(data.x_train, data.y_train, epochs=epochs, seed=0)
+    metrics = mnist.evaluate(result.model, data.x_test, data.y_test)
+    digits = mnist.publish(result, metrics, {"epochs": epochs}, {"source": "bundled", "n_train": train_images},
+                           store=ModelStore(mnist.MODEL_NAME, root=store_dir))
+    pipeline = penguins.train()
+    penguins.publish(pipeline, {}, {"n_neighbors": 11}, store=ModelStore(penguins.MODEL_NAME, root=store_dir))
+    return {"model_file": str(digits.model_file), "accuracy": metrics["accuracy"], "model": result.model,
+            "test_images": data.x_test}
+
+
+def throughput(model, images: np.ndarray, batch: int, seconds: float) -> float:
+    """Images per second on batches of `batch` (the median of several timed rounds)."""
+    from app import mnist
+
+    pixels = np.resize(images, (batch, *images.shape[1:]))
+    mnist.warm_up(model)
+    mnist.predict_probabilities(model, pixels)
+    rounds = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(rounds) < 3:
+        started = time.perf_counter()
+        mnist.predict_probabilities(model, pixels)
+        rounds.append(batch / (time.perf_counter() - started))
+    return statistics.median(rounds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("store_dir", type=Path)
+    parser.add_argument("--train-images", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    prepared = prepare(args.store_dir, args.train_images, args.epochs)
+    images_per_second = throughput(prepared["model"], prepared["test_images"], args.batch, args.seconds)
+    print(json.dumps({"model_file": prepared["model_file"], "accuracy": prepared["accuracy"],
+                      "images_per_second": images_per_second}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,393 @@
+"""The benchmark's measurements, section by section, each figure a ratio to another of the same run."""
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.load import Load, load_tool, measure, multipart
+from bench.servers import PROJECT_ROOT, Server, Started, free_port, http, serve, start, stop, uvicorn
+
+DATA_DIR = PROJECT_ROOT / "data"
+PENGUIN_QUERY = "/predict/?bill=40.3&flipper=195"
+
+
+@dataclass(frozen=True)
+class Config:
+    seconds: float = 5.0  # one load run
+    slow_seconds: float = 10.0  # a load run on the workshop's design (a few requests per second)
+    repeats: int = 3  # load runs per figure; the median is kept
+    connections: int = 8
+    batch: int = 256
+    train_images: int = 1000  # the prepared MNIST model's training set
+    finetune_epochs: int = 30  # long enough to outlast the measurement while it trains
+    keras_imports: int = 3  # `python -c "import keras"` runs; the median is kept
+    finetune_wait_epochs: int = 1  # measure once the fine-tune has run this many epochs (0: once it starts)
+    # Start the Keras servers together, early, to save minutes of imports. Only for --quick: it
+    # skews start-up and every figure measured meanwhile, which --quick does not report anyway.
+    parallel_start: bool = False
+
+
+FULL = Config()
+QUICK = Config(seconds=1.0, slow_seconds=1.0, repeats=1, train_images=300, finetune_epochs=3, keras_imports=1,
+               finetune_wait_epochs=0, parallel_start=True)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How to start one of the servers that load the MNIST model."""
+
+    name: str
+    command: list[str]
+    port: int
+    ready_path: str
+    env: dict[str, str]
+
+
+@dataclass
+class Row:
+    section: str
+    name: str
+    measured: str = ""
+    ratio: float | None = None  # None: a reference row, or not measured (see `measured`)
+    ratio_to: str = ""
+    target: str = ""
+    met: bool | None = None
+    reference: str = ""  # the workshop's figure, or another server's
+
+
+@dataclass
+class Figures:
+    """The median of repeated load runs."""
+
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    tool: str
+
+    @classmethod
+    def of(cls, runs: list[Load]) -> "Figures":
+        return cls(
+            statistics.median(run.per_second for run in runs),
+            statistics.median(run.p50_ms for run in runs),
+            statistics.median(run.p99_ms for run in runs),
+            sum(run.errors for run in runs),
+            runs[0].tool,
+        )
+
+    def latency(self) -> str:
+        return f"p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms" + self.error_note()
+
+    def rate(self, unit: str = "req/s", scale: float = 1.0) -> str:
+        return f"{self.per_second * scale:,.0f} {unit}" + self.error_note()
+
+    def error_note(self) -> str:
+        return f" ({self.errors} FAILED requests)" if self.errors else ""
+
+
+@dataclass
+class Results:
+    config: Config
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    facts: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"config": asdict(self.config), "rows": [asdict(row) for row in self.rows],
+                           "notes": self.notes, "facts": self.facts}, indent=2)
+
+
+def at_most(ratio: float, limit: float) -> bool:
+    return ratio <= limit
+
+
+def at_least(ratio: float, limit: float) -> bool:
+    return ratio >= limit
+
+
+class Bench:
+    def __init__(self, config: Config, log: Callable[[str], None] = print) -> None:
+        self.config = config
+        began = time.perf_counter()
+        self.log = lambda line: log(f"[{time.perf_counter() - began:6.1f} s] {line}")
+        self.results = Results(config)
+        self.work = Path(tempfile.mkdtemp(prefix="bench-"))
+        self.store = self.work / "models"
+        png = (DATA_DIR / "test_image" / "test_img7.png").read_bytes()
+        self.single = multipart([("file", "test_img7.png", png)])
+        with zipfile.ZipFile(DATA_DIR / "train_img.zip") as archive:
+            names = [name for name in archive.namelist() if name.endswith(".png")][: config.batch]
+            self.batch = multipart([("files", Path(name).name, archive.read(name)) for name in names])
+        self.train_zip = multipart([("files", "train_img.zip", (DATA_DIR / "train_img.zip").read_bytes())],
+                                   fields={"epochs": str(config.finetune_epochs)})
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def load(self, url: str, connections: int, body: tuple[bytes, str] | None = None, seconds: float | None = None,
+             repeats: int | None = None) -> Figures:
+        content, content_type = body or (b"", None)
+        runs = [measure(url, connections, seconds or self.config.seconds, content, content_type)
+                for _ in range(repeats or self.config.repeats)]
+        return Figures.of(runs)
+
+    def add(self, row: Row) -> Row:
+        self.results.rows.append(row)
+        self.log(f"  {row.section} {row.name}: {row.measured}" + (f" -> {row.ratio:.3g} {row.ratio_to}"
+                                                                  if row.ratio is not None else ""))
+        return row
+
+    def ratio_row(self, section: str, name: str, measured: str, ratio: float, ratio_to: str,
+                  target: tuple[Callable[[float, float], bool], float] | None = None, reference: str = "") -> Row:
+        met, target_text = None, ""
+        if target is not None:
+            check, limit = target
+            met = check(ratio, limit)
+            target_text = f"{'≤' if check is at_most else '≥'} {limit:g}"
+        return self.add(Row(section, name, measured, ratio, ratio_to, target_text, met, reference))
+
+    def unavailable(self, section: str, names: list[str], reason: str, target: str = "", reference: str = "") -> None:
+        for name in names:
+            self.add(Row(section, name, f"not available: {reason}", target=target, reference=reference))
+
+    def check_answers(self, url: str, body: tuple[bytes, str] | None, expect: str) -> None:
+        """One request before loading a server: a fast wrong answer would be no figure at all."""
+        data, content_type = body or (None, None)
+        status, answer = http(url, data=data, headers={"Content-Type": content_type} if content_type else {})
+        if status != 200 or expect.encode() not in answer:
+            raise RuntimeError(f"{url} answered {status}: {answer[:300]!r}")
+
+    # -- the sections -------------------------------------------------------------------------------
+    def run(self) -> Results:
+        facts = self.results.facts
+        facts["load_tool"] = load_tool()
+        self.log("preparing the model store, measuring the model in-process, timing `import keras` ...")
+        with ThreadPoolExecutor(2 if self.config.parallel_start else 1) as pool:
+            prepared = pool.submit(self.prepare_models)
+            if not self.config.parallel_start:
+                prepared.result()  # alone: the import is timed on a quiet machine
+            imported = pool.submit(self.time_keras_import)
+            facts.update(prepared.result())
+            facts["import_keras_seconds"], facts["import_keras_rss_mb"] = imported.result()
+        self.specs = self.digit_servers()
+        self.started: dict[str, Started] = {}
+        if self.config.parallel_start:
+            self.started = {key: start(spec.name, spec.command, spec.env) for key, spec in self.specs.items()}
+        try:
+            floor = self.http_floor()
+            image_floor = self.image_floor()
+            self.penguins(floor)
+            self.part3(floor, image_floor)
+            self.other_digit_servers(image_floor)
+        finally:
+            for started in self.started.values():  # any left unused by an error
+                stop(started.process)
+                started.log.unlink(missing_ok=True)
+        self.results.rows.sort(key=lambda row: SECTION_ORDER.index(row.section))
+        return self.results
+
+    def digit_servers(self) -> dict[str, Spec]:
+        model_file = self.results.facts["model_file"]
+        batch = str(self.config.connections)
+        litserve = [sys.executable, "-m", "bench.apps.litserve_digits", model_file]
+        specs = {}
+        for key, name, command, ready_path, env in [
+            ("part3", "Part 3", lambda port: uvicorn("app.part3.main:app", port), "/health/ready",
+             {"WORKSHOP_MODELS_DIR": str(self.store), "WORKSHOP_API_KEY": "", "WORKSHOP_LOG_LEVEL": "warning",
+              "WORKSHOP_SHUTDOWN_GRACE": "2"}),
+            ("workshop", "the workshop's design (the model loaded from disk per request)",
+             lambda port: uvicorn("bench.apps.workshop_digits:app", port), "/docs", {"BENCH_MODEL_FILE": model_file}),
+            ("litserve", "LitServe, no batching", lambda port: [*litserve, str(port)], "/health", {}),
+            ("litserve-batch", f"LitServe, batching up to {batch}", lambda port: [*litserve, str(port), "--batch", batch],
+             "/health", {}),
+        ]:
+            port = free_port()
+            specs[key] = Spec(name, command(port), port, ready_path, env)
+        if not litserve_installed():
+            del specs["litserve"], specs["litserve-batch"]
+        return specs
+
+    def serve_digits(self, key: str):
+        spec = self.specs[key]
+        return serve(spec.name, spec.command, spec.port, spec.ready_path, spec.env, started=self.started.pop(key, None))
+
+    def prepare_models(self) -> dict:
+        command = [sys.executable, "-m", "bench.models", str(self.store), "--train-images",
+                   str(self.config.train_images), "--batch", str(self.config.batch),
+                   "--seconds", str(self.config.seconds)]
+        done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0:
+            raise RuntimeError(f"preparing the models failed:\n{done.stderr[-3000:]}")
+        prepared = json.loads(done.stdout.strip().splitlines()[-1])
+        return {"model_file": prepared["model_file"], "model_accuracy": prepared["accuracy"],
+                "in_process_images_per_second": prepared["images_per_second"]}
+
+    def time_keras_import(self) -> tuple[float, float]:
+        """Wall time of `python -c "import keras"` from process start to exit, and its peak RSS (MiB)."""
+        code = "import keras, resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        seconds, rss = [], []
+        for _ in range(self.config.keras_imports):
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                  check=True)
+            seconds.append(time.perf_counter() - started)
+            rss.append(int(done.stdout.split()[-1]) / 1024)
+        return statistics.median(seconds), statistics.median(rss)
+
+    def http_floor(self) -> Figures:
+        port = free_port()
+        with serve("HTTP floor", uvicorn("bench.apps.hello:app", port), port) as server:
+            floor = self.load(server.url("/"), self.config.connections)
+        self.add(Row("1", f"HTTP floor: GET / on a bare FastAPI app, {self.config.connections} connections",
+                     f"{floor.rate()}, {floor.latency()}", reference="the reference for (3)"))
+        return floor
+
+    def image_floor(self) -> tuple[Figures, Figures]:
+        port = free_port()
+        with serve("image floor", uvicorn("bench.apps.image_floor:app", port), port, "/docs") as server:
+            url = server.url("/predict/")
+            self.check_answers(url, self.single, '"result"')
+            one = self.load(url, 1, self.single)
+            many = self.load(url, self.config.connections, self.single)
+        self.add(Row("2", "Image floor: POST one PNG, decoded, no model; 1 connection", one.latency(),
+                     reference="the reference for (4) latency"))
+        self.add(Row("2", f"Image floor, {self.config.connections} connections", many.rate(),
+                     reference="the reference for (4) throughput"))
+        return one, many
+
+    def penguins(self, floor: Figures) -> None:
+        servers = [
+            ("Penguins: the workshop's code (sklearn `predict` per request)",
+             lambda port: uvicorn("bench.apps.workshop_penguins:app", port)),
+            ("Penguins: Part 1 solution (solutions/part1/ex2_predict.py)",
+             lambda port: uvicorn("ex2_predict:app", port, "--app-dir", str(PROJECT_ROOT / "solutions" / "part1"))),
+        ]
+        for name, command in servers:
+            port = free_port()
+            try:
+                with serve(name, command(port), port, "/docs") as server:
+                    url = server.url(PENGUIN_QUERY)
+                    self.check_answers(url, None, "Adelie")
+                    figures = self.load(url, self.config.connections)
+            except (RuntimeError, OSError) as error:
+                self.unavailable("3", [name], str(error).splitlines()[0])
+                continue
+            self.ratio_row("3", name, figures.rate(), figures.per_second / floor.per_second, "× (1) req/s",
+                           reference="the workshop's code: about 0.12 × (issue 5)")
+
+    def part3(self, floor: Figures, image_floor: tuple[Figures, Figures]) -> None:
+        names = ["Penguins: Part 3 service", "MNIST one at a time: Part 3 service",
+                 f"MNIST {self.config.connections} connections: Part 3 service",
+                 f"MNIST batch of {self.config.batch} over HTTP: Part 3 service",
+                 "Start-up to /health/ready with saved models: Part 3 service",
+                 "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service",
+                 "Peak RSS of the worker, both models loaded: Part 3 service"]
+        sections = ["3", "4a", "4b", "5", "6", "7", "8"]
+        try:
+            self.log("starting the Part 3 service ...")
+            with self.serve_digits("part3") as server:
+                self.part3_rows(server, names, floor, image_floor)
+        except (RuntimeError, OSError) as error:
+            measured = {row.name for row in self.results.rows}
+            for section, name in zip(sections, names):
+                if name not in measured:
+                    self.unavailable(section, [name], str(error).splitlines()[0])
+
+    def part3_rows(self, server: Server, names: list[str], floor: Figures, image_floor: tuple[Figures, Figures]):
+        config, facts = self.config, self.results.facts
+        one_floor, many_floor = image_floor
+        self.ratio_row("6", names[4], f"{server.ready_seconds:.2f} s",
+                       server.ready_seconds / facts["import_keras_seconds"],
+                       f"× `import keras` ({facts['import_keras_seconds']:.2f} s)", (at_most, 1.3))
+        url = server.url(PENGUIN_QUERY)
+        self.check_answers(url, None, "Adelie")
+        penguins = self.load(url, config.connections)
+        self.ratio_row("3", names[0], penguins.rate(), penguins.per_second / floor.per_second, "× (1) req/s",
+                       (at_least, 0.6), "the workshop's code: about 0.12 × (issue 5)")
+        url = server.url("/predict/")
+        self.check_answers(url, self.single, '"result"')
+        one = self.load(url, 1, self.single)
+        self.ratio_row("4a", names[1], one.latency(), one.p50_ms / one_floor.p50_ms, "× (2) p50", (at_most, 1.5),
+                       "the workshop's design: about 120 ×; LitServe: about 2.3 × (issue 5)")
+        many = self.load(url, config.connections, self.single)
+        self.ratio_row("4b", names[2], many.rate(), many.per_second / many_floor.per_second, "× (2) req/s",
+                       (at_least, 0.75), "a kept model: about 0.49 ×; LitServe: about 0.46 ×, batching 0.5 × (issue 5)")
+        url = server.url("/predict/batch/")
+        self.check_answers(url, self.batch, '"results"')
+        batch = self.load(url, 1, self.batch)
+        in_process = facts["in_process_images_per_second"]
+        self.ratio_row("5", names[3], batch.rate("images/s", config.batch),
+                       batch.per_second * config.batch / in_process,
+                       f"× in-process ({in_process:,.0f} images/s)", (at_least, 0.3),
+                       "PNG decoding alone: about 100 µs an image in the workshop's code (issue 5)")
+        rss = server.peak_rss_mb()
+        self.ratio_row("8", names[6], f"{rss:,.0f} MiB", rss / facts["import_keras_rss_mb"],
+                       f"× `import keras` ({facts['import_keras_rss_mb']:,.0f} MiB)")
+        self.training_row(server, names[5], one)
+
+    def training_row(self, server: Server, name: str, idle: Figures) -> None:
+        """p50 while a fine-tune of data/train_img.zip runs, measured only while its epochs run."""
+        body, content_type = self.train_zip
+        status, answer = http(server.url("/train/"), data=body, headers={"Content-Type": content_type})
+        if status != 202:
+            return self.unavailable("7", [name], f"POST /train/ answered {status}: {answer[:200]!r}")
+        job_url = server.url(f"/jobs/{json.loads(answer)['id']}")
+        deadline = time.perf_counter() + 600
+        while True:  # wait until the trainer is past its start-up and into its epochs
+            job = json.loads(http(job_url)[1])
+            if job["status"] == "running" and job["epoch"] >= self.config.finetune_wait_epochs:
+                break
+            if job["status"] in ("succeeded", "failed") or time.perf_counter() > deadline:
+                return self.unavailable("7", [name], f"the fine-tune {job['status']} before it could be measured")
+            time.sleep(0.2)
+        busy = self.load(server.url("/predict/"), 1, self.single)
+        job = json.loads(http(job_url)[1])
+        measured = busy.latency()
+        if job["status"] != "running":
+            measured += f" (the fine-tune ended during the window: raise finetune_epochs)"
+        self.ratio_row("7", name, measured, busy.p50_ms / idle.p50_ms,
+                       f"× idle p50 ({idle.p50_ms:.2f} ms)", (at_most, 3),
+                       f"trainer at epoch {job['epoch']} of {job['epochs']} when the window ended")
+
+    def other_digit_servers(self, image_floor: tuple[Figures, Figures]) -> None:
+        one_floor, many_floor = image_floor
+        connections = self.config.connections
+        for key in ("workshop", "litserve", "litserve-batch"):
+            if key not in self.specs:
+                reason = "litserve is not installed (uv sync --group bench)"
+                self.unavailable("4a", [f"MNIST one at a time: {key}"], reason)
+                self.unavailable("4b", [f"MNIST {connections} connections: {key}"], reason)
+                continue
+            name = self.specs[key].name
+            names = [f"MNIST one at a time: {name}", f"MNIST {connections} connections: {name}"]
+            seconds = self.config.slow_seconds if key == "workshop" else self.config.seconds
+            try:
+                self.log(f"starting {name} ...")
+                with self.serve_digits(key) as server:
+                    url = server.url("/predict/")
+                    self.check_answers(url, self.single, '"result"')
+                    one = self.load(url, 1, self.single, seconds)
+                    many = self.load(url, connections, self.single, seconds)
+            except (RuntimeError, OSError) as error:
+                self.unavailable("4a", names[:1], str(error).splitlines()[0])
+                self.unavailable("4b", names[1:], str(error).splitlines()[0])
+                continue
+            self.ratio_row("4a", names[0], one.latency(), one.p50_ms / one_floor.p50_ms, "× (2) p50")
+            self.ratio_row("4b", names[1], many.rate(), many.per_second / many_floor.per_second, "× (2) req/s")
+
+
+SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8"]
+# Rows per section: the floors, three penguin servers, four MNIST servers twice, then one each.
+ROWS_PER_SECTION = {"1": 1, "2": 2, "3": 3, "4a": 4, "4b": 4, "5": 1, "6": 1, "7": 1, "8": 1}
+
+
+def litserve_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("litserve") is not None
