@@ -6,6 +6,7 @@ The trainer child process gets the same settings through its environment, so bot
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,7 +28,9 @@ class Settings(BaseSettings):
         default=16 << 20, description="largest request body a route accepts (413 above it)"
     )
     max_files: PositiveInt = Field(default=images.MAX_FILES, description="most files in one upload request")
-    log_level: str = Field(default="info", description="level of the service's own loggers")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        default="info", description="level of the service's own loggers"
+    )
     training_threads: PositiveInt = Field(
         default=1, description="TensorFlow threads a training may use, so predictions keep a core"
     )
@@ -50,6 +53,11 @@ class Settings(BaseSettings):
     def empty_means_no_key(cls, value):
         # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key".
         return None if value in ("", None) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def any_case(cls, value):
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def jobs_dir(self) -> Path:
