@@ -13,7 +13,6 @@ Settings come from WORKSHOP_* environment variables (app/part3/settings.py). The
 
 import logging
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,13 +22,13 @@ from app.images import UploadError
 from app.part3.body_limit import BodySizeLimit
 from app.part3.jobs import JobNotFound
 from app.part3.metrics import RequestMetricsMiddleware
+from app.part3.paths import STATIC_DIR
 from app.part3.predictor import ModelNotReady
 from app.part3.routes import docs, health, jobs, metrics, models, predict, root, training, upload
 from app.part3.service import QueueFull, Service
 from app.part3.settings import Settings
 from app.store import ModelNotFound
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 ROUTERS = (root.router, predict.router, training.router, jobs.router, models.router, health.router,
            metrics.router, upload.router, docs.router)
 

@@ -223,6 +223,13 @@ def test_docs_load_only_assets_the_service_serves(client, page):
         assert len(asset.content) > 0
 
 
+def test_redoc_page_keeps_the_browser_on_this_service(client):
+    # ReDoc's bundle asks a CDN for a logo; the page's policy refuses anything not from here.
+    policy = client.get("/redoc").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
+    assert client.get("/favicon.ico").headers["content-type"] == "image/png"
+
+
 def test_docs_assets_are_the_real_libraries(client):
     assert "SwaggerUIBundle" in client.get("/static/swagger-ui/swagger-ui-bundle.js").text
     assert "Redoc" in client.get("/static/redoc/redoc.standalone.js").text

@@ -1,11 +1,11 @@
 """GET /upload/: a page to send many images (or a zip) for training and watch the job live."""
 
-from pathlib import Path
-
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-PAGE = (Path(__file__).resolve().parent.parent / "pages" / "upload.html").read_text()
+from app.part3.paths import PAGES_DIR
+
+PAGE = (PAGES_DIR / "upload.html").read_text()
 router = APIRouter()
 
 
