@@ -53,6 +53,9 @@ class KeptModels:
             mnist.MODEL_NAME: load_mnist,
         }
         self.kept: dict[str, Kept | None] = dict.fromkeys(self.stores)
+        # The version of each model that failed to load, and why: not retried (a published version
+        # never changes) until the store serves another one.
+        self.problems: dict[str, tuple[int, str]] = {}
         self._refreshing = threading.Lock()
 
     def get(self, name: str) -> Kept | None:
@@ -75,11 +78,15 @@ class KeptModels:
                 kept = self.kept[name]
                 if number is None or (kept is not None and kept.version == number):
                     continue
+                if self.problems.get(name, (None,))[0] == number:
+                    continue
                 try:
                     model = self.loaders[name](store, number)
-                except Exception:  # a corrupt or unreadable version must not stop the worker serving
+                except Exception as error:  # a corrupt or unreadable version must not stop the worker serving
                     log.exception("could not load %s version %s; still serving %s", name, number, kept and kept.version)
+                    self.problems[name] = (number, f"{type(error).__name__}: {error}")
                     continue
+                self.problems.pop(name, None)
                 self.kept[name] = Kept(number, model)
                 swapped[name] = number
                 log.info("serving %s version %s (was %s)", name, number, kept and kept.version)

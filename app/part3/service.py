@@ -41,6 +41,7 @@ class Service:
         self.kept = KeptModels(settings.models_dir)
         self.predictor = Predictor(self.kept)
         self.runner = JobRunner(self.jobs, settings)
+        self.startup_error: str | None = None
         self._refresher: asyncio.Task | None = None
 
     @property
@@ -62,8 +63,9 @@ class Service:
     async def _bootstrap_then_refresh(self) -> None:
         try:
             await asyncio.to_thread(self.bootstrap)
-        except Exception:  # e.g. an unwritable models dir: stay alive and not ready, and say why
+        except Exception as error:  # e.g. an unwritable models dir: stay alive and not ready, and say why
             log.exception("start-up failed; the service stays not ready")
+            self.startup_error = f"{type(error).__name__}: {error}"
             return
         self.runner.start()
         while True:
@@ -75,6 +77,27 @@ class Service:
         for name, version in swapped.items():
             metrics.SERVING_VERSION.labels(name).set(version)
         return swapped
+
+    def not_ready_reason(self) -> str:
+        """Why /health/ready says 503, for whoever reads it."""
+        if self.startup_error:
+            return f"start-up failed: {self.startup_error}"
+        reasons = []
+        for name, version in self.kept.versions().items():
+            if version is not None:
+                continue
+            if name in self.kept.problems:
+                number, problem = self.kept.problems[name]
+                reasons.append(f"{name} version {number} could not be loaded ({problem})")
+            elif name == mnist.MODEL_NAME and (first := self._first_training()) is not None:
+                advice = " (restart the service, or POST /retrain/, to try again)" if first.status == "failed" else ""
+                reasons.append(f"the first {name} training (job {first.id}): {first.progress}{advice}")
+            else:
+                reasons.append(f"{name} is loading")
+        return "; ".join(reasons)
+
+    def _first_training(self) -> Job | None:
+        return next((job for job in reversed(self.jobs.all()) if job.kind == "initial"), None)
 
     def bootstrap(self) -> None:
         for store in self.stores.values():

@@ -9,7 +9,7 @@ from app import images, mnist
 from app.store import ModelStore
 from app.part3.jobs import JobStore
 from app.part3.settings import Settings
-from part3_support import copy_store, digit_file, metric, running_service
+from part3_support import copy_store, digit_file, metric, running_service, wait_until
 
 MAX_UPLOAD = 2 << 20  # small, so the 413 test sends little
 
@@ -166,6 +166,19 @@ def test_activating_an_unknown_version_is_404_and_changes_nothing(client, models
     assert "99" in response.json()["detail"]
     assert client.post("/models/cats/1/activate").status_code == 422
     assert ModelStore("mnist", models_dir).active() == 1
+
+
+def test_a_corrupt_version_is_not_served_and_readiness_says_why(models_dir, tmp_path):
+    folder = copy_store(models_dir, tmp_path / "models")
+    version = ModelStore("mnist", folder).get(1)
+    version.model_file.write_bytes(version.model_file.read_bytes() + b"tampered")
+    with running_service(folder, wait_ready=False) as service:
+        wait_until(lambda: "could not be loaded" in service.get("/health/ready").json()["detail"], "the load fails")
+        ready = service.get("/health/ready")
+        assert ready.status_code == 503
+        assert "mnist version 1 could not be loaded (CorruptModel" in ready.json()["detail"]
+        assert service.post("/predict/", files={"file": digit_file(1)}).status_code == 503
+        assert service.get("/predict/", params={"bill": 40, "flipper": 190}).status_code == 200
 
 
 def test_health_live_and_ready_name_the_worker(client):

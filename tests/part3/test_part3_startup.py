@@ -27,11 +27,15 @@ def test_two_workers_on_an_empty_store_train_once_and_become_ready(empty_dir):
         assert not_ready.status_code == 503
         assert not_ready.headers["retry-after"]
         assert not_ready.json()["models"]["mnist"] is None
+        assert "mnist" in not_ready.json()["detail"]
         early = first.post("/predict/", files={"file": digit_file(2)})
         assert early.status_code == 503 and "not loaded" in early.json()["detail"]
 
         jobs = wait_until(lambda: first.get("/jobs/").json(), "the first training is queued")
         assert [job["kind"] for job in jobs] == ["initial"]
+        waiting = first.get("/health/ready").json()
+        if waiting["models"]["mnist"] is None:  # still training: readiness says which job to follow
+            assert f"the first mnist training (job {jobs[0]['id']})" in waiting["detail"]
         done = wait_for_job(first.get, jobs[0]["id"])
         assert done["status"] == "succeeded", done
         for worker in workers:

@@ -14,6 +14,7 @@ class Health(BaseModel):
     status: str
     pid: int  # the worker that answered: several workers share one port
     models: dict[str, int | None] = {}
+    detail: str | None = None  # why the service is not ready yet
 
 
 @router.get("/live")
@@ -28,5 +29,7 @@ def ready(service: ServiceDep, response: Response) -> Health:
     if not service.kept.ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = "5"
-        return Health(status="starting", pid=os.getpid(), models=service.kept.versions())
+        return Health(
+            status="starting", pid=os.getpid(), models=service.kept.versions(), detail=service.not_ready_reason()
+        )
     return Health(status="ready", pid=os.getpid(), models=service.kept.versions())
