@@ -1,0 +1,1 @@
+"""Part 3: the production service (see README.md here)."""
