@@ -9,7 +9,6 @@
 Job ids are random hex strings made here: an uploaded file name never becomes a path.
 """
 
-import json
 import os
 import re
 import threading

@@ -77,7 +77,7 @@ def train(job: Job, jobs: JobStore, settings: Settings) -> int:
             result,
             metrics,
             parameters={"epochs": job.epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "kind": job.kind},
-            data={"source": source, "n_images": int(len(labels)), "n_uploaded": job.n_images, "job": job.id},
+            data={"source": source, "n_images": len(labels), "n_uploaded": job.n_images, "job": job.id},
             store=store,
         )
     jobs.update(job.id, metrics={"accuracy": metrics["accuracy"], "n_test": metrics["n_test"]})

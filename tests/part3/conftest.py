@@ -1,7 +1,6 @@
 """Fixtures for the Part 3 service's tests: one seeded model store per session, copied per module."""
 
 import pytest
-
 from part3_support import copy_store, seed_store
 
 

@@ -4,12 +4,12 @@ import re
 
 import numpy as np
 import pytest
+from part3_support import copy_store, digit_file, metric, running_service, wait_until
 
 from app import images, mnist
-from app.store import ModelStore
 from app.part3.jobs import JobStore
 from app.part3.settings import Settings
-from part3_support import copy_store, digit_file, metric, running_service, wait_until
+from app.store import ModelStore
 
 MAX_UPLOAD = 2 << 20  # small, so the 413 test sends little
 

@@ -4,10 +4,10 @@ import contextlib
 
 import pytest
 from fastapi.testclient import TestClient
+from part3_support import digit_file, service_settings, wait_for_job, wait_until
 
 from app.part3.main import create_app
 from app.store import ModelStore
-from part3_support import digit_file, service_settings, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slow
 

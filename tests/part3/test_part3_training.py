@@ -10,9 +10,9 @@ import os
 import signal
 
 import pytest
+from part3_support import API_KEY, digit_file, metric, running_service, training_zip, wait_for_job, wait_until
 
 from app.store import ModelStore
-from part3_support import API_KEY, digit_file, metric, running_service, training_zip, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}

@@ -6,7 +6,6 @@ X-Worker-PID header tells who answered; loops go on until both workers have been
 """
 
 import pytest
-
 from part3_support import ServiceProcess, copy_store, digit_file, metric, training_zip, wait_until
 
 pytestmark = pytest.mark.slow
@@ -60,7 +59,7 @@ def test_two_workers_train_one_at_a_time_and_both_serve_the_result(service, work
     first_id, second_id = (response.json()["id"] for _, response in submitted)
 
     def finished(job_id):
-        pid, response = ask(service, "GET", f"/jobs/{job_id}")
+        _, response = ask(service, "GET", f"/jobs/{job_id}")
         return response.json() if response.json()["status"] in ("succeeded", "failed") else None
 
     first = wait_until(lambda: finished(first_id), "the first job ends")

@@ -4,9 +4,9 @@ from fastapi import APIRouter, UploadFile
 from pydantic import BaseModel
 
 from app import penguin_api
-from app.penguin_api import BillLength, FlipperLength, PenguinMeasurements
 from app.part3.routes.errors import documented
 from app.part3.service import ServiceDep
+from app.penguin_api import BillLength, FlipperLength, PenguinMeasurements
 
 router = APIRouter(tags=["predict"])
 
