@@ -1,0 +1,65 @@
+"""Fault injection for the kill tests: on PYTHONPATH of a trainer child only, never in the service.
+
+When WORKSHOP_FAULT_PAUSE_AT names a point and this process is a trainer (`-m app.part3.trainer`),
+the trainer stops there: it writes <WORKSHOP_FAULT_DIR>/<point>.reached holding its pid, then
+sleeps, so that the test can SIGKILL it at exactly that point of its work.
+
+    training    mnist.fit is about to start
+    evaluating  mnist.evaluate is about to start
+    saving      inside the store's publish: the model file is written in the temporary folder,
+                the metadata and the rename into place are not done yet
+    published   the store's publish has returned: the version is complete, the job not updated
+"""
+
+import os
+import time
+from pathlib import Path
+
+POINT = os.environ.get("WORKSHOP_FAULT_PAUSE_AT")
+PAUSE = 300.0  # seconds; the test kills the process long before
+
+
+def _is_trainer() -> bool:
+    try:
+        return b"app.part3.trainer" in Path("/proc/self/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _pause(point: str) -> None:
+    if point != POINT:
+        return
+    marker = Path(os.environ["WORKSHOP_FAULT_DIR"]) / f"{point}.reached"
+    marker.write_text(str(os.getpid()))
+    time.sleep(PAUSE)
+
+
+def _install() -> None:
+    from app import mnist
+    from app.store import ModelStore
+
+    fit, evaluate, save, publish = mnist.fit, mnist.evaluate, mnist.save, ModelStore.publish
+
+    def paused_fit(*args, **kwargs):
+        _pause("training")
+        return fit(*args, **kwargs)
+
+    def paused_evaluate(*args, **kwargs):
+        _pause("evaluating")
+        return evaluate(*args, **kwargs)
+
+    def paused_save(model, folder):
+        name = save(model, folder)
+        _pause("saving")
+        return name
+
+    def paused_publish(self, *args, **kwargs):
+        version = publish(self, *args, **kwargs)
+        _pause("published")
+        return version
+
+    mnist.fit, mnist.evaluate, mnist.save, ModelStore.publish = paused_fit, paused_evaluate, paused_save, paused_publish
+
+
+if POINT and _is_trainer():
+    _install()
