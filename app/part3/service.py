@@ -69,7 +69,10 @@ class Service:
             return
         self.runner.start()
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # e.g. the volume went away for a moment: keep serving, try again
+                log.exception("could not check the store for new versions")
             await asyncio.sleep(self.settings.poll_interval)
 
     async def refresh(self) -> dict[str, int]:
@@ -115,7 +118,9 @@ class Service:
                 return
             frame = load_penguins()
             pipeline = penguins.train(frame)
-            version = penguins.publish(pipeline, penguins.evaluate(pipeline, frame), {"n_neighbors": 11}, store=store)
+            metrics_on_training_data = penguins.evaluate(pipeline, frame)
+            parameters = {"n_neighbors": 11, "metrics": "on the training data (the first start trains on all of it)"}
+            version = penguins.publish(pipeline, metrics_on_training_data, parameters, store=store)
             log.info("trained penguins version %s on the bundled data", version.number)
 
     def ensure_first_digit_training(self) -> None:
