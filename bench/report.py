@@ -75,7 +75,8 @@ the machine is shared and its speed varies from run to run. Servers run as real 
 127.0.0.1 under uvicorn (one worker, access log off for all alike); the load comes from another
 process. Latencies are from one connection at a time; throughput from {results.config.connections}
 keep-alive connections. Each figure is the median of {results.config.repeats} runs of
-{results.config.seconds:g} s.
+{results.config.seconds:g} s, and each ratio to a floor the median of as many turns of
+(floor, server) measured back to back: the floors keep running for the whole benchmark.
 
 ## Machine
 

@@ -9,6 +9,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -113,6 +114,16 @@ def at_least(ratio: float, limit: float) -> bool:
     return ratio >= limit
 
 
+@dataclass(frozen=True)
+class Floor:
+    """A floor server kept running for the whole run, so that each figure is measured in turns with
+    its floor (floor, server, floor, server, ...) and compared with the floor of its own minute."""
+
+    url: str
+    body: tuple[bytes, str] | None
+    connections: int
+
+
 class Bench:
     def __init__(self, config: Config, log: Callable[[str], None] = print) -> None:
         self.config = config
@@ -130,12 +141,32 @@ class Bench:
                                    fields={"epochs": str(config.finetune_epochs)})
 
     # -- helpers ------------------------------------------------------------------------------------
-    def load(self, url: str, connections: int, body: tuple[bytes, str] | None = None, seconds: float | None = None,
-             repeats: int | None = None) -> Figures:
+    def measure(self, url: str, connections: int, body: tuple[bytes, str] | None = None,
+                seconds: float | None = None) -> Load:
         content, content_type = body or (b"", None)
-        runs = [measure(url, connections, seconds or self.config.seconds, content, content_type)
-                for _ in range(repeats or self.config.repeats)]
-        return Figures.of(runs)
+        return measure(url, connections, seconds or self.config.seconds, content, content_type)
+
+    def load(self, url: str, connections: int, body: tuple[bytes, str] | None = None,
+             seconds: float | None = None) -> Figures:
+        return Figures.of([self.measure(url, connections, body, seconds) for _ in range(self.config.repeats)])
+
+    def against(self, floor: Floor, url: str, body: tuple[bytes, str] | None, connections: int,
+                ratio: Callable[[Load, Load], float], seconds: float | None = None) -> tuple[Figures, float]:
+        """The server's figures, and the median over turns of ratio(server's run, floor's run)."""
+        runs, ratios = [], []
+        for _ in range(self.config.repeats):
+            reference = self.measure(floor.url, floor.connections, floor.body)
+            runs.append(self.measure(url, connections, body, seconds))
+            ratios.append(ratio(runs[-1], reference))
+        return Figures.of(runs), statistics.median(ratios)
+
+    @staticmethod
+    def rate_ratio(run: Load, reference: Load) -> float:
+        return run.per_second / reference.per_second
+
+    @staticmethod
+    def p50_ratio(run: Load, reference: Load) -> float:
+        return run.p50_ms / reference.p50_ms
 
     def add(self, row: Row) -> Row:
         self.results.rows.append(row)
@@ -152,9 +183,9 @@ class Bench:
             target_text = f"{'≤' if check is at_most else '≥'} {limit:g}"
         return self.add(Row(section, name, measured, ratio, ratio_to, target_text, met, reference))
 
-    def unavailable(self, section: str, names: list[str], reason: str, target: str = "", reference: str = "") -> None:
+    def unavailable(self, section: str, names: list[str], reason: str) -> None:
         for name in names:
-            self.add(Row(section, name, f"not available: {reason}", target=target, reference=reference))
+            self.add(Row(section, name, f"not available: {reason}"))
 
     def check_answers(self, url: str, body: tuple[bytes, str] | None, expect: str) -> None:
         """One request before loading a server: a fast wrong answer would be no figure at all."""
@@ -163,7 +194,7 @@ class Bench:
         if status != 200 or expect.encode() not in answer:
             raise RuntimeError(f"{url} answered {status}: {answer[:300]!r}")
 
-    # -- the sections -------------------------------------------------------------------------------
+    # -- the run ------------------------------------------------------------------------------------
     def run(self) -> Results:
         facts = self.results.facts
         facts["load_tool"] = load_tool()
@@ -180,11 +211,21 @@ class Bench:
         if self.config.parallel_start:
             self.started = {key: start(spec.name, spec.command, spec.env) for key, spec in self.specs.items()}
         try:
-            floor = self.http_floor()
-            image_floor = self.image_floor()
-            self.penguins(floor)
-            self.part3(floor, image_floor)
-            self.other_digit_servers(image_floor)
+            with ExitStack() as floors:
+                port = free_port()
+                hello = floors.enter_context(serve("HTTP floor", uvicorn("bench.apps.hello:app", port), port))
+                port = free_port()
+                image = floors.enter_context(
+                    serve("image floor", uvicorn("bench.apps.image_floor:app", port), port, "/docs"))
+                self.check_answers(image.url("/predict/"), self.single, '"result"')
+                connections = self.config.connections
+                self.http_floor = Floor(hello.url("/"), None, connections)
+                self.image_floor_one = Floor(image.url("/predict/"), self.single, 1)
+                self.image_floor_many = Floor(image.url("/predict/"), self.single, connections)
+                self.floor_rows()
+                self.penguins()
+                self.part3()
+                self.other_digit_servers()
         finally:
             for started in self.started.values():  # any left unused by an error
                 stop(started.process)
@@ -201,6 +242,8 @@ class Bench:
             ("part3", "Part 3", lambda port: uvicorn("app.part3.main:app", port), "/health/ready",
              {"WORKSHOP_MODELS_DIR": str(self.store), "WORKSHOP_API_KEY": "", "WORKSHOP_LOG_LEVEL": "warning",
               "WORKSHOP_SHUTDOWN_GRACE": "2"}),
+            ("kept", "a bare app with the project's fast pieces (bench/apps/kept_digits.py)",
+             lambda port: uvicorn("bench.apps.kept_digits:app", port), "/docs", {"BENCH_MODEL_FILE": model_file}),
             ("workshop", "the workshop's design (the model loaded from disk per request)",
              lambda port: uvicorn("bench.apps.workshop_digits:app", port), "/docs", {"BENCH_MODEL_FILE": model_file}),
             ("litserve", "LitServe, no batching", lambda port: [*litserve, str(port)], "/health", {}),
@@ -240,28 +283,25 @@ class Bench:
             rss.append(int(done.stdout.split()[-1]) / 1024)
         return statistics.median(seconds), statistics.median(rss)
 
-    def http_floor(self) -> Figures:
-        port = free_port()
-        with serve("HTTP floor", uvicorn("bench.apps.hello:app", port), port) as server:
-            floor = self.load(server.url("/"), self.config.connections)
+    # -- the sections -------------------------------------------------------------------------------
+    def floor_rows(self) -> None:
+        floor = self.load(self.http_floor.url, self.http_floor.connections)
         self.add(Row("1", f"HTTP floor: GET / on a bare FastAPI app, {self.config.connections} connections",
                      f"{floor.rate()}, {floor.latency()}", reference="the reference for (3)"))
-        return floor
-
-    def image_floor(self) -> tuple[Figures, Figures]:
-        port = free_port()
-        with serve("image floor", uvicorn("bench.apps.image_floor:app", port), port, "/docs") as server:
-            url = server.url("/predict/")
-            self.check_answers(url, self.single, '"result"')
-            one = self.load(url, 1, self.single)
-            many = self.load(url, self.config.connections, self.single)
+        one = self.load(self.image_floor_one.url, 1, self.single)
+        many = self.load(self.image_floor_many.url, self.config.connections, self.single)
         self.add(Row("2", "Image floor: POST one PNG, decoded, no model; 1 connection", one.latency(),
                      reference="the reference for (4) latency"))
         self.add(Row("2", f"Image floor, {self.config.connections} connections", many.rate(),
                      reference="the reference for (4) throughput"))
-        return one, many
 
-    def penguins(self, floor: Figures) -> None:
+    def penguin_row(self, name: str, url: str, target: tuple | None = None) -> None:
+        self.check_answers(url, None, "Adelie")
+        figures, ratio = self.against(self.http_floor, url, None, self.config.connections, self.rate_ratio)
+        self.ratio_row("3", name, figures.rate(), ratio, "× (1) req/s", target,
+                       "the workshop's code: about 0.12 × (issue 5)")
+
+    def penguins(self) -> None:
         servers = [
             ("Penguins: the workshop's code (sklearn `predict` per request)",
              lambda port: uvicorn("bench.apps.workshop_penguins:app", port)),
@@ -272,67 +312,67 @@ class Bench:
             port = free_port()
             try:
                 with serve(name, command(port), port, "/docs") as server:
-                    url = server.url(PENGUIN_QUERY)
-                    self.check_answers(url, None, "Adelie")
-                    figures = self.load(url, self.config.connections)
+                    self.penguin_row(name, server.url(PENGUIN_QUERY))
             except (RuntimeError, OSError) as error:
                 self.unavailable("3", [name], str(error).splitlines()[0])
-                continue
-            self.ratio_row("3", name, figures.rate(), figures.per_second / floor.per_second, "× (1) req/s",
-                           reference="the workshop's code: about 0.12 × (issue 5)")
 
-    def part3(self, floor: Figures, image_floor: tuple[Figures, Figures]) -> None:
-        names = ["Penguins: Part 3 service", "MNIST one at a time: Part 3 service",
-                 f"MNIST {self.config.connections} connections: Part 3 service",
-                 f"MNIST batch of {self.config.batch} over HTTP: Part 3 service",
-                 "Start-up to /health/ready with saved models: Part 3 service",
-                 "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service",
-                 "Peak RSS of the worker, both models loaded: Part 3 service"]
-        sections = ["3", "4a", "4b", "5", "6", "7", "8"]
+    def digit_rows(self, name: str, url: str, seconds: float | None = None, targets: bool = False) -> Figures:
+        """One image at a time (p50 against the image floor's) and on many connections (req/s)."""
+        self.check_answers(url, self.single, '"result"')
+        one, ratio = self.against(self.image_floor_one, url, self.single, 1, self.p50_ratio, seconds)
+        self.ratio_row("4a", f"MNIST one at a time: {name}", one.latency(), ratio, "× (2) p50",
+                       (at_most, 1.5) if targets else None,
+                       "the workshop's design: about 120 ×; LitServe: about 2.3 × (issue 5)" if targets else "")
+        many, ratio = self.against(self.image_floor_many, url, self.single, self.config.connections,
+                                   self.rate_ratio, seconds)
+        self.ratio_row("4b", f"MNIST {self.config.connections} connections: {name}", many.rate(), ratio,
+                       "× (2) req/s", (at_least, 0.75) if targets else None,
+                       "a kept model: about 0.49 ×; LitServe: about 0.46 ×, batching 0.5 × (issue 5)"
+                       if targets else "")
+        return one
+
+    def part3(self) -> None:
+        connections, batch = self.config.connections, self.config.batch
+        names = {"3": "Penguins: Part 3 service", "4a": "MNIST one at a time: Part 3 service",
+                 "4b": f"MNIST {connections} connections: Part 3 service",
+                 "5": f"MNIST batch of {batch} over HTTP: Part 3 service",
+                 "6": "Start-up to /health/ready with saved models: Part 3 service",
+                 "7": "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service",
+                 "8": "Peak RSS of the worker, both models loaded: Part 3 service"}
         try:
             self.log("starting the Part 3 service ...")
             with self.serve_digits("part3") as server:
-                self.part3_rows(server, names, floor, image_floor)
+                self.part3_rows(server)
         except (RuntimeError, OSError) as error:
             measured = {row.name for row in self.results.rows}
-            for section, name in zip(sections, names):
+            for section, name in names.items():
                 if name not in measured:
                     self.unavailable(section, [name], str(error).splitlines()[0])
 
-    def part3_rows(self, server: Server, names: list[str], floor: Figures, image_floor: tuple[Figures, Figures]):
+    def part3_rows(self, server: Server) -> None:
         config, facts = self.config, self.results.facts
-        one_floor, many_floor = image_floor
-        self.ratio_row("6", names[4], f"{server.ready_seconds:.2f} s",
-                       server.ready_seconds / facts["import_keras_seconds"],
+        self.ratio_row("6", "Start-up to /health/ready with saved models: Part 3 service",
+                       f"{server.ready_seconds:.2f} s", server.ready_seconds / facts["import_keras_seconds"],
                        f"× `import keras` ({facts['import_keras_seconds']:.2f} s)", (at_most, 1.3))
-        url = server.url(PENGUIN_QUERY)
-        self.check_answers(url, None, "Adelie")
-        penguins = self.load(url, config.connections)
-        self.ratio_row("3", names[0], penguins.rate(), penguins.per_second / floor.per_second, "× (1) req/s",
-                       (at_least, 0.6), "the workshop's code: about 0.12 × (issue 5)")
-        url = server.url("/predict/")
-        self.check_answers(url, self.single, '"result"')
-        one = self.load(url, 1, self.single)
-        self.ratio_row("4a", names[1], one.latency(), one.p50_ms / one_floor.p50_ms, "× (2) p50", (at_most, 1.5),
-                       "the workshop's design: about 120 ×; LitServe: about 2.3 × (issue 5)")
-        many = self.load(url, config.connections, self.single)
-        self.ratio_row("4b", names[2], many.rate(), many.per_second / many_floor.per_second, "× (2) req/s",
-                       (at_least, 0.75), "a kept model: about 0.49 ×; LitServe: about 0.46 ×, batching 0.5 × (issue 5)")
+        self.penguin_row("Penguins: Part 3 service", server.url(PENGUIN_QUERY), (at_least, 0.6))
+        one = self.digit_rows("Part 3 service", server.url("/predict/"), targets=True)
         url = server.url("/predict/batch/")
         self.check_answers(url, self.batch, '"results"')
         batch = self.load(url, 1, self.batch)
         in_process = facts["in_process_images_per_second"]
-        self.ratio_row("5", names[3], batch.rate("images/s", config.batch),
-                       batch.per_second * config.batch / in_process,
+        self.ratio_row("5", f"MNIST batch of {config.batch} over HTTP: Part 3 service",
+                       batch.rate("images/s", config.batch), batch.per_second * config.batch / in_process,
                        f"× in-process ({in_process:,.0f} images/s)", (at_least, 0.3),
                        "PNG decoding alone: about 100 µs an image in the workshop's code (issue 5)")
         rss = server.peak_rss_mb()
-        self.ratio_row("8", names[6], f"{rss:,.0f} MiB", rss / facts["import_keras_rss_mb"],
-                       f"× `import keras` ({facts['import_keras_rss_mb']:,.0f} MiB)")
-        self.training_row(server, names[5], one)
+        self.ratio_row("8", "Peak RSS of the worker, both models loaded: Part 3 service", f"{rss:,.0f} MiB",
+                       rss / facts["import_keras_rss_mb"], f"× `import keras` ({facts['import_keras_rss_mb']:,.0f} MiB)")
+        self.training_row(server, "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service")
 
-    def training_row(self, server: Server, name: str, idle: Figures) -> None:
-        """p50 while a fine-tune of data/train_img.zip runs, measured only while its epochs run."""
+    def training_row(self, server: Server, name: str) -> None:
+        """p50 while a fine-tune of data/train_img.zip runs, against the idle p50 just before it."""
+        url = server.url("/predict/")
+        idle = self.load(url, 1, self.single)
         body, content_type = self.train_zip
         status, answer = http(server.url("/train/"), data=body, headers={"Content-Type": content_type})
         if status != 202:
@@ -346,45 +386,39 @@ class Bench:
             if job["status"] in ("succeeded", "failed") or time.perf_counter() > deadline:
                 return self.unavailable("7", [name], f"the fine-tune {job['status']} before it could be measured")
             time.sleep(0.2)
-        busy = self.load(server.url("/predict/"), 1, self.single)
+        busy = self.load(url, 1, self.single)
         job = json.loads(http(job_url)[1])
         measured = busy.latency()
         if job["status"] != "running":
-            measured += f" (the fine-tune ended during the window: raise finetune_epochs)"
-        self.ratio_row("7", name, measured, busy.p50_ms / idle.p50_ms,
-                       f"× idle p50 ({idle.p50_ms:.2f} ms)", (at_most, 3),
-                       f"trainer at epoch {job['epoch']} of {job['epochs']} when the window ended")
+            measured += " (the fine-tune ended during the window: raise finetune_epochs)"
+        self.ratio_row("7", name, measured, busy.p50_ms / idle.p50_ms, f"× idle p50 ({idle.p50_ms:.2f} ms)",
+                       (at_most, 3), f"trainer at epoch {job['epoch']} of {job['epochs']} when the window ended")
 
-    def other_digit_servers(self, image_floor: tuple[Figures, Figures]) -> None:
-        one_floor, many_floor = image_floor
+    def other_digit_servers(self) -> None:
         connections = self.config.connections
-        for key in ("workshop", "litserve", "litserve-batch"):
+        for key in ("kept", "workshop", "litserve", "litserve-batch"):
             if key not in self.specs:
                 reason = "litserve is not installed (uv sync --group bench)"
                 self.unavailable("4a", [f"MNIST one at a time: {key}"], reason)
                 self.unavailable("4b", [f"MNIST {connections} connections: {key}"], reason)
                 continue
             name = self.specs[key].name
-            names = [f"MNIST one at a time: {name}", f"MNIST {connections} connections: {name}"]
             seconds = self.config.slow_seconds if key == "workshop" else self.config.seconds
             try:
                 self.log(f"starting {name} ...")
                 with self.serve_digits(key) as server:
-                    url = server.url("/predict/")
-                    self.check_answers(url, self.single, '"result"')
-                    one = self.load(url, 1, self.single, seconds)
-                    many = self.load(url, connections, self.single, seconds)
+                    self.digit_rows(name, server.url("/predict/"), seconds)
             except (RuntimeError, OSError) as error:
-                self.unavailable("4a", names[:1], str(error).splitlines()[0])
-                self.unavailable("4b", names[1:], str(error).splitlines()[0])
-                continue
-            self.ratio_row("4a", names[0], one.latency(), one.p50_ms / one_floor.p50_ms, "× (2) p50")
-            self.ratio_row("4b", names[1], many.rate(), many.per_second / many_floor.per_second, "× (2) req/s")
+                measured = {row.name for row in self.results.rows}
+                for section, row_name in (("4a", f"MNIST one at a time: {name}"),
+                                          ("4b", f"MNIST {connections} connections: {name}")):
+                    if row_name not in measured:
+                        self.unavailable(section, [row_name], str(error).splitlines()[0])
 
 
 SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8"]
-# Rows per section: the floors, three penguin servers, four MNIST servers twice, then one each.
-ROWS_PER_SECTION = {"1": 1, "2": 2, "3": 3, "4a": 4, "4b": 4, "5": 1, "6": 1, "7": 1, "8": 1}
+# Rows per section: the floors, three penguin servers, five MNIST servers twice, then one each.
+ROWS_PER_SECTION = {"1": 1, "2": 2, "3": 3, "4a": 5, "4b": 5, "5": 1, "6": 1, "7": 1, "8": 1}
 
 
 def litserve_installed() -> bool:
