@@ -14,8 +14,9 @@ Settings come from WORKSHOP_* environment variables (app/part3/settings.py). The
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from app.images import UploadError
@@ -42,8 +43,30 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
+def methods_for(path: str) -> set[str]:
+    """Every method some route of ours answers at `path`."""
+    return {
+        method
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.path_regex.match(path)
+        for method in route.methods
+    }
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """Known failures become clear 4xx/503 answers naming the problem, never a 500."""
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, error: HTTPException) -> JSONResponse:
+        # The router names only the methods of the first route matching the path (GET for
+        # /predict/, which also takes POST); the Allow header must list them all.
+        allowed = methods_for(request.url.path) | set(filter(None, (error.headers or {}).get("Allow", "").split(", ")))
+        return JSONResponse(
+            {"detail": f"{request.method} is not allowed here; use {', '.join(sorted(allowed))}"},
+            status_code=405,
+            headers={"Allow": ", ".join(sorted(allowed))},
+        )
 
     @app.exception_handler(UploadError)
     async def bad_upload(request: Request, error: UploadError) -> JSONResponse:

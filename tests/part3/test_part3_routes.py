@@ -250,6 +250,14 @@ def test_docs_assets_are_the_real_libraries(client):
     assert client.get("/docs/oauth2-redirect").status_code == 200
 
 
+def test_a_wrong_method_is_405_listing_every_allowed_method(client):
+    response = client.request("OPTIONS", "/predict/")  # /predict/ has a GET and a POST route
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert "GET, POST" in response.json()["detail"]
+    assert client.delete("/jobs/").headers["allow"] == "GET"
+
+
 def test_openapi_documents_every_public_route(client):
     paths = client.get("/openapi.json").json()["paths"]
     for path in ["/", "/info/", "/predict/", "/predict/batch/", "/train/", "/retrain/", "/jobs/", "/jobs/{job_id}",
