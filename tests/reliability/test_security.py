@@ -1,0 +1,231 @@
+"""Security of the Part 3 service: the API key, uploaded names, zips, and what it agrees to load.
+
+In-process (spies and tampering on a private store): the key is compared with hmac.compare_digest;
+zips are read without ZipFile.extract/extractall; every model is loaded from the service's own store
+after its sha256 was computed; a version whose file was tampered with, or a penguin model holding a
+type off the trusted list, is never served (the previous version keeps serving, also after a
+restart). As a real process (`fastapi run`, debug logging): the key never appears in its log, the
+trainer's environment or anything written under the models folder; uploaded file names and zip
+entries, some climbing out with ../, never become files anywhere.
+
+The container's non-root user is checked structurally by tests/container/test_non_root.py.
+"""
+
+import hmac
+import io
+import json
+import os
+import shutil
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+import skops.io as sio
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+import app.store
+from app import mnist, penguins
+from app.paths import PROJECT_ROOT
+from app.store import METADATA_FILE, ModelStore
+from bad_requests import digit_png, zip_of
+from part3_support import API_KEY, ServiceProcess, copy_store, running_service, wait_for_job, wait_until
+
+pytestmark = pytest.mark.slow
+KEY = {"X-API-Key": API_KEY}
+WRONG_KEYS = ["", "wrong", API_KEY[:-1], API_KEY + " ", API_KEY.upper(), API_KEY + "\u00e9"]
+SHORT_WAIT = 60.0
+
+
+def served_versions(client) -> dict[str, int]:
+    digit = client.post("/predict/", files={"file": ("x.png", digit_png(1), "image/png")}).json()["version"]
+    penguin = client.get("/predict/", params={"bill": "40.3", "flipper": "195"}).json()["version"]
+    return {"mnist": digit, "penguins": penguin}
+
+
+def add_version_by_hand(store: ModelStore, write_model) -> int:
+    """A version put in the store as publish does (folder complete, then renamed into place), whose
+    metadata is the newest version's, file and sha256 included: `write_model(path)` then replaces
+    the file. What an attacker with write access to the volume, or a bad disk, would leave."""
+    newest = store.get(store.latest())
+    number = newest.number + 1
+    temp = store.path / f".tmp-by-hand-{uuid.uuid4().hex}"
+    shutil.copytree(newest.path, temp)
+    write_model(temp / newest.metadata["file"])
+    (temp / METADATA_FILE).write_text(json.dumps({**newest.metadata, "version": number}))
+    os.rename(temp, store.path / str(number))
+    return number
+
+
+@pytest.fixture
+def store_copy(seeded_store, tmp_path):
+    return copy_store(seeded_store, tmp_path / "models")
+
+
+# -- the key ---------------------------------------------------------------------------------------
+def test_the_key_is_compared_in_constant_time_and_wrong_keys_get_401(store_copy, monkeypatch):
+    compared = []
+    real_compare = hmac.compare_digest
+
+    def spy(given, expected):
+        compared.append((given, expected))
+        return real_compare(given, expected)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    with running_service(store_copy, api_key=API_KEY) as client:
+        for wrong in WRONG_KEYS:
+            for path in ("/train/", "/retrain/", "/models/mnist/1/activate"):
+                response = client.post(path, headers={"X-API-Key": wrong.encode("utf-8")})
+                assert response.status_code == 401, (path, wrong, response.text)
+                assert "X-API-Key" in response.json()["detail"] and API_KEY not in response.text
+        assert client.post("/models/mnist/1/activate").status_code == 401  # no key at all
+        assert client.post("/models/mnist/1/activate", headers=KEY).status_code == 200
+    expected = API_KEY.encode()
+    assert (expected, expected) in compared
+    # (headers travel as latin-1: the server sees the UTF-8 bytes of "é" as two characters)
+    assert {wrong.encode().decode("latin-1").encode() for wrong in WRONG_KEYS if wrong} <= {g for g, _ in compared}
+    assert all(secret == expected for _, secret in compared)
+
+
+# -- zips --------------------------------------------------------------------------------------
+def test_zip_entries_are_read_in_memory_never_extracted(store_copy, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a zip entry was extracted to disk")
+
+    monkeypatch.setattr(zipfile.ZipFile, "extract", refuse)
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", refuse)
+    entries = [(f"train_img/img{n}_{n}.png", digit_png(n)) for n in range(10)]
+    with running_service(store_copy, api_key=API_KEY) as client:
+        accepted = client.post("/retrain/", files={"files": ("d.zip", zip_of(entries), "application/zip")},
+                               headers=KEY, data={"epochs": "1"})
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["n_images"] == 10
+        climbing = zip_of([("../../../x_1.png", digit_png(1))])
+        refused = client.post("/train/", files={"files": ("e.zip", climbing, "application/zip")}, headers=KEY)
+        assert refused.status_code == 422 and "unsafe path" in refused.json()["detail"]
+
+
+# -- what the service loads ----------------------------------------------------------------------
+def test_models_are_loaded_only_from_the_store_after_their_sha256(store_copy, monkeypatch):
+    hashed, loaded = [], []
+    real_sha, real_mnist_load, real_penguins_load = app.store.sha256_of, mnist.load, penguins.load
+    monkeypatch.setattr(app.store, "sha256_of", lambda path: hashed.append(Path(path)) or real_sha(path))
+    monkeypatch.setattr(mnist, "load", lambda path: loaded.append(Path(path)) or real_mnist_load(path))
+    monkeypatch.setattr(penguins, "load", lambda path: loaded.append(Path(path)) or real_penguins_load(path))
+    with running_service(store_copy, api_key=API_KEY) as client:
+        store = ModelStore("mnist", store_copy)
+        model = real_mnist_load(store.get(1).model_file)
+        number = mnist.publish(mnist.TrainingResult(model, {}, 1), {}, {}, {"source": "test"}, store).number
+        wait_until(lambda: served_versions(client)["mnist"] == number, "the new version serves", SHORT_WAIT)
+    assert loaded, "the service loaded nothing?"
+    for path in loaded:
+        assert path.resolve().is_relative_to(store_copy.resolve()), path
+        assert path in hashed[: hashed.index(path) + 1], f"{path} loaded before its sha256 was checked"
+
+
+@pytest.mark.parametrize("model", ["mnist", "penguins"])
+def test_a_tampered_version_is_never_served_even_after_a_restart(model, store_copy):
+    store = ModelStore(model, store_copy)
+
+    def flip_bytes(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    with running_service(store_copy, api_key=API_KEY) as client:
+        before = served_versions(client)
+        tampered = add_version_by_hand(store, flip_bytes)
+        service = client.app.state.service
+        wait_until(lambda: service.kept.problems.get(model, (None,))[0] == tampered, "the service tries it", SHORT_WAIT)
+        assert served_versions(client) == before
+        assert "sha256" in service.kept.problems[model][1]
+        listing = client.get("/models/").json()[model]
+        assert (listing["active"], listing["serving"]) == (tampered, before[model])
+    # A worker starting now must not be left with nothing to serve: the last good version serves.
+    with running_service(store_copy, api_key=API_KEY, wait_ready=False) as client:
+        wait_until(lambda: client.get("/health/ready").status_code == 200,
+                   f"a restarted service serves the last good {model} version", SHORT_WAIT)
+        assert served_versions(client) == before
+
+
+def test_a_penguin_model_with_a_type_off_the_trusted_list_is_never_served(store_copy):
+    store = ModelStore("penguins", store_copy)
+
+    def hostile(path: Path) -> None:  # loading it would be harmless; using it would run os.system
+        good = sio.load(path, trusted=penguins.TRUSTED_TYPES)
+        sio.dump(Pipeline([("run", FunctionTransformer(os.system)), *good.steps]), path)
+
+    with running_service(store_copy, api_key=API_KEY) as client:
+        before = served_versions(client)
+        # published properly (sha256 of the hostile file in its metadata): only the type list stops it
+        number = store.publish(lambda folder: (hostile_copy(store, folder, hostile)), store.get(1).metadata).number
+        service = client.app.state.service
+        wait_until(lambda: service.kept.problems.get("penguins", (None,))[0] == number, "the service tries it", SHORT_WAIT)
+        assert "Untrusted" in service.kept.problems["penguins"][1]
+        assert served_versions(client) == before
+    with pytest.raises(sio.exceptions.UntrustedTypesFoundException, match="system"):
+        penguins.load(store.get(number).model_file)
+
+
+def hostile_copy(store: ModelStore, folder: Path, make_hostile) -> str:
+    source = store.get(1)
+    shutil.copy(source.model_file, folder / source.metadata["file"])
+    make_hostile(folder / source.metadata["file"])
+    return source.metadata["file"]
+
+
+# -- the real process: logs, environments, names on disk -------------------------------------------
+def files_named_like(token: str, *roots: Path) -> list[str]:
+    found = []
+    for root in roots:
+        for folder, folders, files in os.walk(root, onerror=lambda error: None):
+            found += [os.path.join(folder, name) for name in [*folders, *files] if token in name]
+    return found
+
+
+def test_the_key_stays_out_of_logs_and_upload_names_never_become_paths(seeded_store, tmp_path_factory):
+    import tempfile
+
+    models_dir = copy_store(seeded_store, tmp_path_factory.mktemp("security") / "models")
+    token = f"evil{uuid.uuid4().hex[:8]}"
+    names = [f"../../{token}_1.png", f"/tmp/{token}_2.png", f"..\\..\\{token}_3.png", f"{token}\x00_4.png",
+             f"~/{token}_5.png", f"$HOME/{token}_6.png", f"%2e%2e%2f{token}_7.png"]
+    archive = zip_of([(f"nested/{token}/{token}_8.png", digit_png(8)), (f"{token}_9.png", digit_png(9))])
+    files = [("files", (name, digit_png(int(name[-5])), "image/png")) for name in names]
+    files.append(("files", (f"../{token}.zip", archive, "application/zip")))
+
+    service = ServiceProcess(models_dir, env={"WORKSHOP_API_KEY": API_KEY, "WORKSHOP_LOG_LEVEL": "debug"})
+    try:
+        wait_until(lambda: (r := service.answers("/health/ready")) is not None and r.status_code == 200, "ready")
+        for wrong in [key for key in WRONG_KEYS if key and key == key.strip() and key.isascii()]:  # what h11 sends
+            assert service.client.post("/train/", files=files, headers={"X-API-Key": wrong}).status_code == 401
+        for name in names:  # the same names on the prediction routes
+            assert service.client.post("/predict/", files={"file": (name, digit_png(3), "image/png")}).status_code == 200
+        batch = service.client.post("/predict/batch/", files=files[:-1])
+        assert batch.status_code == 200, batch.text
+        accepted = service.client.post("/train/", files=files, headers=KEY, data={"epochs": "1"})
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["n_images"] == len(names) + 2
+        running = wait_until(
+            lambda: (job := service.get(f"/jobs/{accepted.json()['id']}").json())["trainer_pid"] and job, "trainer")
+        try:
+            trainer_environment = Path(f"/proc/{running['trainer_pid']}/environ").read_bytes()
+        except OSError:  # it finished already
+            trainer_environment = b""
+        done = wait_for_job(service.get, accepted.json()["id"])
+        assert done["status"] == "succeeded", done
+        assert service.client.post(f"/models/mnist/{done['version']}/activate", headers=KEY).status_code == 200
+    finally:
+        service.stop()
+
+    assert API_KEY.encode() not in trainer_environment
+    log = service.log.read_text(errors="replace")
+    assert "POST /train/" in log, "the log should hold the requests"  # access log: it was captured
+    assert API_KEY not in log
+    written = [path for path in models_dir.rglob("*") if path.is_file()]
+    assert not [path for path in written if API_KEY.encode() in path.read_bytes()]
+    assert not files_named_like(token, models_dir, PROJECT_ROOT, Path(tempfile.gettempdir()), Path.home())
+    for name in names:
+        for base in (PROJECT_ROOT, models_dir, models_dir / ".jobs", Path(tempfile.gettempdir())):
+            assert not (base / name.replace("\x00", "")).exists()
