@@ -137,6 +137,22 @@ class ModelStore:
             raise CorruptModel(f"{self.name} version {number}: sha256 {actual} != metadata's {expected}")
         return loader(version.model_file)
 
+    def load_newest_loadable(self, loader: Callable[[Path], Any], below: int | None = None) -> tuple[int, Any]:
+        """(number, model) of the newest version, below `below` if given, that loads: what a service
+        that has nothing to serve yet falls back to when the version it should serve is corrupt.
+
+        Every version goes through `load` (sha256 first); one that fails for any reason is skipped,
+        so a tampered or unreadable newest version never leaves a starting service with nothing.
+        """
+        for number in reversed(self.versions()):
+            if below is not None and number >= below:
+                continue
+            try:
+                return number, self.load(number, loader)
+            except Exception:  # corrupt, or refused by the loader (e.g. untrusted types): try an older one
+                continue
+        raise ModelNotFound(f"{self.name} has no loadable version" + (f" below {below}" if below else ""))
+
     # -- writing -----------------------------------------------------------------------------
     def publish(self, save: Callable[[Path], str], metadata: dict[str, Any]) -> Version:
         """Write a new version: `save(folder)` writes the model into `folder` and returns its file name.
