@@ -6,14 +6,16 @@ the store's training lock and looks again once it holds it, so workers starting 
 one version, not one each.
 """
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from app.datasets import PENGUIN_FEATURES
-from app.penguins import MODEL_NAME, ExportedPenguins, FastPenguinPredictor, load_latest, publish, train
-from app.store import ModelStore
+from app.penguins import MODEL_NAME, ExportedPenguins, FastPenguinPredictor, load, load_latest, publish, train
+from app.store import CorruptModel, ModelNotFound, ModelStore
 
 FALLBACK_PARAMETERS = {"n_neighbors": 11, "trained_by": "app.part1 at start-up: the store was empty"}
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,15 +28,29 @@ class ServedModel:
 def load_or_publish(store: ModelStore | None = None) -> ServedModel:
     """The store's active version, after publishing one trained on the bundled data if there is none."""
     store = store or ModelStore(MODEL_NAME)
-    exported = load_latest(store)
+    exported = load_intact(store)
     if exported is None:
         with store.training_lock():
-            exported = load_latest(store)  # another worker may have published while we waited
+            exported = load_intact(store)  # another worker may have published while we waited
             if exported is None:
                 # No held-out split here, hence no metrics: the notebook is where the model is evaluated.
                 publish(train(), metrics={}, parameters=FALLBACK_PARAMETERS, store=store)
                 exported = load_latest(store)
     return serve(exported)
+
+
+def load_intact(store: ModelStore) -> ExportedPenguins | None:
+    """The active version; if its file fails its sha256 check, the newest older version that passes
+    (a tampered newest version must not stop the service). CorruptModel when none does."""
+    try:
+        return load_latest(store)
+    except CorruptModel as error:
+        try:
+            number, pipeline = store.load_newest_loadable(load, below=store.active())
+        except ModelNotFound:
+            raise error from None
+        logger.error("%s; serving version %s, the newest that is intact", error, number)
+        return ExportedPenguins(number, pipeline, store.get(number).metadata)
 
 
 def serve(exported: ExportedPenguins) -> ServedModel:

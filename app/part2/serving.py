@@ -64,6 +64,14 @@ class LatestModel:
                     logger.error("not serving %s version %s: %s", self.store.name, number, error)
                     if isinstance(error, CorruptModel):
                         self._refused = number
-                    if current is None:
-                        raise no_model_yet() from None
+                    if current is None:  # nothing to serve yet: the newest older version that is intact
+                        current = self._current = self._newest_intact(below=number)
         return current
+
+    def _newest_intact(self, below: int) -> ServedModel:
+        try:
+            number, model = self.store.load_newest_loadable(self.loader, below=below)
+        except ModelNotFound:
+            raise no_model_yet() from None
+        logger.error("serving %s version %s, the newest that is intact", self.store.name, number)
+        return ServedModel(number, model)

@@ -13,7 +13,7 @@ import numpy as np
 
 from app import mnist
 from app.datasets import load_mnist
-from app.store import ModelStore, Version
+from app.store import CorruptModel, ModelStore, Version
 
 
 class TrainingCounter:
@@ -49,7 +49,10 @@ def load_base(store: ModelStore) -> tuple[int | None, Any]:
     parent = store.active()
     if parent is None:
         return None, None
-    return parent, store.load(parent, mnist.load)
+    try:
+        return parent, store.load(parent, mnist.load)
+    except CorruptModel:  # never fine-tune a tampered file: the newest version that is intact
+        return store.load_newest_loadable(mnist.load, below=parent)
 
 
 def train_and_publish(

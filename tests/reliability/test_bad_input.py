@@ -7,9 +7,7 @@ still answer a good request exactly as before (same model, same version), the st
 their sha256s must be unchanged, no training must have started and no job must exist.
 """
 
-import importlib.util
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from app import datasets
 from app.paths import PROJECT_ROOT
 from bad_requests import ALL, BOUNDS, CORPUS, UNITS, applies, digit_png, message, routes_of
 from part3_support import API_KEY, ServiceProcess, wait_until
-from reliability_support import send, store_state
+from reliability_support import import_fresh, send, store_state
 
 SMALL_TRAINING = 256  # images the Part 2 apps' start-up trainings use here: the point is input handling
 GOOD_PENGUIN = {"bill": "40.3", "flipper": "195"}
@@ -48,15 +46,6 @@ TARGETS = [
     Target("app/part2/main.py", promises=UNITS, store=True, marks=[pytest.mark.slow]),
     Target("part3", store=True, marks=[pytest.mark.slow]),
 ]
-
-
-def import_fresh(path: Path):
-    name = "reliability_" + "_".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class Served:

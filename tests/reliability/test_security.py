@@ -12,7 +12,6 @@ The container's non-root user is checked structurally by tests/container/test_no
 """
 
 import hmac
-import io
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import skops.io as sio
+from fastapi.testclient import TestClient
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -31,6 +31,7 @@ from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
 from bad_requests import digit_png, zip_of
 from part3_support import API_KEY, ServiceProcess, copy_store, running_service, wait_for_job, wait_until
+from reliability_support import import_fresh
 
 pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}
@@ -124,15 +125,15 @@ def test_models_are_loaded_only_from_the_store_after_their_sha256(store_copy, mo
         assert path in hashed[: hashed.index(path) + 1], f"{path} loaded before its sha256 was checked"
 
 
+def flip_bytes(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 @pytest.mark.parametrize("model", ["mnist", "penguins"])
 def test_a_tampered_version_is_never_served_even_after_a_restart(model, store_copy):
     store = ModelStore(model, store_copy)
-
-    def flip_bytes(path: Path) -> None:
-        data = bytearray(path.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        path.write_bytes(bytes(data))
-
     with running_service(store_copy, api_key=API_KEY) as client:
         before = served_versions(client)
         tampered = add_version_by_hand(store, flip_bytes)
@@ -147,6 +148,42 @@ def test_a_tampered_version_is_never_served_even_after_a_restart(model, store_co
         wait_until(lambda: client.get("/health/ready").status_code == 200,
                    f"a restarted service serves the last good {model} version", SHORT_WAIT)
         assert served_versions(client) == before
+
+
+def test_the_store_falls_back_to_the_newest_version_that_loads(store_copy):
+    store = ModelStore("penguins", store_copy)
+    for _ in range(2):
+        add_version_by_hand(store, flip_bytes)
+    assert store.versions() == [1, 2, 3]
+    number, pipeline = store.load_newest_loadable(penguins.load)
+    assert number == 1 and pipeline.predict  # the two tampered ones were checked and skipped
+    with pytest.raises(app.store.ModelNotFound):
+        store.load_newest_loadable(penguins.load, below=1)
+
+
+@pytest.mark.parametrize(
+    ("app_file", "model"),
+    [("app/part1/main.py", "penguins"), ("app/part2/main.py", "mnist"),
+     ("solutions/part2/challenge_startup.py", "mnist"), ("solutions/part2/ex4_race_free.py", "mnist")],
+)
+def test_part1_and_part2_services_start_on_the_last_good_version_when_the_newest_is_tampered(
+    app_file, model, store_copy, monkeypatch
+):
+    monkeypatch.setenv("WORKSHOP_MODELS_DIR", str(store_copy))
+    store = ModelStore(model, store_copy)
+    good = store.latest()
+    tampered = add_version_by_hand(store, flip_bytes)
+    module = import_fresh(PROJECT_ROOT / app_file)
+    with TestClient(module.app) as client:
+        if model == "penguins":
+            assert client.get("/").json()["model"]["version"] == good
+            assert client.get("/predict/", params={"bill": "40.3", "flipper": "195"}).status_code == 200
+        else:
+            answer = client.post("/predict/", files={"file": ("x.png", digit_png(1), "image/png")}).json()
+            if store.latest() == tampered:
+                assert answer["version"] == good
+            else:  # exercise 4 trains at start-up: a fine-tune of the last good version, not of the tampered one
+                assert answer["version"] == store.latest() and store.get(store.latest()).metadata["parent"] == good
 
 
 def test_a_penguin_model_with_a_type_off_the_trusted_list_is_never_served(store_copy):
