@@ -152,8 +152,8 @@ def test_a_tampered_version_is_never_served_even_after_a_restart(model, store_co
 
 def test_the_store_falls_back_to_the_newest_version_that_loads(store_copy):
     store = ModelStore("penguins", store_copy)
-    for _ in range(2):
-        add_version_by_hand(store, flip_bytes)
+    add_version_by_hand(store, flip_bytes)
+    add_version_by_hand(store, lambda path: path.write_bytes(path.read_bytes()[:-100]))  # (flipping again would undo)
     assert store.versions() == [1, 2, 3]
     number, pipeline = store.load_newest_loadable(penguins.load)
     assert number == 1 and pipeline.predict  # the two tampered ones were checked and skipped
