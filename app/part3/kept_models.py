@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from app import mnist, penguins
-from app.store import ModelStore
+from app.store import ModelNotFound, ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,14 @@ class Kept:
     model: Any
 
 
-def load_penguins(store: ModelStore, number: int) -> penguins.FastPenguinPredictor:
-    predictor = penguins.FastPenguinPredictor(store.load(number, penguins.load))
+def open_penguins(path: Path) -> penguins.FastPenguinPredictor:
+    predictor = penguins.FastPenguinPredictor(penguins.load(path))
     predictor.predict(40.0, 190.0)
     return predictor
 
 
-def load_mnist(store: ModelStore, number: int):
-    model = store.load(number, mnist.load)
+def open_mnist(path: Path):
+    model = mnist.load(path)
     # The first call of a Keras model traces and allocates; do it here, not in a user's request.
     mnist.predict_probabilities(model, np.zeros((1, 28, 28), dtype=np.uint8))
     return model
@@ -48,9 +48,10 @@ class KeptModels:
             penguins.MODEL_NAME: ModelStore(penguins.MODEL_NAME, models_dir),
             mnist.MODEL_NAME: ModelStore(mnist.MODEL_NAME, models_dir),
         }
-        self.loaders: dict[str, Callable[[ModelStore, int], Any]] = {
-            penguins.MODEL_NAME: load_penguins,
-            mnist.MODEL_NAME: load_mnist,
+        # Each opens a model file the store has checked (sha256) and warms it.
+        self.loaders: dict[str, Callable[[Path], Any]] = {
+            penguins.MODEL_NAME: open_penguins,
+            mnist.MODEL_NAME: open_mnist,
         }
         self.kept: dict[str, Kept | None] = dict.fromkeys(self.stores)
         # The version of each model that failed to load, and why: not retried (a published version
@@ -81,13 +82,26 @@ class KeptModels:
                 if self.problems.get(name, (None,))[0] == number:
                     continue
                 try:
-                    model = self.loaders[name](store, number)
+                    model = store.load(number, self.loaders[name])
                 except Exception as error:  # a corrupt or unreadable version must not stop the worker serving
                     log.exception("could not load %s version %s; still serving %s", name, number, kept and kept.version)
                     self.problems[name] = (number, f"{type(error).__name__}: {error}")
+                    if kept is None and (fallback := self._newest_loadable(name, below=number)) is not None:
+                        self.kept[name] = fallback
+                        swapped[name] = fallback.version
                     continue
                 self.problems.pop(name, None)
                 self.kept[name] = Kept(number, model)
                 swapped[name] = number
                 log.info("serving %s version %s (was %s)", name, number, kept and kept.version)
         return swapped
+
+    def _newest_loadable(self, name: str, below: int) -> Kept | None:
+        """A worker with nothing to serve (just started) whose version does not load serves the newest
+        older version that does, rather than staying unready until someone publishes another."""
+        try:
+            number, model = self.stores[name].load_newest_loadable(self.loaders[name], below=below)
+        except ModelNotFound:
+            return None
+        log.warning("serving %s version %s, the newest that loads, instead of %s", name, number, below)
+        return Kept(number, model)
