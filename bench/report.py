@@ -114,7 +114,15 @@ Profiled with pyinstrument before changing anything (`uv run --with pyinstrument
    in-process on the 2-core EPYC: one image 11 ms -> 0.8 ms; a batch of 256 2,400 -> 14,000-24,000
    images/s (`model.predict_on_batch` about 8,000-14,000; XLA `jit_compile` faster for one image
    but slower for 256, so not used).
-3. **Decode PNGs in bulk** (`app.images.decode_digits`). Profile of `decode_digit`: about 35 us an
+3. **Run one image in NumPy** (`app.mnist.FastDigitPredictor`). Profile of the graph call for
+   one image: most of its 0.8-1.1 ms is TensorFlow's call machinery, not arithmetic (the CNN is
+   about 2.5 M multiply-adds). Predicted: the two convolutions as two small matrix products
+   (sliding windows) take well under 0.5 ms. Did: 0.2 ms for one image, 0.6 ms for 4, 1.2 ms for 8
+   (graph: 1.1, 1.1, 1.6 ms); from about 12 images the graph wins, so larger batches go to it.
+   Same answers within 1e-5 (measured 5e-8). One catch found on the way: OpenBLAS's default two
+   threads made these small products take 1.3 ms whenever the machine was busy; the predictor
+   limits BLAS to one thread for its call (threadpoolctl, 17 us).
+4. **Decode PNGs in bulk** (`app.images.decode_digits`). Profile of `decode_digit`: about 35 us an
    image, of which PIL's actual decoding is about 10 %; the rest is per-file Python (open, chunk
    parsing, convert, copy). Predicted: a few times faster on batches. Did: a plain greyscale PNG
    now costs a chunk walk and one zlib inflate; all the images' filtered rows go through PIL's
@@ -122,11 +130,12 @@ Profiled with pyinstrument before changing anything (`uv run --with pyinstrument
    unfiltered against zeros). 35 -> 8-10 us an image on batches of 256 (3.5-4.3 x), identical
    arrays on the workshop's 1,000 images and on every odd PNG in tests/test_decode_digits.py; any
    other file falls back to `decode_digit`, so refusals are unchanged.
-4. **Skip scikit-learn's per-call validation** for penguins (`app.penguins.FastPenguinPredictor`,
+5. **Skip scikit-learn's per-call validation** for penguins (`app.penguins.FastPenguinPredictor`,
    written before this benchmark): predicted to lift penguin predictions to the HTTP floor's
    order; did: row 3.
-5. **Micro-batching** (`app.batching.MicroBatcher`): concurrent requests share one model call in
+6. **Micro-batching** (`app.batching.MicroBatcher`): concurrent requests share one model call in
    a dedicated thread; no waiting window by default, so a lone request is not delayed. Predicted:
    at 8 connections the model's per-call cost is shared, which is what row 4b's target needs.
-   Did: row 4b once the Part 3 predictor uses it (see the note above the table if not yet).
+   Did: see row 4b, the bare app with the project's fast pieces (`bench/apps/kept_digits.py`:
+   FastDigitPredictor for a lone request, the compiled graph, outside the GIL, for a shared call).
 """

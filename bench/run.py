@@ -1,6 +1,7 @@
 """The benchmark's measurements, section by section, each figure a ratio to another of the same run."""
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -230,6 +231,7 @@ class Bench:
             for started in self.started.values():  # any left unused by an error
                 stop(started.process)
                 started.log.unlink(missing_ok=True)
+            shutil.rmtree(self.work, ignore_errors=True)
         self.results.rows.sort(key=lambda row: SECTION_ORDER.index(row.section))
         return self.results
 

@@ -97,7 +97,7 @@ def serve(name: str, command: list[str], port: int, ready_path: str = "/", env: 
                     break
             except OSError:
                 pass
-            time.sleep(0.02)
+            time.sleep(0.1)  # often enough; more would steal the GIL from its start-up
         yield Server(name, process, port, time.perf_counter() - started.at, log)
     finally:
         stop(process)
