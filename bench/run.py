@@ -301,7 +301,7 @@ class Bench:
         self.check_answers(url, None, "Adelie")
         figures, ratio = self.against(self.http_floor, url, None, self.config.connections, self.rate_ratio)
         self.ratio_row("3", name, figures.rate(), ratio, "× (1) req/s", target,
-                       "the workshop's code: about 0.12 × (issue 5)")
+                       "the workshop's code: about 0.12 × (issue 5)" if target else "")
 
     def penguins(self) -> None:
         servers = [
