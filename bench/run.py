@@ -231,7 +231,11 @@ class Bench:
             for started in self.started.values():  # any left unused by an error
                 stop(started.process)
                 started.log.unlink(missing_ok=True)
-            shutil.rmtree(self.work, ignore_errors=True)
+            for _ in range(5):  # a trainer killed with its server may still be writing for a moment
+                shutil.rmtree(self.work, ignore_errors=True)
+                if not self.work.exists():
+                    break
+                time.sleep(1)
         self.results.rows.sort(key=lambda row: SECTION_ORDER.index(row.section))
         return self.results
 
