@@ -2,11 +2,19 @@
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from app.batching import BatcherClosed, BatcherFull, MicroBatcher
+
+
+def run(coroutine):
+    """asyncio.run in a thread of its own: another test's session fixture (playwright's sync API)
+    may keep an event loop running in the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def digit_sums(items: np.ndarray) -> list[int]:
@@ -41,7 +49,7 @@ def test_concurrent_callers_share_one_call_and_get_their_own_results():
             answers = await asyncio.gather(*(batcher.predict(request) for request in requests))
         return requests, answers
 
-    requests, answers = asyncio.run(scenario())
+    requests, answers = run(scenario())
     for request, answer in zip(requests, answers):
         assert list(answer) == digit_sums(request)
     assert model.sizes == [sum(len(request) for request in requests)]  # all queued before the worker ran
@@ -55,7 +63,7 @@ def test_batches_never_exceed_max_batch():
             requests = [images(3, seed) for seed in range(10)]
             return requests, await asyncio.gather(*(batcher.predict(request) for request in requests))
 
-    requests, answers = asyncio.run(scenario())
+    requests, answers = run(scenario())
     assert [list(answer) for answer in answers] == [digit_sums(request) for request in requests]
     assert max(model.sizes) <= 8 and sum(model.sizes) == 30 and len(model.sizes) < 10
 
@@ -67,7 +75,7 @@ def test_a_request_larger_than_max_batch_is_called_alone():
         async with MicroBatcher(model, max_batch=4) as batcher:
             return await batcher.predict(images(10, 0))
 
-    assert list(asyncio.run(scenario())) == digit_sums(images(10, 0))
+    assert list(run(scenario())) == digit_sums(images(10, 0))
     assert model.sizes == [10]
 
 
@@ -81,7 +89,7 @@ def test_one_bad_request_does_not_poison_the_others():
             calls += [batcher.predict(misshapen), batcher.predict(good[2]), batcher.predict(good[3])]
             return good, await asyncio.gather(*calls, return_exceptions=True)
 
-    good, answers = asyncio.run(scenario())
+    good, answers = run(scenario())
     assert isinstance(answers[1], ValueError) and "negative" in str(answers[1])
     assert list(answers[3]) == [0]  # alone, the 3x3 request is fine
     for request, answer in zip(good, [answers[0], answers[2], answers[4], answers[5]]):
@@ -102,7 +110,7 @@ def test_the_event_loop_keeps_running_during_a_model_call():
             released.set()  # runs only if the loop is free while the model call blocks
             return await call
 
-    assert list(asyncio.run(scenario())) == ["released"]
+    assert list(run(scenario())) == ["released"]
 
 
 def test_requests_arriving_during_a_call_share_the_next_one():
@@ -118,7 +126,7 @@ def test_requests_arriving_during_a_call_share_the_next_one():
             released.set()
             return await asyncio.gather(first, *later)
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario())
     assert [list(answer) for answer in answers] == [digit_sums(images(1, seed)) for seed in range(6)]
     assert model.sizes == [1, 5]
 
@@ -142,7 +150,7 @@ def test_a_full_queue_refuses_at_once():
             released.set()
             return await asyncio.gather(running, *queued)
 
-    assert len(asyncio.run(scenario())) == 3
+    assert len(run(scenario())) == 3
 
 
 def test_a_cancelled_caller_does_not_disturb_the_others():
@@ -154,7 +162,7 @@ def test_a_cancelled_caller_does_not_disturb_the_others():
             leaving.cancel()
             return await staying, leaving.cancelled()
 
-    answer, cancelled = asyncio.run(scenario())
+    answer, cancelled = run(scenario())
     assert list(answer) == digit_sums(images(2, 1)) and cancelled
 
 
@@ -168,7 +176,7 @@ def test_max_wait_lets_a_lone_request_wait_for_company():
             second = await batcher.predict(images(1, 1))  # fills the batch: no need to wait 30 s
             return await first, second
 
-    first, second = asyncio.run(scenario())
+    first, second = run(scenario())
     assert list(first) == digit_sums(images(1, 0)) and list(second) == digit_sums(images(1, 1))
     assert model.sizes == [2]
 
@@ -186,7 +194,7 @@ def test_stop_answers_what_is_queued_then_refuses():
         await batcher.stop()  # twice is harmless
         return await asyncio.gather(*pending)
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario())
     assert [list(answer) for answer in answers] == [digit_sums(images(1, seed)) for seed in range(3)]
     assert not any(thread.name.startswith("micro-batcher") for thread in threading.enumerate())
 
@@ -196,7 +204,7 @@ def test_a_model_giving_the_wrong_number_of_results_is_an_error_for_its_callers(
         async with MicroBatcher(lambda items: [0]) as batcher:
             return await asyncio.gather(batcher.predict(images(2, 0)), return_exceptions=True)
 
-    (answer,) = asyncio.run(scenario())
+    (answer,) = run(scenario())
     assert isinstance(answer, ValueError) and "1 results for 2 inputs" in str(answer)
 
 
