@@ -10,11 +10,14 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from app.paths import DATA_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PENGUIN_FEATURES = ("bill_length_mm", "flipper_length_mm")
 PENGUIN_TARGET = "species"
@@ -27,8 +30,10 @@ N_UPLOAD_IMAGES = 1000  # data/train_img.zip
 N_BUNDLED_TEST = 500
 
 
-def load_penguins(path: Path | None = None) -> pd.DataFrame:
+def load_penguins(path: Path | None = None) -> "pd.DataFrame":
     """The penguins table with the rows that miss a feature or the species dropped."""
+    import pandas as pd  # here, not at the top: a service that only loads a saved model never needs it
+
     if path is None:
         path = DATA_DIR / "penguins.csv"
         if not path.exists():  # a fresh checkout always has it; an installed wheel may not

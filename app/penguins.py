@@ -7,15 +7,17 @@ save/load with skops (which, unlike pickle, only rebuilds the types we name as t
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from app.datasets import PENGUIN_FEATURES, PENGUIN_TARGET, load_penguins
+
+if TYPE_CHECKING:  # pandas costs ~2 s to import; a service loading a saved model never needs it
+    import pandas as pd
 
 MODEL_NAME = "penguins"
 MODEL_FILE = "model.skops"
@@ -34,7 +36,7 @@ def build_pipeline(n_neighbors: int = 11) -> Pipeline:
 
 
 def train(
-    frame: pd.DataFrame | None = None,
+    frame: "pd.DataFrame | None" = None,
     n_neighbors: int = 11,
     features: tuple[str, str] = PENGUIN_FEATURES,
 ) -> Pipeline:
@@ -83,7 +85,7 @@ def features_of(pipeline: Pipeline) -> list[str]:
     return [str(name) for name in getattr(pipeline, "feature_names_in_", PENGUIN_FEATURES)]
 
 
-def evaluate(pipeline: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
+def evaluate(pipeline: Pipeline, frame: "pd.DataFrame") -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, confusion_matrix
 
     truth = frame[PENGUIN_TARGET]

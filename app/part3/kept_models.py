@@ -35,11 +35,13 @@ def open_penguins(path: Path) -> penguins.FastPenguinPredictor:
     return predictor
 
 
-def open_mnist(path: Path):
-    model = mnist.load(path)
-    # The first call of a Keras model traces and allocates; do it here, not in a user's request.
-    mnist.predict_probabilities(model, np.zeros((1, 28, 28), dtype=np.uint8))
-    return model
+def open_mnist(path: Path) -> mnist.FastDigitPredictor:
+    """The CNN behind its fast path: NumPy for a few images, the compiled graph for batches."""
+    predictor = mnist.FastDigitPredictor(mnist.load(path))
+    # The first call of each path traces and allocates; do it here, not in a user's request.
+    predictor.digits(np.zeros((1, 28, 28), dtype=np.uint8))
+    predictor.digits(np.zeros((predictor.small_batch + 1, 28, 28), dtype=np.uint8))
+    return predictor
 
 
 class KeptModels:
