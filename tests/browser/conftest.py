@@ -12,8 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "part3"))
 from part3_support import API_KEY, ServiceProcess, seed_store, wait_until  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +41,10 @@ def service(browser, tmp_path_factory):
     seed_store(models_dir)
     process = ServiceProcess(models_dir, env={"WORKSHOP_API_KEY": API_KEY})
     try:
-        wait_until(lambda: (r := process.answers("/health/ready")) is not None and r.status_code == 200,
-                   "the Part 3 service is ready")
+        wait_until(
+            lambda: (r := process.answers("/health/ready")) is not None and r.status_code == 200,
+            "the Part 3 service is ready",
+        )
         process.models_dir = models_dir
         yield process
     finally:

@@ -116,8 +116,9 @@ class BadRequest:
 
 
 def _penguin(name: str, bill: str, flipper: str, keyword: str, status: int = 422) -> BadRequest:
-    return BadRequest(name, "GET", "/predict/", status, keyword, params={"bill": bill, "flipper": flipper},
-                      promises=BOUNDS)
+    return BadRequest(
+        name, "GET", "/predict/", status, keyword, params={"bill": bill, "flipper": flipper}, promises=BOUNDS
+    )
 
 
 def _digit(name: str, files: Callable[[], Files], status: int, keyword: str) -> BadRequest:
@@ -163,80 +164,233 @@ CORPUS: list[BadRequest] = [
     _penguin("bill is not a number", "forty", "195", "bill"),
     _penguin("flipper has a misplaced decimal point", "40.3", "1950", "flipper"),
     BadRequest("flipper is missing", "GET", "/predict/", 422, "flipper", params={"bill": "40.3"}),
-    BadRequest("unit typo", "GET", "/predict/", 422, "unit", params={"bill": "40.3mn", "flipper": "195"}, promises=UNITS),
-    BadRequest("unit typo cms", "GET", "/predict/", 422, "unit", params={"bill": "40.3", "flipper": "19.5cms"},
-               promises=UNITS),
-    BadRequest("100 KB query string", "GET", "/predict/", 422, "bill",
-               raw_query=lambda: b"flipper=195&bill=" + b"9" * HUNDRED_KB, promises=BOUNDS,
-               # uvicorn (httptools) refuses a request line over 64 KiB before any app sees it
-               over_http=(400, "invalid http request")),
+    BadRequest(
+        "unit typo", "GET", "/predict/", 422, "unit", params={"bill": "40.3mn", "flipper": "195"}, promises=UNITS
+    ),
+    BadRequest(
+        "unit typo cms", "GET", "/predict/", 422, "unit", params={"bill": "40.3", "flipper": "19.5cms"}, promises=UNITS
+    ),
+    BadRequest(
+        "100 KB query string",
+        "GET",
+        "/predict/",
+        422,
+        "bill",
+        raw_query=lambda: b"flipper=195&bill=" + b"9" * HUNDRED_KB,
+        promises=BOUNDS,
+        # uvicorn (httptools) refuses a request line over 64 KiB before any app sees it
+        over_http=(400, "invalid http request"),
+    ),
     # one digit image
-    _digit("non-image bytes named .png", lambda: upload("notes.png", b"hello, I am not an image"), 422, "not a readable image"),
+    _digit(
+        "non-image bytes named .png",
+        lambda: upload("notes.png", b"hello, I am not an image"),
+        422,
+        "not a readable image",
+    ),
     _digit("truncated PNG", lambda: upload("cut.png", _truncated_png()), 422, "not a readable image"),
-    _digit("PNG with a corrupt header checksum", lambda: upload("crc.png", _bad_crc_png()), 422, "not a readable image"),
+    _digit(
+        "PNG with a corrupt header checksum", lambda: upload("crc.png", _bad_crc_png()), 422, "not a readable image"
+    ),
     _digit("empty file", lambda: upload("empty.png", b""), 422, "empty"),
     _digit("zero-byte file name", lambda: upload("", digit_png()), 422, "file"),
-    _digit("10,000x10,000 PNG header only", lambda: upload("bomb.png", png_header_claiming(10_000, 10_000)), 422, "bomb.png"),
+    _digit(
+        "10,000x10,000 PNG header only",
+        lambda: upload("bomb.png", png_header_claiming(10_000, 10_000)),
+        422,
+        "bomb.png",
+    ),
     _digit("10,000x10,000 PNG, ~100 KB compressed", lambda: upload("bomb.png", png_bomb()), 422, "10000x10000"),
-    _digit("2^31-pixel-wide PNG header", lambda: upload("wide.png", png_header_claiming(2**31 - 1, 1)), 422, "wide.png"),
+    _digit(
+        "2^31-pixel-wide PNG header", lambda: upload("wide.png", png_header_claiming(2**31 - 1, 1)), 422, "wide.png"
+    ),
     _digit("50 MB upload", lambda: upload("big.png", _fifty_megabytes()), 413, "bytes"),
-    _digit("a zip where one image goes", lambda: upload("digits.zip", zip_of([("img_1.png", digit_png())]), "application/zip"),
-           422, "not a readable image"),
+    _digit(
+        "a zip where one image goes",
+        lambda: upload("digits.zip", zip_of([("img_1.png", digit_png())]), "application/zip"),
+        422,
+        "not a readable image",
+    ),
     BadRequest("no file", "POST", "/predict/", 422, "file"),
-    BadRequest("wrong content type: JSON", "POST", "/predict/", 422, "file", content=lambda: b'{"file": "img.png"}',
-               headers={"content-type": "application/json"}),
-    BadRequest("wrong content type: raw PNG", "POST", "/predict/", 422, "file", content=digit_png,
-               headers={"content-type": "image/png"}),
-    BadRequest("multipart without a boundary", "POST", "/predict/", 400, "boundary", content=lambda: b"junk",
-               headers={"content-type": "multipart/form-data"}),
-    BadRequest("malformed multipart", "POST", "/predict/", 400, "multipart", content=lambda: b"junk",
-               headers={"content-type": "multipart/form-data; boundary=xyz"}),
+    BadRequest(
+        "wrong content type: JSON",
+        "POST",
+        "/predict/",
+        422,
+        "file",
+        content=lambda: b'{"file": "img.png"}',
+        headers={"content-type": "application/json"},
+    ),
+    BadRequest(
+        "wrong content type: raw PNG",
+        "POST",
+        "/predict/",
+        422,
+        "file",
+        content=digit_png,
+        headers={"content-type": "image/png"},
+    ),
+    BadRequest(
+        "multipart without a boundary",
+        "POST",
+        "/predict/",
+        400,
+        "boundary",
+        content=lambda: b"junk",
+        headers={"content-type": "multipart/form-data"},
+    ),
+    BadRequest(
+        "malformed multipart",
+        "POST",
+        "/predict/",
+        400,
+        "multipart",
+        content=lambda: b"junk",
+        headers={"content-type": "multipart/form-data; boundary=xyz"},
+    ),
     # many digit images
-    BadRequest("batch: 5,000 files in one request", "POST", "/predict/batch/", 400, "too many files",
-               files=_five_thousand_files),
-    BadRequest("batch: one truncated PNG among good ones", "POST", "/predict/batch/", 422, "cut.png",
-               files=lambda: uploads("ok.png", digit_png()) + uploads("cut.png", _truncated_png())),
+    BadRequest(
+        "batch: 5,000 files in one request",
+        "POST",
+        "/predict/batch/",
+        400,
+        "too many files",
+        files=_five_thousand_files,
+    ),
+    BadRequest(
+        "batch: one truncated PNG among good ones",
+        "POST",
+        "/predict/batch/",
+        422,
+        "cut.png",
+        files=lambda: uploads("ok.png", digit_png()) + uploads("cut.png", _truncated_png()),
+    ),
     # training uploads
-    _train("train: non-image bytes with an image name", lambda: uploads("img_1.png", b"GIF89a? no"), 422, "not a readable image"),
+    _train(
+        "train: non-image bytes with an image name",
+        lambda: uploads("img_1.png", b"GIF89a? no"),
+        422,
+        "not a readable image",
+    ),
     _train("train: no label in the name", lambda: uploads("img.png", digit_png()), 422, "no label"),
     _train("train: label 12", lambda: uploads("img_12.png", digit_png()), 422, "label 12"),
     _train("train: label is a letter", lambda: uploads("img_x.png", digit_png()), 422, "no label"),
     _train("train: 5,000 files in one request", _five_thousand_files, 400, "too many files"),
     _train("train: zip bomb", lambda: uploads("bomb.zip", zip_bomb(), "application/zip"), 413, "size limit"),
-    _train("train: zip with ../../x.png", lambda: uploads("evil.zip", zip_of([("../../x_1.png", digit_png())]),
-                                                          "application/zip"), 422, "unsafe path"),
-    _train("train: zip with an absolute path", lambda: uploads("abs.zip", zip_of([("/tmp/x_1.png", digit_png())]),
-                                                               "application/zip"), 422, "unsafe path"),
-    _train("train: zip of more images than allowed",
-           lambda: uploads("many.zip", zip_of([(f"img{i}_1.png", digit_png()) for i in range(MAX_FILES + 1)]),
-                           "application/zip"), 413, f"more than {MAX_FILES}"),
-    _train("train: not a zip, named .zip", lambda: uploads("fake.zip", b"PK\x03\x04 not really", "application/zip"),
-           422, "not a readable zip"),
-    _train("train: zip without images", lambda: uploads("text.zip", zip_of([("readme.txt", b"hi")]), "application/zip"),
-           422, "no images"),
+    _train(
+        "train: zip with ../../x.png",
+        lambda: uploads("evil.zip", zip_of([("../../x_1.png", digit_png())]), "application/zip"),
+        422,
+        "unsafe path",
+    ),
+    _train(
+        "train: zip with an absolute path",
+        lambda: uploads("abs.zip", zip_of([("/tmp/x_1.png", digit_png())]), "application/zip"),
+        422,
+        "unsafe path",
+    ),
+    _train(
+        "train: zip of more images than allowed",
+        lambda: uploads(
+            "many.zip", zip_of([(f"img{i}_1.png", digit_png()) for i in range(MAX_FILES + 1)]), "application/zip"
+        ),
+        413,
+        f"more than {MAX_FILES}",
+    ),
+    _train(
+        "train: not a zip, named .zip",
+        lambda: uploads("fake.zip", b"PK\x03\x04 not really", "application/zip"),
+        422,
+        "not a readable zip",
+    ),
+    _train(
+        "train: zip without images",
+        lambda: uploads("text.zip", zip_of([("readme.txt", b"hi")]), "application/zip"),
+        422,
+        "no images",
+    ),
     _train("train: empty file", lambda: uploads("img_1.png", b""), 422, "empty"),
     _train("train: 28x27 image", lambda: uploads("img_1.png", small_png(28, 27)), 422, "28x27"),
     _train("train: 50 MB image", lambda: uploads("big_1.png", _fifty_megabytes()), 413, "bytes"),
     _train("train: no files", None, 422, "files"),
-    _train("train: epochs 0", lambda: uploads("img_1.png", digit_png()), 422, "epochs", data={"epochs": "0"}, promises=JOBS),
-    _train("train: epochs nan", lambda: uploads("img_1.png", digit_png()), 422, "epochs", data={"epochs": "nan"}, promises=JOBS),
-    _train("train: epochs 10**9", lambda: uploads("img_1.png", digit_png()), 422, "epochs", data={"epochs": str(10**9)}, promises=JOBS),
-    BadRequest("retrain: one bad image", "POST", "/retrain/", 422, "not a readable image",
-               files=lambda: uploads("img_1.png", _truncated_png()), needs_key=True, promises=JOBS),
+    _train(
+        "train: epochs 0", lambda: uploads("img_1.png", digit_png()), 422, "epochs", data={"epochs": "0"}, promises=JOBS
+    ),
+    _train(
+        "train: epochs nan",
+        lambda: uploads("img_1.png", digit_png()),
+        422,
+        "epochs",
+        data={"epochs": "nan"},
+        promises=JOBS,
+    ),
+    _train(
+        "train: epochs 10**9",
+        lambda: uploads("img_1.png", digit_png()),
+        422,
+        "epochs",
+        data={"epochs": str(10**9)},
+        promises=JOBS,
+    ),
+    BadRequest(
+        "retrain: one bad image",
+        "POST",
+        "/retrain/",
+        422,
+        "not a readable image",
+        files=lambda: uploads("img_1.png", _truncated_png()),
+        needs_key=True,
+        promises=JOBS,
+    ),
     # jobs and versions
     BadRequest("unknown job id", "GET", "/jobs/{job_id}", 404, "no job", path="/jobs/" + "0" * 32),
     BadRequest("malformed job id", "GET", "/jobs/{job_id}", 422, "job_id", path="/jobs/not-a-job-id"),
     BadRequest("job id that is a path", "GET", "/jobs/{job_id}", 404, "not found", path="/jobs/..%2F..%2Fetc%2Fpasswd"),
-    BadRequest("unknown model version", "POST", "/models/{name}/{version}/activate", 404, "no version 999",
-               path="/models/mnist/999/activate", needs_key=True),
-    BadRequest("model version 0", "POST", "/models/{name}/{version}/activate", 422, "version",
-               path="/models/mnist/0/activate", needs_key=True),
-    BadRequest("model version not a number", "POST", "/models/{name}/{version}/activate", 422, "version",
-               path="/models/mnist/latest/activate", needs_key=True),
-    BadRequest("unknown model name", "POST", "/models/{name}/{version}/activate", 422, "name",
-               path="/models/cats/1/activate", needs_key=True),
-    BadRequest("model name that is a path", "POST", "/models/{name}/{version}/activate", 404, "not found",
-               path="/models/..%2F..%2Fetc/1/activate", needs_key=True),
+    BadRequest(
+        "unknown model version",
+        "POST",
+        "/models/{name}/{version}/activate",
+        404,
+        "no version 999",
+        path="/models/mnist/999/activate",
+        needs_key=True,
+    ),
+    BadRequest(
+        "model version 0",
+        "POST",
+        "/models/{name}/{version}/activate",
+        422,
+        "version",
+        path="/models/mnist/0/activate",
+        needs_key=True,
+    ),
+    BadRequest(
+        "model version not a number",
+        "POST",
+        "/models/{name}/{version}/activate",
+        422,
+        "version",
+        path="/models/mnist/latest/activate",
+        needs_key=True,
+    ),
+    BadRequest(
+        "unknown model name",
+        "POST",
+        "/models/{name}/{version}/activate",
+        422,
+        "name",
+        path="/models/cats/1/activate",
+        needs_key=True,
+    ),
+    BadRequest(
+        "model name that is a path",
+        "POST",
+        "/models/{name}/{version}/activate",
+        404,
+        "not found",
+        path="/models/..%2F..%2Fetc/1/activate",
+        needs_key=True,
+    ),
 ]
 
 
@@ -248,7 +402,9 @@ def message(response) -> str:
     except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
         return response.text.lower()
     if isinstance(detail, list):
-        return " ".join(f"{'.'.join(map(str, error.get('loc', [])))}: {error.get('msg', '')}" for error in detail).lower()
+        return " ".join(
+            f"{'.'.join(map(str, error.get('loc', [])))}: {error.get('msg', '')}" for error in detail
+        ).lower()
     return str(detail).lower()
 
 

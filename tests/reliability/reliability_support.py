@@ -37,10 +37,19 @@ class RawResponse:
 
 async def _asgi_get(app, target: str, query: bytes, headers: dict[str, str], state: dict) -> RawResponse:
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": target, "raw_path": target.encode(), "query_string": query, "root_path": "",
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": target,
+        "raw_path": target.encode(),
+        "query_string": query,
+        "root_path": "",
         "headers": [(b"host", b"testserver"), *((k.lower().encode(), v.encode()) for k, v in headers.items())],
-        "client": ("testclient", 50000), "server": ("testserver", 80), "state": dict(state),
+        "client": ("testclient", 50000),
+        "server": ("testserver", 80),
+        "state": dict(state),
     }
     started, body = {}, []
 

@@ -1,6 +1,6 @@
 """Bad input, never a 500, nothing lost: the corpus of bad_requests.py against every app that serves
 its routes (the Part 1 and Part 2 solutions, their reference services, and the Part 3 service run
-for real with `fastapi run`).
+for real with `fastapi run`; Part 1's exercise 1 and Part 2's exercise 1 serve none of them).
 
 Each case must get its documented status and a message naming the problem. Afterwards the app must
 still answer a good request exactly as before (same model, same version), the stored versions and
@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from app import datasets
 from app.paths import PROJECT_ROOT
 from bad_requests import ALL, BOUNDS, CORPUS, UNITS, applies, digit_png, message, routes_of
-from part3_support import API_KEY, ServiceProcess, wait_until
+from part3_support import API_KEY
 from reliability_support import import_fresh, send, store_state
 
 SMALL_TRAINING = 256  # images the Part 2 apps' start-up trainings use here: the point is input handling
@@ -89,20 +89,18 @@ class Served:
 def served(request, tmp_path_factory):
     target: Target = request.param
     models_dir = tmp_path_factory.mktemp("bad-input") / "models"
-    if target.store:
+    if target.store and target.path != "part3":
         shutil.copytree(request.getfixturevalue("seeded_store"), models_dir)
     else:
         models_dir.mkdir()
     if target.path == "part3":
-        service = ServiceProcess(models_dir, env={"WORKSHOP_API_KEY": API_KEY})
-        try:
-            wait_until(lambda: (r := service.answers("/health/ready")) is not None and r.status_code == 200,
-                       "the Part 3 service is ready")
-            routes = {(method, path) for path, item in service.get("/openapi.json").json()["paths"].items()
-                      for method in (m.upper() for m in item)}
-            yield Served(target, service.client, routes, models_dir, key=API_KEY).remember()
-        finally:
-            service.stop()
+        service = request.getfixturevalue("real_service")
+        routes = {
+            (method, path)
+            for path, item in service.get("/openapi.json").json()["paths"].items()
+            for method in (m.upper() for m in item)
+        }
+        yield Served(target, service.client, routes, service.models_dir, key=API_KEY).remember()
         return
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WORKSHOP_MODELS_DIR", str(models_dir))
@@ -121,7 +119,7 @@ def test_every_bad_request_gets_its_documented_4xx_and_nothing_is_lost(served):
     failures = []
     for case in cases:
         response = send(served.client, case, served.key)
-        status, keyword = (case.over_http if served.over_http and case.over_http else (case.status, case.keyword))
+        status, keyword = case.over_http if served.over_http and case.over_http else (case.status, case.keyword)
         said = message(response)
         if response.status_code != status or keyword.lower() not in said:
             failures.append(f"{case.name}: {response.status_code} {said[:200]!r} (wanted {status}, '{keyword}')")
@@ -135,13 +133,21 @@ def test_what_an_app_does_not_promise_to_refuse_still_never_causes_a_500(served)
     it may answer nan or "40mn" as it likes, but never with a server error. (Cases that would start
     a training in an app that ignores `epochs` are left out: for that app they are good requests.)"""
     cases = [
-        case for case in CORPUS
-        if (case.method, case.route) in served.routes and not applies(case, served.routes, served.target.promises)
+        case
+        for case in CORPUS
+        if (case.method, case.route) in served.routes
+        and not applies(case, served.routes, served.target.promises)
         and not case.needs_key
     ]
     for case in cases:
         response = send(served.client, case, served.key)
         assert response.status_code < 500, f"{case.name}: {response.status_code} {response.text[:200]}"
+
+
+@pytest.mark.parametrize("path", ["solutions/part1/ex1_hello.py", "solutions/part2/ex1_background.py"])
+def test_the_apps_left_out_serve_none_of_the_corpus_routes(path):
+    routes = routes_of(import_fresh(PROJECT_ROOT / path).app)  # importing them trains nothing
+    assert not [case.name for case in CORPUS if (case.method, case.route) in routes]
 
 
 def test_the_corpus_is_large_and_distinct():

@@ -32,9 +32,7 @@ def client(models_dir):
 
 def labelled_uploads(count: int, offset: int) -> list[tuple[str, tuple[str, bytes, str]]]:
     """`count` of the ten test images, renamed with their label as training files."""
-    return [
-        ("files", (f"img{offset}{n:03d}_{n % 10}.png", digit_png(n % 10), "image/png")) for n in range(count)
-    ]
+    return [("files", (f"img{offset}{n:03d}_{n % 10}.png", digit_png(n % 10), "image/png")) for n in range(count)]
 
 
 def served_digit_version(client) -> int:
@@ -100,7 +98,9 @@ def test_predictions_keep_answering_while_versions_are_published(client, models_
             result = mnist.TrainingResult(model, {}, store.active())
             number = mnist.publish(result, {"accuracy": 0.0}, {"republished": k}, {"source": "test"}, store).number
             # wait until the service serves it, so the predictions that follow see it
-            wait_until(lambda: client.get("/health/ready").json()["models"]["mnist"] == number, "the new version serves")
+            wait_until(
+                lambda: client.get("/health/ready").json()["models"]["mnist"] == number, "the new version serves"
+            )
 
     with ThreadPoolExecutor(1) as background, ThreadPoolExecutor(CLIENT_THREADS) as pool:
         publisher = background.submit(publish_during_predictions)

@@ -59,8 +59,9 @@ def kill_trainer_at(point: str | None, client, markers: Path, monkeypatch, rng: 
     for name, value in fault_environment(point, markers).items():
         monkeypatch.setenv(name, value)  # the runner passes its environment on to the trainer
     job = submit(client.post)
-    running = wait_until(lambda: (body := client.get(f"/jobs/{job['id']}").json())["trainer_pid"] and body,
-                         "the trainer starts")
+    running = wait_until(
+        lambda: (body := client.get(f"/jobs/{job['id']}").json())["trainer_pid"] and body, "the trainer starts"
+    )
     if point is None:
         time.sleep(rng.uniform(0.0, 3.0))  # somewhere in its start-up: imports, loading data, the base model
         pid = running["trainer_pid"]
@@ -103,8 +104,9 @@ def service(models_dir):
 
 
 @pytest.mark.parametrize("point", [None, *PAUSED_POINTS], ids=["random start-up moment", *PAUSED_POINTS])
-def test_a_trainer_killed_at_any_point_leaves_the_previous_version_serving(point, service, models_dir, markers,
-                                                                          monkeypatch):
+def test_a_trainer_killed_at_any_point_leaves_the_previous_version_serving(
+    point, service, models_dir, markers, monkeypatch
+):
     client = service.client
     store = ModelStore("mnist", models_dir)
     before, serving = store_state(models_dir), served_version(client)

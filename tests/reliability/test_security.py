@@ -15,6 +15,7 @@ import hmac
 import json
 import os
 import shutil
+import tempfile
 import uuid
 import zipfile
 from pathlib import Path
@@ -30,7 +31,7 @@ from app import mnist, penguins
 from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
 from bad_requests import digit_png, zip_of
-from part3_support import API_KEY, ServiceProcess, copy_store, running_service, wait_for_job, wait_until
+from part3_support import API_KEY, copy_store, running_service, wait_for_job, wait_until
 from reliability_support import import_fresh
 
 pytestmark = pytest.mark.slow
@@ -98,8 +99,12 @@ def test_zip_entries_are_read_in_memory_never_extracted(store_copy, monkeypatch)
     monkeypatch.setattr(zipfile.ZipFile, "extractall", refuse)
     entries = [(f"train_img/img{n}_{n}.png", digit_png(n)) for n in range(10)]
     with running_service(store_copy, api_key=API_KEY) as client:
-        accepted = client.post("/retrain/", files={"files": ("d.zip", zip_of(entries), "application/zip")},
-                               headers=KEY, data={"epochs": "1"})
+        accepted = client.post(
+            "/retrain/",
+            files={"files": ("d.zip", zip_of(entries), "application/zip")},
+            headers=KEY,
+            data={"epochs": "1"},
+        )
         assert accepted.status_code == 202, accepted.text
         assert accepted.json()["n_images"] == 10
         climbing = zip_of([("../../../x_1.png", digit_png(1))])
@@ -145,8 +150,11 @@ def test_a_tampered_version_is_never_served_even_after_a_restart(model, store_co
         assert (listing["active"], listing["serving"]) == (tampered, before[model])
     # A worker starting now must not be left with nothing to serve: the last good version serves.
     with running_service(store_copy, api_key=API_KEY, wait_ready=False) as client:
-        wait_until(lambda: client.get("/health/ready").status_code == 200,
-                   f"a restarted service serves the last good {model} version", SHORT_WAIT)
+        wait_until(
+            lambda: client.get("/health/ready").status_code == 200,
+            f"a restarted service serves the last good {model} version",
+            SHORT_WAIT,
+        )
         assert served_versions(client) == before
 
 
@@ -163,8 +171,12 @@ def test_the_store_falls_back_to_the_newest_version_that_loads(store_copy):
 
 @pytest.mark.parametrize(
     ("app_file", "model"),
-    [("app/part1/main.py", "penguins"), ("app/part2/main.py", "mnist"),
-     ("solutions/part2/challenge_startup.py", "mnist"), ("solutions/part2/ex4_race_free.py", "mnist")],
+    [
+        ("app/part1/main.py", "penguins"),
+        ("app/part2/main.py", "mnist"),
+        ("solutions/part2/challenge_startup.py", "mnist"),
+        ("solutions/part2/ex4_race_free.py", "mnist"),
+    ],
 )
 def test_part1_and_part2_services_start_on_the_last_good_version_when_the_newest_is_tampered(
     app_file, model, store_copy, monkeypatch
@@ -196,9 +208,11 @@ def test_a_penguin_model_with_a_type_off_the_trusted_list_is_never_served(store_
     with running_service(store_copy, api_key=API_KEY) as client:
         before = served_versions(client)
         # published properly (sha256 of the hostile file in its metadata): only the type list stops it
-        number = store.publish(lambda folder: (hostile_copy(store, folder, hostile)), store.get(1).metadata).number
+        number = store.publish(lambda folder: hostile_copy(store, folder, hostile), store.get(1).metadata).number
         service = client.app.state.service
-        wait_until(lambda: service.kept.problems.get("penguins", (None,))[0] == number, "the service tries it", SHORT_WAIT)
+        wait_until(
+            lambda: service.kept.problems.get("penguins", (None,))[0] == number, "the service tries it", SHORT_WAIT
+        )
         assert "Untrusted" in service.kept.problems["penguins"][1]
         assert served_versions(client) == before
     with pytest.raises(sio.exceptions.UntrustedTypesFoundException, match="system"):
@@ -221,42 +235,41 @@ def files_named_like(token: str, *roots: Path) -> list[str]:
     return found
 
 
-def test_the_key_stays_out_of_logs_and_upload_names_never_become_paths(seeded_store, tmp_path_factory):
-    import tempfile
-
-    models_dir = copy_store(seeded_store, tmp_path_factory.mktemp("security") / "models")
+def test_the_key_stays_out_of_logs_and_upload_names_never_become_paths(real_service):
+    service, models_dir = real_service, real_service.models_dir
     token = f"evil{uuid.uuid4().hex[:8]}"
-    names = [f"../../{token}_1.png", f"/tmp/{token}_2.png", f"..\\..\\{token}_3.png", f"{token}\x00_4.png",
-             f"~/{token}_5.png", f"$HOME/{token}_6.png", f"%2e%2e%2f{token}_7.png"]
+    names = [
+        f"../../{token}_1.png",
+        f"/tmp/{token}_2.png",
+        f"..\\..\\{token}_3.png",
+        f"{token}\x00_4.png",
+        f"~/{token}_5.png",
+        f"$HOME/{token}_6.png",
+        f"%2e%2e%2f{token}_7.png",
+    ]
     archive = zip_of([(f"nested/{token}/{token}_8.png", digit_png(8)), (f"{token}_9.png", digit_png(9))])
     files = [("files", (name, digit_png(int(name[-5])), "image/png")) for name in names]
     files.append(("files", (f"../{token}.zip", archive, "application/zip")))
 
-    service = ServiceProcess(models_dir, env={"WORKSHOP_API_KEY": API_KEY, "WORKSHOP_LOG_LEVEL": "debug"})
-    try:
-        wait_until(lambda: (r := service.answers("/health/ready")) is not None and r.status_code == 200, "ready")
-        for wrong in [key for key in WRONG_KEYS if key and key == key.strip() and key.isascii()]:  # what h11 sends
-            assert service.client.post("/train/", files=files, headers={"X-API-Key": wrong}).status_code == 401
-        for name in names:  # the same names on the prediction routes
-            assert service.client.post("/predict/", files={"file": (name, digit_png(3), "image/png")}).status_code == 200
-        batch = service.client.post("/predict/batch/", files=files[:-1])
-        assert batch.status_code == 200, batch.text
-        accepted = service.client.post("/train/", files=files, headers=KEY, data={"epochs": "1"})
-        assert accepted.status_code == 202, accepted.text
-        assert accepted.json()["n_images"] == len(names) + 2
-        running = wait_until(
-            lambda: (job := service.get(f"/jobs/{accepted.json()['id']}").json())["trainer_pid"] and job, "trainer")
-        try:
-            trainer_environment = Path(f"/proc/{running['trainer_pid']}/environ").read_bytes()
-        except OSError:  # it finished already
-            trainer_environment = b""
-        done = wait_for_job(service.get, accepted.json()["id"])
-        assert done["status"] == "succeeded", done
-        assert service.client.post(f"/models/mnist/{done['version']}/activate", headers=KEY).status_code == 200
-    finally:
-        service.stop()
+    # the shared service (conftest.py): its log holds every request the other modules sent too
+    for wrong in [key for key in WRONG_KEYS if key and key == key.strip() and key.isascii()]:  # what h11 sends
+        assert service.client.post("/train/", files=files, headers={"X-API-Key": wrong}).status_code == 401
+    for name in names:  # the same names on the prediction routes
+        assert service.client.post("/predict/", files={"file": (name, digit_png(3), "image/png")}).status_code == 200
+    batch = service.client.post("/predict/batch/", files=files[:-1])
+    assert batch.status_code == 200, batch.text
+    accepted = service.client.post("/train/", files=files, headers=KEY, data={"epochs": "1"})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["n_images"] == len(names) + 2
+    running = wait_until(
+        lambda: (job := service.get(f"/jobs/{accepted.json()['id']}").json())["trainer_pid"] and job, "trainer"
+    )
+    trainer_environment = Path(f"/proc/{running['trainer_pid']}/environ").read_bytes()  # read while it trains
+    done = wait_for_job(service.get, accepted.json()["id"])
+    assert done["status"] == "succeeded", done
+    assert service.client.post(f"/models/mnist/{done['version']}/activate", headers=KEY).status_code == 200
 
-    assert API_KEY.encode() not in trainer_environment
+    assert b"WORKSHOP_MODELS_DIR=" in trainer_environment and API_KEY.encode() not in trainer_environment
     log = service.log.read_text(errors="replace")
     assert "POST /train/" in log, "the log should hold the requests"  # access log: it was captured
     assert API_KEY not in log

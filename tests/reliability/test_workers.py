@@ -98,8 +98,9 @@ def test_one_trainer_at_a_time_new_versions_everywhere_within_3s_and_jobs_read_a
             served[pid].setdefault(ready.json()["models"]["mnist"], time.monotonic())
             jobs = client.get("/jobs/").json()
             readings[pid].append({job["id"]: job for job in jobs if job["id"] in submitted})
-        finished = all(readings[pid][-1].get(i, {}).get("status") in ("succeeded", "failed")
-                       for pid in pinned for i in submitted)
+        finished = all(
+            readings[pid][-1].get(i, {}).get("status") in ("succeeded", "failed") for pid in pinned for i in submitted
+        )
         if finished and all(max(appeared) in versions for versions in served.values()):
             break
         assert time.monotonic() < deadline, "the jobs never finished on both workers"
@@ -118,7 +119,9 @@ def test_one_trainer_at_a_time_new_versions_everywhere_within_3s_and_jobs_read_a
 
     new_versions = [job["version"] for job in jobs]
     assert new_versions == [start + 1, start + 2]
-    delays = {pid: {v: round(seen[v] - appeared[v], 2) for v in new_versions if v in seen} for pid, seen in served.items()}
+    delays = {
+        pid: {v: round(seen[v] - appeared[v], 2) for v in new_versions if v in seen} for pid, seen in served.items()
+    }
     print(f"propagation delays (s) per worker and version: {delays}")
     for pid, per_version in delays.items():
         assert set(per_version) == set(new_versions), f"worker {pid} never served some version: {per_version}"
