@@ -188,20 +188,24 @@ class JobStore:
         labels: np.ndarray | None = None,
     ) -> Job:
         """Queue a job; its decoded images are stored first, so a visible job always has its data."""
-        job = Job(
-            id=uuid.uuid4().hex,
-            kind=kind,
-            sequence=self._next_sequence(),
-            submitted_at=now(),
-            epochs=epochs,
-            n_images=0 if labels is None else len(labels),
-        )
+        job_id = uuid.uuid4().hex
         if images is not None and labels is not None:
             self._write_atomically(
-                self.data_path(job.id),
+                self.data_path(job_id),
                 lambda file: np.savez(file, images=np.asarray(images, np.uint8), labels=np.asarray(labels, np.int64)),
             )
-        return self.save(job)
+        # Numbered and made visible under one lock, so jobs appear in sequence order: a job submitted
+        # at the same time, numbered lower but written later, would otherwise run after a higher one.
+        with FileLock(self._folder() / ".sequence.lock"):
+            job = Job(
+                id=job_id,
+                kind=kind,
+                sequence=self._next_sequence(),
+                submitted_at=now(),
+                epochs=epochs,
+                n_images=0 if labels is None else len(labels),
+            )
+            return self.save(job)
 
     def discard_data(self, job_id: str) -> None:
         self.data_path(job_id).unlink(missing_ok=True)
