@@ -3,15 +3,14 @@
 import json
 
 import nbformat
-import papermill
 import pytest
 
 from app import mnist
 from app.images import decode_digit
-from app.paths import DATA_DIR, PROJECT_ROOT
+from app.paths import DATA_DIR
 from app.store import ModelStore
+from tests.notebook_support import run_notebook
 
-NOTEBOOK = PROJECT_ROOT / "notebooks" / "mnist.ipynb"
 PARAMETERS = {"epochs": 1, "batch_size": 64, "source": "bundled", "limit": 400, "seed": 3}
 
 pytestmark = pytest.mark.slow
@@ -20,17 +19,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Execute the notebook once into a temporary folder and store; the tests read what it left."""
-    folder = tmp_path_factory.mktemp("mnist-notebook")
-    output = folder / "mnist.out.ipynb"
-    papermill.execute_notebook(
-        NOTEBOOK,
-        output,
-        parameters={**PARAMETERS, "models_dir": str(folder / "models")},
-        kernel_name="python3",
-        cwd=str(PROJECT_ROOT),
-        progress_bar=False,
-    )
-    return nbformat.read(output, as_version=4), ModelStore(mnist.MODEL_NAME, root=folder / "models")
+    output, models = run_notebook("mnist", PARAMETERS, tmp_path_factory)
+    return nbformat.read(output, as_version=4), ModelStore(mnist.MODEL_NAME, root=models)
 
 
 def printed(notebook) -> str:

@@ -3,32 +3,21 @@
 import math
 
 import nbformat
-import papermill
 import pytest
 
 from app.datasets import load_penguins
 from app.penguins import MODEL_NAME, FastPenguinPredictor, load_latest
-from app.paths import PROJECT_ROOT
 from app.store import ModelStore
+from tests.notebook_support import run_notebook
 
-NOTEBOOK = PROJECT_ROOT / "notebooks" / "penguins.ipynb"
 PARAMETERS = {"n_neighbors": 5, "test_size": 0.4, "random_state": 7}
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Execute the notebook once into a temporary folder and store; the tests read what it left."""
-    folder = tmp_path_factory.mktemp("penguins-notebook")
-    output = folder / "penguins.out.ipynb"
-    papermill.execute_notebook(
-        NOTEBOOK,
-        output,
-        parameters={**PARAMETERS, "models_dir": str(folder / "models")},
-        kernel_name="python3",
-        cwd=str(PROJECT_ROOT),
-        progress_bar=False,
-    )
-    return output, ModelStore(MODEL_NAME, root=folder / "models")
+    output, models = run_notebook("penguins", PARAMETERS, tmp_path_factory)
+    return output, ModelStore(MODEL_NAME, root=models)
 
 
 @pytest.mark.slow
