@@ -66,10 +66,10 @@ def test_the_cache_does_not_keep_a_model_alive():
     assert alive() is None
 
 
-@pytest.mark.parametrize("count", [1, 2, 8, 9, 64])
+@pytest.mark.parametrize("count", [1, 2, 8, 32, 33, 64])
 def test_fast_digit_predictor_equals_the_eager_call(model, count):
     predictor = mnist.FastDigitPredictor(model)
-    assert predictor.layers is not None, "the workshop's CNN must take the NumPy path"
+    assert predictor.forward is not None, "the workshop's CNN must take the NumPy path"
     images = np.random.default_rng(count).integers(0, 256, (count, 28, 28), dtype=np.uint8)
     probabilities = predictor.probabilities(images)
     assert probabilities.shape == (count, 10) and probabilities.dtype == np.float32
@@ -90,6 +90,40 @@ def test_a_model_it_does_not_know_is_served_by_the_graph():
     other = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, padding="same"),
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")])
     predictor = mnist.FastDigitPredictor(other)
-    assert predictor.layers is None
+    assert predictor.forward is None
     images = np.random.default_rng(4).integers(0, 256, (2, 28, 28), dtype=np.uint8)
     np.testing.assert_allclose(predictor.probabilities(images), eager(other, images), atol=1e-5, rtol=0)
+
+
+def other_shapes():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(5)
+    yield "conv without pooling, 3x3 pooling that drops a row, a hidden relu Dense, linear scores", keras.Sequential([
+        keras.Input((28, 28, 1)), layers.Conv2D(8, 3, activation="relu"), layers.Conv2D(6, 5, activation="relu"),
+        layers.MaxPooling2D(3), layers.Flatten(), layers.Dense(16, activation="relu"), layers.Dense(10)])
+    yield "no convolution: a multilayer perceptron", keras.Sequential([
+        keras.Input((28, 28)), layers.Flatten(), layers.Dense(32, activation="relu"), layers.Dropout(0.2),
+        layers.Dense(10, activation="softmax")])
+
+
+@pytest.mark.parametrize("name", ["conv", "mlp"])
+def test_the_numpy_forward_pass_follows_other_layer_stacks(name):
+    description, other = dict(zip(["conv", "mlp"], other_shapes(), strict=True))[name]
+    predictor = mnist.FastDigitPredictor(other)
+    assert predictor.forward is not None, description
+    images = np.random.default_rng(6).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    np.testing.assert_allclose(predictor.probabilities(images), eager(other, images), atol=1e-4, rtol=1e-4)
+    assert predictor.digits(images) == [int(d) for d in eager(other, images).argmax(axis=-1)]
+
+
+def test_pooling_windows_are_grouped_by_block_member():
+    from app.mnist_numpy import window_rows
+
+    rows = window_rows(height=5, width=5, kernel=2, pool=2)  # 4x4 outputs, pooled to 2x2
+    assert rows.shape == (16, 4)
+    # the first slab is every pooling block's top-left window, in pooled row-major order
+    assert rows[:4, 0].tolist() == [0, 2, 10, 12]
+    assert rows[0].tolist() == [0, 1, 5, 6]  # window at (0, 0): its kernel's pixels, row-major
+    assert rows[4:8, 0].tolist() == [1, 3, 11, 13]  # then every block's top-right window

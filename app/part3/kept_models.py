@@ -37,6 +37,7 @@ def open_penguins(path: Path) -> penguins.FastPenguinPredictor:
 
 def open_mnist(path: Path) -> mnist.FastDigitPredictor:
     """The CNN behind its fast path: NumPy for a few images, the compiled graph for batches."""
+    mnist.one_blas_thread()  # see FastDigitPredictor
     predictor = mnist.FastDigitPredictor(mnist.load(path))
     # The first call of each path traces and allocates; do it here, not in a user's request.
     predictor.digits(np.zeros((1, 28, 28), dtype=np.uint8))
