@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from app.datasets import PENGUIN_FEATURES, PENGUIN_TARGET, load_penguins
 
-if TYPE_CHECKING:  # pandas costs ~2 s to import; a service loading a saved model never needs it
+if TYPE_CHECKING:  # imported where used: pandas and scikit-learn cost seconds at a service's start-up
     import pandas as pd
+    from sklearn.pipeline import Pipeline
 
 MODEL_NAME = "penguins"
 MODEL_FILE = "model.skops"
@@ -29,7 +27,11 @@ TRUSTED_TYPES = [
 ]
 
 
-def build_pipeline(n_neighbors: int = 11) -> Pipeline:
+def build_pipeline(n_neighbors: int = 11) -> "Pipeline":
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline(
         steps=[("scaler", StandardScaler()), ("knn", KNeighborsClassifier(n_neighbors=n_neighbors))]
     )
@@ -39,7 +41,7 @@ def train(
     frame: "pd.DataFrame | None" = None,
     n_neighbors: int = 11,
     features: tuple[str, str] = PENGUIN_FEATURES,
-) -> Pipeline:
+) -> "Pipeline":
     """Fit the pipeline on `frame` (all of the bundled data by default).
 
     KNeighborsClassifier takes the species names as labels directly: no LabelEncoder is needed, and
@@ -58,9 +60,8 @@ class FastPenguinPredictor:
     fitted pipeline once, and gives the same answers (the tests compare it with scikit-learn's).
     """
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        scaler: StandardScaler = pipeline.named_steps["scaler"]
-        knn: KNeighborsClassifier = pipeline.named_steps["knn"]
+    def __init__(self, pipeline: "Pipeline") -> None:
+        scaler, knn = pipeline.named_steps["scaler"], pipeline.named_steps["knn"]
         if knn.weights != "uniform" or knn.effective_metric_ != "euclidean":
             raise ValueError("the fast path implements uniform weights and the euclidean metric only")
         self.mean = scaler.mean_.astype(np.float64)
@@ -80,12 +81,12 @@ class FastPenguinPredictor:
         return self.classes[int(votes.argmax())]  # argmax: the lowest class index wins a tied vote
 
 
-def features_of(pipeline: Pipeline) -> list[str]:
+def features_of(pipeline: "Pipeline") -> list[str]:
     """The columns the pipeline was fitted on (a notebook may pick others than the default two)."""
     return [str(name) for name in getattr(pipeline, "feature_names_in_", PENGUIN_FEATURES)]
 
 
-def evaluate(pipeline: Pipeline, frame: "pd.DataFrame") -> dict[str, Any]:
+def evaluate(pipeline: "Pipeline", frame: "pd.DataFrame") -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, confusion_matrix
 
     truth = frame[PENGUIN_TARGET]
@@ -98,7 +99,7 @@ def evaluate(pipeline: Pipeline, frame: "pd.DataFrame") -> dict[str, Any]:
     }
 
 
-def save(pipeline: Pipeline, folder: Path) -> str:
+def save(pipeline: "Pipeline", folder: Path) -> str:
     """Write the pipeline into `folder` with skops; returns the file name (the store's save hook)."""
     import skops.io as sio
 
@@ -106,7 +107,7 @@ def save(pipeline: Pipeline, folder: Path) -> str:
     return MODEL_FILE
 
 
-def load(path: Path) -> Pipeline:
+def load(path: Path) -> "Pipeline":
     import skops.io as sio
 
     return sio.load(Path(path), trusted=TRUSTED_TYPES)
@@ -115,7 +116,7 @@ def load(path: Path) -> Pipeline:
 @dataclass(frozen=True)
 class ExportedPenguins:
     version: int
-    pipeline: Pipeline
+    pipeline: "Pipeline"
     metadata: dict[str, Any]
 
 
@@ -126,7 +127,7 @@ def library_versions() -> dict[str, str]:
     return {"scikit-learn": sklearn.__version__, "skops": skops.__version__, "numpy": np.__version__}
 
 
-def publish(pipeline: Pipeline, metrics: dict[str, Any], parameters: dict[str, Any], store=None):
+def publish(pipeline: "Pipeline", metrics: dict[str, Any], parameters: dict[str, Any], store=None):
     """Export a trained pipeline as the next version in the store, with its metadata."""
     from app.store import ModelStore
 
