@@ -10,6 +10,7 @@ which is right for a single worker. The jobs-by-status gauge is read from the sh
 each scrape, so it is the same from every worker in both modes.
 """
 
+import functools
 import os
 import time
 from collections import Counter as Tally
@@ -53,6 +54,13 @@ SERVING_VERSION = Gauge(
 UNMATCHED = "unmatched"  # one label for every unknown path, so a scanner cannot explode the label set
 
 
+@functools.cache
+def predictions_of(model: str, version: int) -> Counter:
+    """PREDICTIONS' series for one model version, looked up once (`labels()` validates and locks on
+    every call, a few microseconds of a 0.1 ms prediction)."""
+    return PREDICTIONS.labels(model, str(version))
+
+
 class JobsCollector:
     """The jobs in the shared store by status, counted at scrape time."""
 
@@ -92,6 +100,7 @@ class RequestMetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.pid_header = (b"x-worker-pid", str(os.getpid()).encode())
+        self._series: dict[tuple[str, str, int], tuple] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,7 +120,15 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_with_pid)
         finally:
             route = scope.get("route")  # set by the router once a route matched
-            template = getattr(route, "path", None) or UNMATCHED
-            method = scope.get("method", "")
-            REQUESTS.labels(method, template, str(status)).inc()
-            LATENCY.labels(method, template).observe(time.perf_counter() - started)
+            count, latency = self.series(scope.get("method", ""), getattr(route, "path", None) or UNMATCHED, status)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
+
+    def series(self, method: str, template: str, status: int):
+        """The counter and histogram of these labels. `labels()` validates and locks on every call;
+        the set of (method, template, status) is small and fixed, so each is looked up once."""
+        key = (method, template, status)
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = (REQUESTS.labels(method, template, str(status)), LATENCY.labels(method, template))
+        return found

@@ -2,8 +2,17 @@
 
 Routes call only `penguin()` and `digits()`. Both read the kept (version, model) pair once, so the
 version they report is the one that answered. `digits()` takes the uploaded bytes, not decoded
-arrays, so that decoding and prediction can be optimised together behind this interface (bulk
-decoding, micro-batching concurrent requests) without touching a route.
+arrays, so that decoding and prediction are optimised together behind this interface without
+touching a route. Where each request runs (each choice measured, see bench/RESULTS.md):
+
+- penguins, and one image: on the event loop. A penguin takes a few microseconds of NumPy; one
+  image about 0.15 ms (decoding, then app/mnist_numpy.py). A hop to the thread pool and back would
+  cost more than that (about 0.1 ms of latency per request here).
+- several images (POST /predict/batch/): milliseconds, so in a worker thread, off the event loop.
+
+Handing concurrent single images to a micro-batching thread (app/batching.py) was measured too:
+slower at one connection and no faster at eight, because the event loop and that thread take turns
+holding the GIL. Several worker processes (`--workers N`) are what use more cores.
 """
 
 from dataclasses import dataclass
@@ -12,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import images, mnist, penguins
 from app.part3.kept_models import Kept, KeptModels
-from app.part3.metrics import PREDICTIONS
+from app.part3.metrics import predictions_of
 
 Upload = tuple[str | None, bytes]  # (file name, content)
 
@@ -44,10 +53,9 @@ class Predictor:
         return kept
 
     def penguin(self, bill_length_mm: float, flipper_length_mm: float) -> PenguinAnswer:
-        """The species for one pair of measurements: a few microseconds of NumPy, no thread needed."""
         kept = self._kept(penguins.MODEL_NAME)
         species = kept.model.predict(bill_length_mm, flipper_length_mm)
-        PREDICTIONS.labels(penguins.MODEL_NAME, str(kept.version)).inc()
+        predictions_of(penguins.MODEL_NAME, kept.version).inc()
         return PenguinAnswer(kept.version, species)
 
     async def digits(self, uploads: list[Upload]) -> DigitAnswers:
@@ -55,11 +63,14 @@ class Predictor:
         if not uploads:
             raise images.UploadError("no files were uploaded; send one or more images as 'files'")
         kept = self._kept(mnist.MODEL_NAME)
-        digits = await run_in_threadpool(self._decode_and_predict, kept.model, uploads)
-        PREDICTIONS.labels(mnist.MODEL_NAME, str(kept.version)).inc(len(digits))
+        if len(uploads) == 1:
+            digits = self._decode_and_predict(kept.model, uploads)
+        else:
+            digits = await run_in_threadpool(self._decode_and_predict, kept.model, uploads)
+        predictions_of(mnist.MODEL_NAME, kept.version).inc(len(digits))
         return DigitAnswers(kept.version, digits)
 
     @staticmethod
-    def _decode_and_predict(model, uploads: list[Upload]) -> list[int]:
+    def _decode_and_predict(model: mnist.FastDigitPredictor, uploads: list[Upload]) -> list[int]:
         pixels = images.decode_digits([data for _, data in uploads], [name for name, _ in uploads])
-        return model.digits(pixels)  # a FastDigitPredictor (see kept_models.open_mnist)
+        return model.digits(pixels)

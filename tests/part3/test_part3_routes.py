@@ -281,3 +281,31 @@ def test_training_uploads_are_checked_before_a_job_exists(client):
     epochs = client.post("/train/", files={"files": ("img_1.png", digit_file(1)[1], "image/png")}, data={"epochs": "0"})
     assert epochs.status_code == 422 and epochs.json()["detail"][0]["loc"][-1] == "epochs"
     assert client.get("/jobs/").json() == before
+
+
+def test_predictions_answer_without_a_thread_pool_hop(client, monkeypatch):
+    """A penguin and a single image are answered on the event loop: each hop to the thread pool
+    costs about 0.1 ms here, more than the work (bench/RESULTS.md). A `def` route or dependency
+    on these paths would bring the hop back; a batch still goes to a thread."""
+    import anyio.to_thread
+
+    hops = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting_run_sync(function, *args, **kwargs):
+        hops.append(getattr(function, "__qualname__", repr(function)))
+        return await run_sync(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
+    assert client.get("/predict/", params={"bill": "40.3", "flipper": "195"}).status_code == 200
+    assert client.post("/predict/", files={"file": digit_file(7)}).status_code == 200
+    assert hops == []
+    files = [("files", digit_file(digit)) for digit in (1, 2)]
+    assert client.post("/predict/batch/", files=files).status_code == 200
+    assert any("_decode_and_predict" in hop for hop in hops), hops
+
+
+def test_single_digit_answer_is_still_documented_by_its_model(client):
+    operation = client.get("/openapi.json").json()["paths"]["/predict/"]["post"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/DigitPrediction"}
