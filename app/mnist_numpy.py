@@ -82,52 +82,82 @@ class NumpyForward:
         return softmax(scores) if self.softmax_last else scores
 
 
-def compile_forward(model) -> NumpyForward | None:
-    """The model's forward pass in NumPy, or None if it has a layer this does not implement."""
-    layers = list(model.layers)
+def layer_specs(model) -> list[tuple[str, dict, list[np.ndarray]]] | None:
+    """The model as plain data, (kind, settings, weights) per layer, or None if it has a layer this
+    module does not implement. Plain data crosses to another process (app/part3/digit_helper.py),
+    which can then build the forward pass without importing Keras."""
     input_shape = tuple(model.input_shape)
     if len(input_shape) not in (3, 4) or input_shape[3:] not in ((), (1,)):
         return None
-    shape = Shape(input_shape[1], input_shape[2], 1)
-    softmax_last = False
-    steps: list[Callable[[np.ndarray], np.ndarray]] = []
-    scale = np.float32(1 / 255)  # folded into the first layer's weights
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
+    specs: list[tuple[str, dict, list[np.ndarray]]] = [("Input", {"height": input_shape[1], "width": input_shape[2]}, [])]
+    layers = list(model.layers)
+    for index, layer in enumerate(layers):
         kind, config = type(layer).__name__, layer.get_config()
-        last = i == len(layers) - 1
+        weights = [np.asarray(w, dtype=np.float32) for w in layer.get_weights()]
         if kind == "Conv2D":
-            activation = MONOTONIC.get(config["activation"])
             plain = (config["strides"] == (1, 1) and config["padding"] == "valid" and config["dilation_rate"] == (1, 1)
                      and config["groups"] == 1 and config["data_format"] == "channels_last" and config["use_bias"]
                      and config["kernel_size"][0] == config["kernel_size"][1])
-            if activation is None or not plain or shape is None:
+            if not plain or config["activation"] not in MONOTONIC:
+                return None
+            specs.append((kind, {"activation": config["activation"]}, weights))
+        elif kind == "MaxPooling2D":
+            size = config["pool_size"][0]
+            if config["pool_size"] != (size, size) or config["strides"] != (size, size) or config["padding"] != "valid":
+                return None
+            specs.append((kind, {"size": size}, []))
+        elif kind == "Flatten":
+            specs.append((kind, {}, []))
+        elif kind == "Dropout":
+            continue  # inactive when predicting
+        elif kind == "Dense":
+            last = index == len(layers) - 1
+            if not config["use_bias"] or (config["activation"] not in MONOTONIC
+                                          and not (last and config["activation"] == "softmax")):
+                return None
+            specs.append((kind, {"activation": config["activation"]}, weights))
+        else:
+            return None
+    return specs
+
+
+def compile_forward(model) -> NumpyForward | None:
+    """The model's forward pass in NumPy, or None if it has a layer this does not implement."""
+    specs = layer_specs(model)
+    return None if specs is None else forward_from_specs(specs)
+
+
+def forward_from_specs(specs: list[tuple[str, dict, list[np.ndarray]]]) -> NumpyForward | None:
+    """Build the forward pass from `layer_specs`' plain data (no Keras needed)."""
+    (_, size, _), rest = specs[0], specs[1:]
+    shape: Shape | None = Shape(size["height"], size["width"], 1)
+    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+    scale = np.float32(1 / 255)  # folded into the first layer's weights
+    softmax_last = False
+    i = 0
+    while i < len(rest):
+        kind, settings, weights = rest[i]
+        if kind == "Conv2D":
+            if shape is None:
                 return None
             pool = 1
-            following = layers[i + 1] if i + 1 < len(layers) else None
-            if following is not None and type(following).__name__ == "MaxPooling2D":
-                pooling = following.get_config()
-                pool = pooling["pool_size"][0]
-                if (pooling["pool_size"] != (pool, pool) or pooling["strides"] != (pool, pool)
-                        or pooling["padding"] != "valid"):
-                    return None
+            if i + 1 < len(rest) and rest[i + 1][0] == "MaxPooling2D":
+                pool = rest[i + 1][1]["size"]
                 i += 1
-            kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
-            step, shape = conv_block(shape, kernel * scale, bias, activation, pool)
+            kernel, bias = weights
+            step, shape = conv_block(shape, kernel * scale, bias, MONOTONIC[settings["activation"]], pool)
             steps.append(step)
+            scale = np.float32(1)
         elif kind == "Flatten":
             steps.append(lambda x: x.reshape(len(x), -1))  # (positions, channels): Keras' channels_last order
             shape = None
-        elif kind == "Dropout":
-            pass  # inactive when predicting
         elif kind == "Dense":
-            activation = MONOTONIC.get(config["activation"])
-            if last and config["activation"] == "softmax":
-                activation, softmax_last = MONOTONIC["linear"], True  # left to the caller
-            if activation is None or not config["use_bias"] or shape is not None:
+            if shape is not None:
                 return None  # a Dense on unflattened images is not the CNN this is for
-            kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
+            activation = MONOTONIC.get(settings["activation"])
+            if settings["activation"] == "softmax":
+                activation, softmax_last = MONOTONIC["linear"], True  # left to the caller
+            kernel, bias = weights
             kernel = kernel * scale
 
             def dense(x, kernel=kernel, bias=bias, activation=activation):
@@ -136,10 +166,9 @@ def compile_forward(model) -> NumpyForward | None:
                 return activation(out)
 
             steps.append(dense)
-        else:
-            return None
-        if kind in ("Conv2D", "Dense"):
             scale = np.float32(1)
+        else:  # a MaxPooling2D not after a convolution
+            return None
         i += 1
     if shape is not None or not steps:
         return None  # the output must be one vector of scores per image
