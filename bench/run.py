@@ -248,7 +248,7 @@ class Bench:
             ("part3", "Part 3", lambda port: uvicorn("app.part3.main:app", port), "/health/ready",
              {"WORKSHOP_MODELS_DIR": str(self.store), "WORKSHOP_API_KEY": "", "WORKSHOP_LOG_LEVEL": "warning",
               "WORKSHOP_SHUTDOWN_GRACE": "2"}),
-            ("kept", "a bare app with the project's fast pieces (bench/apps/kept_digits.py)",
+            ("kept", "a bare app micro-batching in a thread (bench/apps/kept_digits.py)",
              lambda port: uvicorn("bench.apps.kept_digits:app", port), "/docs", {"BENCH_MODEL_FILE": model_file}),
             ("workshop", "the workshop's design (the model loaded from disk per request)",
              lambda port: uvicorn("bench.apps.workshop_digits:app", port), "/docs", {"BENCH_MODEL_FILE": model_file}),
@@ -371,7 +371,9 @@ class Bench:
                        f"× in-process ({in_process:,.0f} images/s)", (at_least, 0.3),
                        "PNG decoding alone: about 100 µs an image in the workshop's code (issue 5)")
         rss = server.peak_rss_mb()
-        self.ratio_row("8", "Peak RSS of the worker, both models loaded: Part 3 service", f"{rss:,.0f} MiB",
+        helper = server.children_peak_rss_mb("app.part3.digit_helper")
+        self.ratio_row("8", "Peak RSS of the worker, both models loaded: Part 3 service",
+                       f"{rss:,.0f} MiB (and its digit helper process: {helper:,.0f} MiB)",
                        rss / facts["import_keras_rss_mb"], f"× `import keras` ({facts['import_keras_rss_mb']:,.0f} MiB)")
         self.training_row(server, "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service")
 

@@ -108,7 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.add_middleware(BodySizeLimit, max_body_size=settings.max_upload_bytes)
-    app.add_middleware(RequestMetricsMiddleware)  # outermost: counts and times every answer, 413s too
+    # Outermost: counts and times every answer, 413s too, and counts the requests in progress.
+    app.add_middleware(RequestMetricsMiddleware, in_progress=service.requests_in_progress)
     add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:

@@ -5,14 +5,16 @@ version they report is the one that answered. `digits()` takes the uploaded byte
 arrays, so that decoding and prediction are optimised together behind this interface without
 touching a route. Where each request runs (each choice measured, see bench/RESULTS.md):
 
-- penguins, and one image: on the event loop. A penguin takes a few microseconds of NumPy; one
-  image about 0.15 ms (decoding, then app/mnist_numpy.py). A hop to the thread pool and back would
-  cost more than that (about 0.1 ms of latency per request here).
-- several images (POST /predict/batch/): milliseconds, so in a worker thread, off the event loop.
-
-Handing concurrent single images to a micro-batching thread (app/batching.py) was measured too:
-slower at one connection and no faster at eight, because the event loop and that thread take turns
-holding the GIL. Several worker processes (`--workers N`) are what use more cores.
+- penguins: on the event loop, a few microseconds of NumPy.
+- one image, while the worker is otherwise idle: on the event loop, about 0.15 ms (decoding, then
+  app/mnist_numpy.py). A hop to a thread or process and back would cost more than that.
+- one image while requests queue up (metrics.RequestsInProgress.busy): in the worker's digit
+  helper, a child process
+  (app/part3/digit_helper.py). The images of requests that arrive together go in one message and
+  one NumPy call, and the event loop meanwhile reads the next requests. A thread was measured
+  first and did not help: the event loop and the thread take turns holding the GIL.
+- several images (POST /predict/batch/): in a worker thread, off the event loop (the compiled
+  graph releases the GIL for most of its milliseconds).
 """
 
 from dataclasses import dataclass
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 
 from app import images, mnist, penguins
+from app.part3.digit_helper import DigitHelper, HelperGone
 from app.part3.kept_models import Kept, KeptModels
-from app.part3.metrics import predictions_of
+from app.part3.metrics import RequestsInProgress, predictions_of
 
 Upload = tuple[str | None, bytes]  # (file name, content)
+HELPER_MAX_BYTES = 64 << 10  # a 28x28 PNG is under 1 KiB; anything larger is refused on the loop
 
 
 class ModelNotReady(RuntimeError):
@@ -43,8 +47,10 @@ class DigitAnswers:
 
 
 class Predictor:
-    def __init__(self, kept: KeptModels) -> None:
+    def __init__(self, kept: KeptModels, load: RequestsInProgress | None = None) -> None:
         self.kept = kept
+        self.load = load or RequestsInProgress()  # kept up to date by the metrics middleware
+        self.helper = DigitHelper()
 
     def _kept(self, name: str) -> Kept:
         kept = self.kept.get(name)
@@ -63,12 +69,28 @@ class Predictor:
         if not uploads:
             raise images.UploadError("no files were uploaded; send one or more images as 'files'")
         kept = self._kept(mnist.MODEL_NAME)
-        if len(uploads) == 1:
-            digits = self._decode_and_predict(kept.model, uploads)
-        else:
+        if len(uploads) > 1:
             digits = await run_in_threadpool(self._decode_and_predict, kept.model, uploads)
+        elif self.load.busy() and kept.model.specs and len(uploads[0][1]) <= HELPER_MAX_BYTES:
+            digits = await self._in_helper(kept, uploads[0])
+        else:
+            digits = self._decode_and_predict(kept.model, uploads)
         predictions_of(mnist.MODEL_NAME, kept.version).inc(len(digits))
         return DigitAnswers(kept.version, digits)
+
+    async def _in_helper(self, kept: Kept, upload: Upload) -> list[int]:
+        filename, data = upload
+        try:
+            return [await self.helper.digit(kept.version, lambda: kept.model.specs, filename, data)]
+        except HelperGone:
+            return self._decode_and_predict(kept.model, [upload])
+
+    def start(self) -> None:
+        """Start the digit helper now, so that it is up before the first burst of requests."""
+        self.helper.start()
+
+    async def stop(self) -> None:
+        await self.helper.stop()
 
     @staticmethod
     def _decode_and_predict(model: mnist.FastDigitPredictor, uploads: list[Upload]) -> list[int]:

@@ -39,7 +39,8 @@ class Service:
         self.settings = settings
         self.jobs = JobStore(settings.jobs_dir)
         self.kept = KeptModels(settings.models_dir)
-        self.predictor = Predictor(self.kept)
+        self.requests_in_progress = metrics.RequestsInProgress()
+        self.predictor = Predictor(self.kept, self.requests_in_progress)
         self.runner = JobRunner(self.jobs, settings)
         self.startup_error: str | None = None
         self._refresher: asyncio.Task | None = None
@@ -50,6 +51,7 @@ class Service:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
+        self.predictor.start()
         self._refresher = asyncio.create_task(self._bootstrap_then_refresh(), name="model-refresher")
 
     async def stop(self) -> None:
@@ -57,6 +59,7 @@ class Service:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        await self.predictor.stop()
         await asyncio.to_thread(self.runner.stop)
         metrics.forget_this_process()
 

@@ -1,0 +1,165 @@
+"""The digit helper (a child process answering single images under load) gives the worker's answers,
+refuses what the worker refuses, keeps versions apart, and never loses a request when it dies."""
+
+import asyncio
+import io
+import os
+import signal
+
+import numpy as np
+import pytest
+from part3_support import digit_file
+from PIL import Image
+
+from app import images, mnist
+from app.part3.digit_helper import DigitHelper, HelperGone
+from app.part3.kept_models import Kept
+from app.part3.metrics import RequestsInProgress
+from app.part3.predictor import Predictor
+
+pytestmark = pytest.mark.slow  # builds Keras models
+
+DIGITS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9]
+
+
+@pytest.fixture(scope="module")
+def predictors():
+    """Two different (untrained) CNNs behind the worker's fast path: versions 1 and 2."""
+    return {version: mnist.FastDigitPredictor(mnist.build_model(seed=version)) for version in (1, 2)}
+
+
+def worker_answer(predictor, digit: int) -> int:
+    name, content, _ = digit_file(digit)
+    return predictor.digits(images.decode_digits([content], [name]))[0]
+
+
+async def ask(helper: DigitHelper, predictor, version: int, digit: int) -> int:
+    name, content, _ = digit_file(digit)
+    return await helper.digit(version, lambda: predictor.specs, name, content)
+
+
+def test_concurrent_requests_share_messages_and_get_the_workers_answers(predictors, monkeypatch):
+    sent = []
+    original = DigitHelper._send
+    monkeypatch.setattr(DigitHelper, "_send", lambda self, message: (sent.append(message[0]), original(self, message))[1])
+
+    async def scenario():
+        helper = DigitHelper()
+        helper.start()
+        try:
+            return await asyncio.gather(*(ask(helper, predictors[1], 1, digit) for digit in DIGITS))
+        finally:
+            await helper.stop()
+
+    answers = asyncio.run(scenario())
+    assert answers == [worker_answer(predictors[1], digit) for digit in DIGITS]
+    assert sent == ["model", "predict"], "requests made in one turn of the event loop go in one message"
+
+
+def test_each_request_is_answered_by_the_version_it_names(predictors):
+    async def scenario():
+        helper = DigitHelper()
+        try:
+            return await asyncio.gather(*(ask(helper, predictors[version], version, digit)
+                                          for digit in DIGITS for version in (1, 2)))
+        finally:
+            await helper.stop()
+
+    answers = asyncio.run(scenario())
+    expected = [worker_answer(predictors[version], digit) for digit in DIGITS for version in (1, 2)]
+    assert answers == expected
+    assert expected[0::2] != expected[1::2], "the two models must differ for this test to mean anything"
+
+
+def test_bad_images_are_refused_as_the_worker_refuses_them(predictors):
+    small = io.BytesIO()
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(small, format="PNG")
+    uploads = [("notes.txt", b"not an image"), ("small.png", small.getvalue())]
+
+    async def scenario():
+        helper = DigitHelper()
+        try:
+            good = ask(helper, predictors[1], 1, 7)
+            bad = [helper.digit(1, lambda: predictors[1].specs, name, data) for name, data in uploads]
+            return await asyncio.gather(good, *bad, return_exceptions=True)
+        finally:
+            await helper.stop()
+
+    good, *refusals = asyncio.run(scenario())
+    assert good == worker_answer(predictors[1], 7)
+    for (name, data), refusal in zip(uploads, refusals, strict=True):
+        with pytest.raises(images.UploadError) as expected:
+            images.decode_digits([data], [name])
+        assert isinstance(refusal, images.UploadError)
+        assert (refusal.status_code, refusal.message) == (expected.value.status_code, expected.value.message)
+
+
+def test_a_dead_helper_fails_its_waiting_requests_and_the_next_one_restarts_it(predictors):
+    async def scenario():
+        helper = DigitHelper()
+        helper.start()
+        try:
+            await ask(helper, predictors[1], 1, 7)
+            helper.process.send_signal(signal.SIGKILL)
+            helper.process.wait()
+            with pytest.raises(HelperGone):
+                await ask(helper, predictors[1], 1, 3)
+            answer = await ask(helper, predictors[1], 1, 3)  # a new child, sent the model again
+            return answer, helper.process.pid
+        finally:
+            await helper.stop()
+
+    answer, pid = asyncio.run(scenario())
+    assert answer == worker_answer(predictors[1], 3)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stop() ended the new child too
+
+
+class OneModel:
+    """KeptModels' interface, for the predictor alone."""
+
+    def __init__(self, version, predictor):
+        self.kept = Kept(version, predictor)
+
+    def get(self, name):
+        return self.kept
+
+
+def test_the_predictor_uses_the_helper_under_load_and_answers_alone_when_it_dies(predictors):
+    load = RequestsInProgress()
+    predictor = Predictor(OneModel(2, predictors[2]), load)
+
+    async def scenario():
+        predictor.start()
+        try:
+            load.count = 3  # two other requests in progress: busy
+            uploads = [[digit_file(digit)[:2]] for digit in DIGITS]
+            under_load = await asyncio.gather(*(predictor.digits(upload) for upload in uploads))
+            used_helper = predictor.helper.running
+            predictor.helper.process.send_signal(signal.SIGKILL)
+            predictor.helper.process.wait()
+            after_death = await asyncio.gather(*(predictor.digits(upload) for upload in uploads))
+            return under_load, used_helper, after_death
+        finally:
+            await predictor.stop()
+
+    under_load, used_helper, after_death = asyncio.run(scenario())
+    expected = [worker_answer(predictors[2], digit) for digit in DIGITS]
+    assert used_helper
+    assert [answer.digits[0] for answer in under_load] == expected
+    assert [answer.digits[0] for answer in after_death] == expected
+    assert {answer.version for answer in under_load + after_death} == {2}
+
+
+def test_load_is_busy_when_requests_overlap_or_queue_behind_each_other():
+    load = RequestsInProgress()
+    load.started(1.0)
+    assert not load.busy(), "a first request after a quiet second is alone"
+    load.ended(1.0005)
+    load.started(1.0005 + 10e-6)
+    assert load.busy(), "started right after the previous answer: it was waiting for the event loop"
+    load.ended(1.001)
+    load.started(1.001 + 100e-6)
+    assert not load.busy(), "a client's round trip later: nobody was waiting"
+    load.started(1.0012)
+    assert load.busy(), "two in progress"
