@@ -101,7 +101,9 @@ keep-alive connections. Each figure is the median of {results.config.repeats} ru
 
 OPTIMISATIONS = """## What each optimisation was predicted to do, and what it did
 
-Profiled with pyinstrument before changing anything (`uv run --with pyinstrument ...`).
+Profiled before changing anything: pyinstrument and py-spy (`uv tool run py-spy record`) on the
+running servers, cProfile and plain timers on the ASGI app called in-process (no sockets), and
+each thread's CPU time from /proc while wrk drives it.
 
 1. **Keep the model in memory** (Part 3's kept models) instead of `keras.saving.load_model` per
    request. Predicted: the workshop's design pays a model load (tens to hundreds of ms) on every
@@ -114,14 +116,20 @@ Profiled with pyinstrument before changing anything (`uv run --with pyinstrument
    in-process on the 2-core EPYC: one image 11 ms -> 0.8 ms; a batch of 256 2,400 -> 14,000-24,000
    images/s (`model.predict_on_batch` about 8,000-14,000; XLA `jit_compile` faster for one image
    but slower for 256, so not used).
-3. **Run one image in NumPy** (`app.mnist.FastDigitPredictor`). Profile of the graph call for
-   one image: most of its 0.8-1.1 ms is TensorFlow's call machinery, not arithmetic (the CNN is
-   about 2.5 M multiply-adds). Predicted: the two convolutions as two small matrix products
-   (sliding windows) take well under 0.5 ms. Did: 0.2 ms for one image, 0.6 ms for 4, 1.2 ms for 8
-   (graph: 1.1, 1.1, 1.6 ms); from about 12 images the graph wins, so larger batches go to it.
-   Same answers within 1e-5 (measured 5e-8). One catch found on the way: OpenBLAS's default two
-   threads made these small products take 1.3 ms whenever the machine was busy; the predictor
-   limits BLAS to one thread for its call (threadpoolctl, 17 us).
+3. **Run a few images in NumPy** (`app.mnist.FastDigitPredictor`, `app/mnist_numpy.py`). Profile
+   of the graph call for one image: most of its 0.8-1.1 ms is TensorFlow's call machinery, not
+   arithmetic (the CNN is about 2.5 M multiply-adds). Predicted: the two convolutions as two small
+   matrix products take well under 0.5 ms. Did, first version (sliding windows, a 4-d max for
+   pooling): 0.2 ms for one image. Its profile: the products took 35 us; copying windows and
+   reducing over strided views took the rest. Second version, predicted about 0.1 ms: windows
+   gathered with one `np.take` of precomputed row numbers (whole 32-channel rows), ordered so that
+   2x2 pooling is an elementwise max of four contiguous slabs, windows that pooling drops never
+   computed, bias and ReLU after pooling (a quarter of the values), the /255 folded into the first
+   weights. Did: 0.08 ms for one image (2.4 x), 0.06 ms an image up to 32 images (the graph: 0.2
+   ms at 4, 0.06 ms at 32), so batches up to 32 stay in NumPy. Same answers within 1e-5 (measured
+   4e-8). OpenBLAS's default two threads made these products take 1.3 ms whenever the machine was
+   busy; limiting BLAS to one thread per call with threadpoolctl cost 10-20 us a call, so a server
+   now sets it once for the process (`mnist.one_blas_thread()`; TensorFlow has its own pool).
 4. **Decode PNGs in bulk** (`app.images.decode_digits`). Profile of `decode_digit`: about 35 us an
    image, of which PIL's actual decoding is about 10 %; the rest is per-file Python (open, chunk
    parsing, convert, copy). Predicted: a few times faster on batches. Did: a plain greyscale PNG
@@ -133,9 +141,46 @@ Profiled with pyinstrument before changing anything (`uv run --with pyinstrument
 5. **Skip scikit-learn's per-call validation** for penguins (`app.penguins.FastPenguinPredictor`,
    written before this benchmark): predicted to lift penguin predictions to the HTTP floor's
    order; did: row 3.
-6. **Micro-batching** (`app.batching.MicroBatcher`): concurrent requests share one model call in
-   a dedicated thread; no waiting window by default, so a lone request is not delayed. Predicted:
-   at 8 connections the model's per-call cost is shared, which is what row 4b's target needs.
-   Did: see row 4b, the bare app with the project's fast pieces (`bench/apps/kept_digits.py`:
-   FastDigitPredictor for a lone request, the compiled graph, outside the GIL, for a shared call).
+6. **Micro-batching in a thread** (`app.batching.MicroBatcher`): concurrent requests share one
+   model call in a dedicated thread. Predicted: at 8 connections the model's cost moves to the
+   second core, which is what row 4b's target needs. Did, in Part 3 (a lone request answered on
+   the event loop, two or more in the batcher's thread): batches formed (2 to 6 images a call at
+   8 connections) but requests/s did not rise (0.60-0.63 x the floor, the same as answering on
+   the event loop) and with every request in the thread one-connection p50 got worse (2 x). Thread
+   CPU time from /proc: the event loop still spent 512 us a request (the floor's: 321 us) while
+   the batcher thread took 134 us: the two threads take turns holding the GIL, so moving NumPy
+   calls to a thread frees little of the loop. `bench/apps/kept_digits.py` keeps this design as
+   a reference row.
+7. **No thread-pool hop for microseconds of work.** FastAPI runs a `def` endpoint, its response
+   validation and every `def` dependency in its thread pool: about 0.1 ms of latency for each hop
+   on this machine (measured by calling the ASGI app in-process, no sockets). Part 3's
+   `get_service` dependency and penguin route were `def`, and a single image went to the thread
+   pool too. Predicted: the penguin route near the HTTP floor (whose `def read_root`, the
+   workshop's hello world, pays two hops). Did: penguins 523 -> 157 us a request in-process,
+   0.46 -> about 0.95 x the floor over HTTP; one digit 805 -> 575 us, then 410-440 us with the
+   second NumPy version.
+8. **Import scikit-learn only where it is used.** `import app.part3.main` took 4.7 s, 3.6 s of it
+   `app.penguins` importing scikit-learn at module level. Predicted: about 1 s off start-up to
+   ready (scikit-learn is still needed to load the skops file, but shares SciPy and NumPy with
+   Keras: importing both takes 12.3 s against 11.4 s for Keras alone). Did: start-up 1.33 ->
+   1.18-1.22 x `import keras`.
+9. **Look up the metrics' label children once** (`RequestMetricsMiddleware.series`,
+   `metrics.predictions_of`): `Counter.labels()` validates and locks on every call. A few
+   microseconds a request.
+10. **A digit helper process per worker** (`app/part3/digit_helper.py`). Profile at 8
+    connections: the event loop is the bottleneck (100 % of a core), and decoding plus the model
+    were about 0.19 ms of its 0.5 ms per request. A child process has its own GIL; it gets the
+    weights as arrays (no Keras import: it starts in under a second), and the images of requests
+    that arrive together in one message over a socket pair. Probe first: a batched round trip cost
+    the event loop 9 us a request (42 us unbatched). Predicted: about 0.8 x the floor at 8
+    connections. Did: 0.84-0.86 x in three turns (from 0.60-0.63 x). The child is used only when
+    requests queue up, judged from the gap between one answer and the next request's start (25 us
+    measured when requests wait for the loop, 57-83 us when a lone client waits for each answer),
+    so a lone client keeps the event-loop path and its latency. If the child dies, the requests
+    waiting on it are answered by the worker and the next one starts a new child (tested).
+
+Where one digit's time goes on the event-loop path (in-process, one request at a time, 2-core
+EPYC): the image floor 207 us; Part 3 about 372 us, of which the model about 135 us (80 us when
+timed alone: after FastAPI's parsing its weights are out of the caches) and everything else
+(middleware, included router, bookkeeping) about 34 us.
 """

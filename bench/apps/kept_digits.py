@@ -1,4 +1,4 @@
-"""A bare app built from the project's fast pieces, as a reference for what the service could reach:
+"""A bare app that micro-batches in a thread, built from the project's fast pieces, as a reference:
 the model kept in memory (app.mnist.FastDigitPredictor), bulk decoding (app.images.decode_digits)
 and concurrent requests sharing model calls (app.batching.MicroBatcher).
 
