@@ -29,7 +29,7 @@ class Config:
     connections: int = 8
     batch: int = 256
     train_images: int = 1000  # the prepared MNIST model's training set
-    finetune_epochs: int = 30  # long enough to outlast the measurement while it trains
+    finetune_epochs: int = 100  # the service's maximum; long enough to outlast the measurement (stopped with the server)
     keras_imports: int = 3  # `python -c "import keras"` runs; the median is kept
     finetune_wait_epochs: int = 1  # measure once the fine-tune has run this many epochs (0: once it starts)
     # Start the Keras servers together, early, to save minutes of imports. Only for --quick: it
