@@ -11,12 +11,13 @@ The protocol, over a socket pair with multiprocessing's Connection (pickled tupl
     parent -> child  ("model", version, specs)            before the first image of a version
                      ("predict", [(id, version, filename, bytes), ...])
                      ("stop",)
-    child -> parent  [(id, "ok", digit) | (id, "refused", status, message), ...]
+    child -> parent  [(id, "ok", digit) | (id, "refused", status, message) | (id, "failed", why), ...]
 Requests that arrive together go in one message and are answered in one NumPy call.
 
 The parent side (`DigitHelper`) never blocks on the child: answers are read when the socket is
-readable. If the child dies, every request waiting on it is answered by the worker itself
-(`HelperGone`) and the next request starts a new child.
+readable. If the child dies, fails or is stuck (no answer in ANSWER_TIMEOUT), every request waiting
+on it is answered by the worker itself (`HelperGone`), and a later request starts a new child (at
+most one start per RESTART_DELAY).
 
     python -m app.part3.digit_helper FD      # what DigitHelper runs
 """
@@ -27,6 +28,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 APP_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `app` package
 KEPT_VERSIONS = 2  # a request may still name the previous version while a new one arrives
+ANSWER_TIMEOUT = 5.0  # seconds; a child this late is stuck: the worker answers and starts another
+RESTART_DELAY = 1.0  # seconds between starts, so a child that cannot start is not retried per request
 
 
 class HelperGone(RuntimeError):
@@ -73,7 +77,11 @@ def serve(connection: Connection) -> None:
                 answers.append((request_id, "refused", error.status_code, error.message))
         for version in {version for _, version, _ in decoded}:
             batch = [(request_id, pixels) for request_id, v, pixels in decoded if v == version]
-            scores = forwards[version].scores(np.stack([pixels for _, pixels in batch]))
+            try:
+                scores = forwards[version].scores(np.stack([pixels for _, pixels in batch]))
+            except Exception as error:  # e.g. a version whose weights never arrived: the worker answers these
+                answers += [(request_id, "failed", f"{type(error).__name__}: {error}") for request_id, _ in batch]
+                continue
             answers += [(request_id, "ok", int(digit)) for (request_id, _), digit in zip(batch, scores.argmax(axis=-1))]
         connection.send(answers)
 
@@ -93,12 +101,14 @@ class DigitHelper:
         self.pending: list[tuple] = []
         self.versions_sent: set[int] = set()
         self.next_id = 0
+        self.started_at = -RESTART_DELAY
 
     @property
     def running(self) -> bool:
         return self.connection is not None
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         ours, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
@@ -118,6 +128,8 @@ class DigitHelper:
         """The digit in one image, by model `version` (`specs()` gives its weights the first time).
         Raises UploadError as the worker would, and HelperGone when the child is not running."""
         if not self.running:
+            if time.monotonic() - self.started_at < RESTART_DELAY:
+                raise HelperGone("the digit helper stopped a moment ago")
             self.start()
         if version not in self.versions_sent:
             self._send(("model", version, specs()))
@@ -128,7 +140,13 @@ class DigitHelper:
         if not self.pending:  # the first of this turn of the event loop: send them all at its end
             asyncio.get_running_loop().call_soon(self._send_pending)
         self.pending.append((request_id, version, filename, data))
-        return await future
+        try:
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                return await future
+        except TimeoutError:
+            self.waiting.pop(request_id, None)
+            self._gone()
+            raise HelperGone(f"the digit helper did not answer within {ANSWER_TIMEOUT} s") from None
 
     def _send_pending(self) -> None:
         batch, self.pending = self.pending, []
@@ -161,6 +179,8 @@ class DigitHelper:
                 continue
             if outcome == "ok":
                 future.set_result(details[0])
+            elif outcome == "failed":
+                future.set_exception(HelperGone(f"the digit helper failed: {details[0]}"))
             else:
                 status, message = details
                 future.set_exception(UploadError(message, status))

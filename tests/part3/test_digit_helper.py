@@ -94,7 +94,11 @@ def test_bad_images_are_refused_as_the_worker_refuses_them(predictors):
         assert (refusal.status_code, refusal.message) == (expected.value.status_code, expected.value.message)
 
 
-def test_a_dead_helper_fails_its_waiting_requests_and_the_next_one_restarts_it(predictors):
+def test_a_dead_helper_fails_its_waiting_requests_and_the_next_one_restarts_it(predictors, monkeypatch):
+    from app.part3 import digit_helper
+
+    monkeypatch.setattr(digit_helper, "RESTART_DELAY", 0.0)
+
     async def scenario():
         helper = DigitHelper()
         helper.start()
@@ -163,3 +167,71 @@ def test_load_is_busy_when_requests_overlap_or_queue_behind_each_other():
     assert not load.busy(), "a client's round trip later: nobody was waiting"
     load.started(1.0012)
     assert load.busy(), "two in progress"
+
+
+def test_a_version_the_child_cannot_run_is_answered_by_the_worker_not_lost(predictors):
+    """A failure inside the child fails only its requests (HelperGone: the worker answers them)."""
+
+    async def scenario():
+        helper = DigitHelper()
+        try:
+            name, content, _ = digit_file(7)
+            with pytest.raises(HelperGone):
+                await helper.digit(3, lambda: [("Input", {"height": 28, "width": 28}, [])], name, content)
+            return await ask(helper, predictors[1], 1, 7)  # the same child still answers
+        finally:
+            await helper.stop()
+
+    assert asyncio.run(scenario()) == worker_answer(predictors[1], 7)
+
+
+def test_a_stuck_child_is_replaced_and_its_requests_answered_by_the_worker(predictors, monkeypatch):
+    from app.part3 import digit_helper
+
+    monkeypatch.setattr(digit_helper, "ANSWER_TIMEOUT", 0.5)
+    monkeypatch.setattr(digit_helper, "RESTART_DELAY", 0.0)
+
+    async def scenario():
+        helper = DigitHelper()
+        helper.start()
+        try:
+            await ask(helper, predictors[1], 1, 7)
+            stuck = helper.process
+            stuck.send_signal(signal.SIGSTOP)
+            with pytest.raises(HelperGone):
+                await ask(helper, predictors[1], 1, 3)
+            monkeypatch.setattr(digit_helper, "ANSWER_TIMEOUT", 60.0)  # the new child's start-up, on a busy machine
+            answer = await ask(helper, predictors[1], 1, 3)
+            return answer, stuck, helper.process
+        finally:
+            await helper.stop()
+
+    answer, stuck, replacement = asyncio.run(scenario())
+    assert answer == worker_answer(predictors[1], 3)
+    assert replacement is not stuck
+    assert stuck.wait(5) is not None  # the stuck child was killed
+
+
+def test_a_child_that_dies_at_once_is_not_restarted_for_every_request(predictors, monkeypatch):
+    from app.part3 import digit_helper
+
+    monkeypatch.setattr(digit_helper, "RESTART_DELAY", 2.0)
+
+    async def scenario():
+        helper = DigitHelper()
+        helper.start()
+        try:
+            helper.process.send_signal(signal.SIGKILL)
+            outcomes = []
+            for _ in range(3):
+                try:
+                    outcomes.append(await ask(helper, predictors[1], 1, 7))
+                except HelperGone:
+                    outcomes.append("answered by the worker")
+            return outcomes, helper.running
+        finally:
+            await helper.stop()
+
+    outcomes, running = asyncio.run(scenario())
+    assert outcomes == ["answered by the worker"] * 3
+    assert not running, "no new child within RESTART_DELAY of the last start"
