@@ -5,6 +5,7 @@ import asyncio
 import io
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -20,6 +21,13 @@ from app.part3.predictor import Predictor
 pytestmark = pytest.mark.slow  # builds Keras models
 
 DIGITS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9]
+
+
+def run(coroutine):
+    """asyncio.run in a thread of its own: tests run earlier in the session (browser, schema
+    fuzzing) may leave an event loop running in the main thread."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,7 @@ def test_concurrent_requests_share_messages_and_get_the_workers_answers(predicto
         finally:
             await helper.stop()
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario())
     assert answers == [worker_answer(predictors[1], digit) for digit in DIGITS]
     assert sent == ["model", "predict"], "requests made in one turn of the event loop go in one message"
 
@@ -65,7 +73,7 @@ def test_each_request_is_answered_by_the_version_it_names(predictors):
         finally:
             await helper.stop()
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario())
     expected = [worker_answer(predictors[version], digit) for digit in DIGITS for version in (1, 2)]
     assert answers == expected
     assert expected[0::2] != expected[1::2], "the two models must differ for this test to mean anything"
@@ -85,7 +93,7 @@ def test_bad_images_are_refused_as_the_worker_refuses_them(predictors):
         finally:
             await helper.stop()
 
-    good, *refusals = asyncio.run(scenario())
+    good, *refusals = run(scenario())
     assert good == worker_answer(predictors[1], 7)
     for (name, data), refusal in zip(uploads, refusals, strict=True):
         with pytest.raises(images.UploadError) as expected:
@@ -113,7 +121,7 @@ def test_a_dead_helper_fails_its_waiting_requests_and_the_next_one_restarts_it(p
         finally:
             await helper.stop()
 
-    answer, pid = asyncio.run(scenario())
+    answer, pid = run(scenario())
     assert answer == worker_answer(predictors[1], 3)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # stop() ended the new child too
@@ -147,7 +155,7 @@ def test_the_predictor_uses_the_helper_under_load_and_answers_alone_when_it_dies
         finally:
             await predictor.stop()
 
-    under_load, used_helper, after_death = asyncio.run(scenario())
+    under_load, used_helper, after_death = run(scenario())
     expected = [worker_answer(predictors[2], digit) for digit in DIGITS]
     assert used_helper
     assert [answer.digits[0] for answer in under_load] == expected
@@ -182,7 +190,7 @@ def test_a_version_the_child_cannot_run_is_answered_by_the_worker_not_lost(predi
         finally:
             await helper.stop()
 
-    assert asyncio.run(scenario()) == worker_answer(predictors[1], 7)
+    assert run(scenario()) == worker_answer(predictors[1], 7)
 
 
 def test_a_stuck_child_is_replaced_and_its_requests_answered_by_the_worker(predictors, monkeypatch):
@@ -206,7 +214,7 @@ def test_a_stuck_child_is_replaced_and_its_requests_answered_by_the_worker(predi
         finally:
             await helper.stop()
 
-    answer, stuck, replacement = asyncio.run(scenario())
+    answer, stuck, replacement = run(scenario())
     assert answer == worker_answer(predictors[1], 3)
     assert replacement is not stuck
     assert stuck.wait(5) is not None  # the stuck child was killed
@@ -232,6 +240,6 @@ def test_a_child_that_dies_at_once_is_not_restarted_for_every_request(predictors
         finally:
             await helper.stop()
 
-    outcomes, running = asyncio.run(scenario())
+    outcomes, running = run(scenario())
     assert outcomes == ["answered by the worker"] * 3
     assert not running, "no new child within RESTART_DELAY of the last start"
