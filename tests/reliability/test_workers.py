@@ -88,9 +88,6 @@ def test_one_trainer_at_a_time_new_versions_everywhere_within_3s_and_jobs_read_a
     most_trainers = 0
     deadline = time.monotonic() + WAIT
     while True:
-        now = time.monotonic()
-        for version in store.versions():
-            appeared.setdefault(version, now)
         most_trainers = max(most_trainers, len(trainers_of(models_dir)))
         for pid, client in pinned.items():
             ready = client.get("/health/ready")
@@ -98,6 +95,11 @@ def test_one_trainer_at_a_time_new_versions_everywhere_within_3s_and_jobs_read_a
             served[pid].setdefault(ready.json()["models"]["mnist"], time.monotonic())
             jobs = client.get("/jobs/").json()
             readings[pid].append({job["id"]: job for job in jobs if job["id"] in submitted})
+        # Listed after the jobs are read: a job seen finished has its version listed here, so the loop
+        # cannot end before every worker serves it.
+        now = time.monotonic()
+        for version in store.versions():
+            appeared.setdefault(version, now)
         finished = all(
             readings[pid][-1].get(i, {}).get("status") in ("succeeded", "failed") for pid in pinned for i in submitted
         )
