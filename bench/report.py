@@ -179,8 +179,24 @@ each thread's CPU time from /proc while wrk drives it.
     so a lone client keeps the event-loop path and its latency. If the child dies, the requests
     waiting on it are answered by the worker and the next one starts a new child (tested).
 
-Where one digit's time goes on the event-loop path (in-process, one request at a time, 2-core
-EPYC): the image floor 207 us; Part 3 about 372 us, of which the model about 135 us (80 us when
-timed alone: after FastAPI's parsing its weights are out of the caches) and everything else
-(middleware, included router, bookkeeping) about 34 us.
+11. **Read a small one-file upload without Starlette's general multipart parser**
+    (`app/part3/small_uploads.py`, a custom request class behind the predict router's `APIRoute`).
+    Profile of the image floor in-process: of its 207 us, Starlette's streaming parse
+    (python-multipart callbacks, a spooled file per part) and FastAPI's form extraction took about
+    95 us; a bare app that splits the body itself answers in 112 us. The lean path only builds the
+    `FormData` Starlette would have built, for the one shape every client sends for one file, and
+    FastAPI still validates `file: UploadFile` (a generated-body test holds it to Starlette's
+    result). Predicted: 50-60 us off one digit. Did, in-process with a pause between requests:
+    Part 3 420 -> 365 us against a 255 us floor (an app with only this change: 207 -> 137 us).
+12. **Match the predict routes first.** FastAPI 0.165 walks the included routers in order, and
+    the static mount and the root router came first. Predicted and did: about 10 us (365 -> 360
+    us in-process). Over HTTP with both: one digit 1.29-1.30 x the floor in two turns of three
+    (1.53 x in the third, where the floor was at its fastest), and 0.91-0.94 x its throughput at 8
+    connections (0.78-0.80 x before).
+
+Where one digit's time goes on the event-loop path (in-process, a pause between requests, 2-core
+EPYC), after 11 and 12: the image floor about 255 us; Part 3 about 360 us, of which the model
+(decoded pixels to digit) 72 us when timed alone, more after FastAPI's parsing has pushed its
+weights out of the caches, and the rest middleware and bookkeeping. Of the model's 72 us, the
+second convolution's product takes 25 us at close to this core's fp32 peak.
 """
