@@ -107,9 +107,15 @@ class DigitHelper:
     def running(self) -> bool:
         return self.connection is not None
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start the child. False if it cannot be started (no file descriptors or processes left,
+        say): that is logged, the worker answers alone, and a later request tries again."""
         self.started_at = time.monotonic()
-        ours, theirs = socket.socketpair()
+        try:
+            ours, theirs = socket.socketpair()
+        except OSError as error:
+            log.warning("cannot start the digit helper (%s); the worker answers alone", error)
+            return False
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.part3.digit_helper", str(theirs.fileno())],
@@ -118,11 +124,16 @@ class DigitHelper:
                 env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
                     filter(None, [str(APP_ROOT), os.environ.get("PYTHONPATH")]))},
             )
+        except OSError as error:
+            ours.close()
+            log.warning("cannot start the digit helper (%s); the worker answers alone", error)
+            return False
         finally:
             theirs.close()
         self.connection = Connection(ours.detach())
         asyncio.get_running_loop().add_reader(self.connection.fileno(), self._read_answers)
         self.versions_sent.clear()
+        return True
 
     async def digit(self, version: int, specs, filename: str | None, data: bytes) -> int:
         """The digit in one image, by model `version` (`specs()` gives its weights the first time).
@@ -130,7 +141,8 @@ class DigitHelper:
         if not self.running:
             if time.monotonic() - self.started_at < RESTART_DELAY:
                 raise HelperGone("the digit helper stopped a moment ago")
-            self.start()
+            if not self.start():
+                raise HelperGone("the digit helper cannot be started")
         if version not in self.versions_sent:
             self._send(("model", version, specs()))
             self.versions_sent.add(version)

@@ -86,7 +86,8 @@ class Predictor:
             return self._decode_and_predict(kept.model, [upload])
 
     def start(self) -> None:
-        """Start the digit helper now, so that it is up before the first burst of requests."""
+        """Start the digit helper now, so that it is up before the first burst of requests. If it
+        cannot start, the worker answers alone and a later request under load tries again."""
         self.helper.start()
 
     async def stop(self) -> None:

@@ -6,6 +6,7 @@ import io
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -39,6 +40,11 @@ def predictors():
 def worker_answer(predictor, digit: int) -> int:
     name, content, _ = digit_file(digit)
     return predictor.digits(images.decode_digits([content], [name]))[0]
+
+
+def kill_child(helper: DigitHelper) -> None:
+    helper.process.send_signal(signal.SIGKILL)
+    helper.process.wait()
 
 
 async def ask(helper: DigitHelper, predictor, version: int, digit: int) -> int:
@@ -112,8 +118,7 @@ def test_a_dead_helper_fails_its_waiting_requests_and_the_next_one_restarts_it(p
         helper.start()
         try:
             await ask(helper, predictors[1], 1, 7)
-            helper.process.send_signal(signal.SIGKILL)
-            helper.process.wait()
+            kill_child(helper)
             with pytest.raises(HelperGone):
                 await ask(helper, predictors[1], 1, 3)
             answer = await ask(helper, predictors[1], 1, 3)  # a new child, sent the model again
@@ -148,8 +153,7 @@ def test_the_predictor_uses_the_helper_under_load_and_answers_alone_when_it_dies
             uploads = [[digit_file(digit)[:2]] for digit in DIGITS]
             under_load = await asyncio.gather(*(predictor.digits(upload) for upload in uploads))
             used_helper = predictor.helper.running
-            predictor.helper.process.send_signal(signal.SIGKILL)
-            predictor.helper.process.wait()
+            kill_child(predictor.helper)
             after_death = await asyncio.gather(*(predictor.digits(upload) for upload in uploads))
             return under_load, used_helper, after_death
         finally:
@@ -161,6 +165,34 @@ def test_the_predictor_uses_the_helper_under_load_and_answers_alone_when_it_dies
     assert [answer.digits[0] for answer in under_load] == expected
     assert [answer.digits[0] for answer in after_death] == expected
     assert {answer.version for answer in under_load + after_death} == {2}
+
+
+def test_a_helper_that_cannot_start_leaves_the_worker_answering(predictors, monkeypatch):
+    """No process or file descriptor left: start-up goes on, and every request is answered inline."""
+    from app.part3 import digit_helper
+
+    attempts = []
+
+    def no_processes_left(*args, **kwargs):
+        attempts.append(args)
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(digit_helper, "subprocess", SimpleNamespace(Popen=no_processes_left))
+    monkeypatch.setattr(digit_helper, "RESTART_DELAY", 0.0)
+    load = RequestsInProgress()
+    predictor = Predictor(OneModel(1, predictors[1]), load)
+
+    async def scenario():
+        predictor.start()  # must not raise: the service starts without its helper
+        try:
+            load.count = 3  # busy: each request tries the helper
+            return await asyncio.gather(*(predictor.digits([digit_file(digit)[:2]]) for digit in DIGITS))
+        finally:
+            await predictor.stop()
+
+    answers = run(scenario())
+    assert [answer.digits[0] for answer in answers] == [worker_answer(predictors[1], digit) for digit in DIGITS]
+    assert len(attempts) == 1 + len(DIGITS) and not predictor.helper.running
 
 
 def test_load_is_busy_when_requests_overlap_or_queue_behind_each_other():
@@ -229,7 +261,7 @@ def test_a_child_that_dies_at_once_is_not_restarted_for_every_request(predictors
         helper = DigitHelper()
         helper.start()
         try:
-            helper.process.send_signal(signal.SIGKILL)
+            kill_child(helper)
             outcomes = []
             for _ in range(3):
                 try:
