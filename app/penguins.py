@@ -64,12 +64,24 @@ class FastPenguinPredictor:
         scaler, knn = pipeline.named_steps["scaler"], pipeline.named_steps["knn"]
         if knn.weights != "uniform" or knn.effective_metric_ != "euclidean":
             raise ValueError("the fast path implements uniform weights and the euclidean metric only")
-        self.mean = scaler.mean_.astype(np.float64)
-        self.scale = scaler.scale_.astype(np.float64)
-        self.points = np.asarray(knn._fit_X, dtype=np.float64)
-        self.point_labels = np.asarray(knn._y)
-        self.k = knn.n_neighbors
-        self.classes = [str(name) for name in knn.classes_]
+        self._keep(scaler.mean_, scaler.scale_, knn._fit_X, knn._y, knn.n_neighbors, knn.classes_)
+
+    @classmethod
+    def from_arrays(cls, mean, scale, points, point_labels, k: int, classes) -> "FastPenguinPredictor":
+        """The same predictor from the fitted arrays themselves, as app/penguin_file.py reads them
+        from a skops file without scikit-learn: the scaler's mean_ and scale_, the KNN's _fit_X, _y
+        (indices into classes_), n_neighbors and classes_."""
+        predictor = cls.__new__(cls)
+        predictor._keep(mean, scale, points, point_labels, k, classes)
+        return predictor
+
+    def _keep(self, mean, scale, points, point_labels, k: int, classes) -> None:
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.points = np.asarray(points, dtype=np.float64)
+        self.point_labels = np.asarray(point_labels)
+        self.k = int(k)
+        self.classes = [str(name) for name in classes]
         self.n_classes = len(self.classes)
 
     def predict(self, bill_length_mm: float, flipper_length_mm: float) -> str:
@@ -95,7 +107,7 @@ def evaluate(pipeline: "Pipeline", frame: "pd.DataFrame") -> dict[str, Any]:
     return {
         "accuracy": float(accuracy_score(truth, predicted)),
         "confusion_matrix": confusion_matrix(truth, predicted, labels=classes).tolist(),
-        "n_test": int(len(frame)),
+        "n_test": len(frame),
     }
 
 
