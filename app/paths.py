@@ -7,7 +7,8 @@ container can point the code somewhere else without editing it.
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+APP_DIR = Path(__file__).resolve().parent  # the `app` package
+PROJECT_ROOT = APP_DIR.parent
 DATA_DIR = Path(os.environ.get("WORKSHOP_DATA_DIR", PROJECT_ROOT / "data"))
 
 

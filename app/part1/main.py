@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from app.offline_docs import serve_docs_offline
 from app.part1.model import ServedModel, load_or_publish
 from app.penguin_api import BillLength, FlipperLength, PenguinMeasurements, PenguinPrediction
 
@@ -26,6 +27,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="Penguin species (Part 1 reference service)", lifespan=lifespan)
+serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
 
 
 def served(request: Request) -> ServedModel:

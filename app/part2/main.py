@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from app import mnist
+from app.offline_docs import serve_docs_offline
 from app.part2.serving import LatestModel
 from app.part2.training import TrainingCounter, train_next_version
 from app.part2.uploads import read_digit, read_training_images
@@ -62,6 +63,7 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(title="Part 2: digits, trained in the background, served from the model store", lifespan=lifespan)
+serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
 
 
 @app.get("/")

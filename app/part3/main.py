@@ -17,22 +17,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 
 from app.images import UploadError
+from app.offline_docs import serve_docs_offline
 from app.part3.body_limit import BodySizeLimit
 from app.part3.jobs import JobNotFound
 from app.part3.metrics import RequestMetricsMiddleware
-from app.part3.paths import STATIC_DIR
 from app.part3.predictor import ModelNotReady
-from app.part3.routes import docs, health, jobs, metrics, models, predict, root, training, upload
+from app.part3.routes import health, jobs, metrics, models, predict, root, training, upload
 from app.part3.service import QueueFull, Service
 from app.part3.settings import Settings
 from app.store import ModelNotFound
 
 # The predict routes first: FastAPI tries the routers in this order, and these are the hot ones.
 ROUTERS = (predict.router, root.router, training.router, jobs.router, models.router, health.router,
-           metrics.router, upload.router, docs.router)
+           metrics.router, upload.router)
 
 
 def configure_logging(level: str) -> None:
@@ -103,8 +102,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="The workshop's production service: two models, training jobs, rollback, health and metrics.",
         version="3.0.0",
         lifespan=lifespan,
-        docs_url=None,  # served by routes/docs.py from local files instead of a CDN
-        redoc_url=None,
         form_limits={"max_files": settings.max_files},
     )
     app.state.service = service
@@ -114,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # after the routes, for the same reason
+    serve_docs_offline(app)  # after the routes, for the same reason: /docs and /redoc from local files, not a CDN
     return app
 
 

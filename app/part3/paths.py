@@ -1,7 +1,6 @@
-"""Files the service ships: the vendored docs assets and its HTML pages."""
+"""Files the service ships: its HTML pages (the docs assets are app/docs_assets/, see app/offline_docs.py)."""
 
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STATIC_DIR = HERE / "static"
 PAGES_DIR = HERE / "pages"

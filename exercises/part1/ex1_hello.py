@@ -7,7 +7,10 @@ Check it: uv run workshop check part1/ex1_hello
 
 from fastapi import FastAPI, HTTPException
 
+from app.offline_docs import serve_docs_offline
+
 app = FastAPI(title="Part 1, exercise 1: hello")
+serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
 
 
 @app.get("/")

@@ -26,6 +26,7 @@ from fastapi import BackgroundTasks, FastAPI, UploadFile
 from fastapi.responses import HTMLResponse
 
 from app import mnist
+from app.offline_docs import serve_docs_offline
 from app.part2.serving import LatestModel, ServedModel, no_model_yet  # the last two: for the starter's way
 from app.part2.training import TrainingCounter, load_base, train_and_publish
 from app.part2.uploads import read_digit, read_training_images
@@ -52,6 +53,7 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(title="Part 2, exercise 4: a race-free model store", lifespan=lifespan)
+serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
 
 
 @app.get("/")

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query
 from pydantic import BeforeValidator, WithJsonSchema
 
+from app.offline_docs import serve_docs_offline
 from app.penguin_api import MAX_BILL_MM, MAX_FLIPPER_MM
 from app.penguins import FastPenguinPredictor, train
 from app.units import LENGTH_SCHEMA, to_millimetres
@@ -30,6 +31,7 @@ LengthInMm = Annotated[float, BeforeValidator(to_millimetres), WithJsonSchema(LE
 # END SOLUTION
 
 app = FastAPI(title="Part 1, extra challenge: lengths with units")
+serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
 
 
 @app.get("/predict/")

@@ -23,12 +23,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.offline_docs import serve_docs_offline
 from app.penguins import FastPenguinPredictor, train
 
 model = train()  # once per start (and per reload under `fastapi dev`), not per request
 predictor = FastPenguinPredictor(model)
 
 app = FastAPI(title="Part 1, exercise 2: prediction on demand")
+serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
 
 
 @app.get("/predict/")

@@ -16,12 +16,14 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
 
+from app.offline_docs import serve_docs_offline
 from app.penguin_api import MAX_BILL_MM, MAX_FLIPPER_MM  # 100 mm and 300 mm
 from app.penguins import FastPenguinPredictor, train
 
 predictor = FastPenguinPredictor(train())
 
 app = FastAPI(title="Part 1, exercise 3: query parameter validation")
+serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
 
 
 @app.get("/predict/")

@@ -16,6 +16,7 @@ from fastapi import BackgroundTasks, FastAPI, UploadFile
 from fastapi.responses import HTMLResponse
 
 from app import mnist
+from app.offline_docs import serve_docs_offline
 from app.part2.serving import LatestModel
 from app.part2.training import TrainingCounter, load_base, train_and_publish
 from app.part2.uploads import read_digit, read_training_images
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(title="Part 2, extra challenge: serve the saved models at start-up", lifespan=lifespan)
+serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
 
 
 @app.get("/")

@@ -14,9 +14,11 @@ from fastapi import BackgroundTasks, FastAPI
 
 from app import mnist
 from app.datasets import load_mnist
+from app.offline_docs import serve_docs_offline
 from app.part2.training import TrainingCounter
 
 app = FastAPI(title="Part 2, exercise 1: background training")
+serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
 
 ml_models = []  # the trained models, newest last
 in_training = TrainingCounter()  # `with in_training:` counts a training while it runs, safely across threads

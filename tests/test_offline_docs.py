@@ -1,0 +1,74 @@
+"""/docs and /redoc work with no internet in every app of the workshop (app/offline_docs.py): each
+page references only assets the app serves itself, and those are the real Swagger UI and ReDoc.
+(tests/browser renders Part 3's /docs with the network cut.)"""
+
+import importlib.util
+import re
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.part3.main import create_app
+from app.part3.settings import Settings
+from app.paths import PROJECT_ROOT
+
+APP_FILES = sorted(
+    path.relative_to(PROJECT_ROOT).as_posix()
+    for pattern in ("exercises/part[12]/*.py", "solutions/part[12]/*.py", "app/part[12]/main.py")
+    for path in PROJECT_ROOT.glob(pattern)
+)
+PART3 = "app/part3/main.py"
+
+
+def load_app(name: str, tmp_path_factory):
+    if name == PART3:
+        return create_app(Settings(models_dir=tmp_path_factory.mktemp("docs") / "models"))
+    module_name = "offline_docs_" + re.sub(r"\W", "_", name)
+    spec = importlib.util.spec_from_file_location(module_name, PROJECT_ROOT / name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module.app
+
+
+@pytest.fixture(scope="module", params=[*APP_FILES, PART3])
+def client(request, tmp_path_factory):
+    """The app, without its lifespan: the docs need no model."""
+    return TestClient(load_app(request.param, tmp_path_factory))
+
+
+def test_every_exercise_and_solution_app_is_covered():
+    assert len(APP_FILES) == 2 + 2 * len(list(PROJECT_ROOT.glob("solutions/part[12]/*.py"))) >= 22
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_load_only_assets_the_app_serves(client, page):
+    response = client.get(page)
+    assert response.status_code == 200
+    html = response.text
+    references = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+    references += re.findall(r"""(?:url|openapi_url|spec-url)\s*[:=]\s*['"]([^'"]+)['"]""", html)
+    assert references, html
+    assert not [ref for ref in references if re.match(r"(https?:)?//", ref)], references
+    assert not re.search(r"""["'](https?:)?//(cdn|fonts|unpkg)""", html)
+    for reference in references:
+        asset = client.get(reference)
+        assert asset.status_code == 200, reference
+        assert len(asset.content) > 0
+    own_pages = [getattr(route, "path", None) for route in client.app.router.routes]
+    assert page not in own_pages, "FastAPI's own page (from a CDN) must be gone; ours comes from an included router"
+
+
+def test_redoc_keeps_the_browser_on_this_app(client):
+    # ReDoc's bundle asks a CDN for a logo; the page's policy refuses anything not from here.
+    policy = client.get("/redoc").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
+    assert client.get("/favicon.ico").headers["content-type"] == "image/png"
+
+
+def test_docs_assets_are_the_real_libraries(client):
+    assert "SwaggerUIBundle" in client.get("/docs-assets/swagger-ui/swagger-ui-bundle.js").text
+    assert "Redoc" in client.get("/docs-assets/redoc/redoc.standalone.js").text
+    assert client.get("/docs-assets/swagger-ui/swagger-ui.css").headers["content-type"].startswith("text/css")
+    assert client.get("/docs/oauth2-redirect").status_code == 200
