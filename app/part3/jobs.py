@@ -210,6 +210,17 @@ class JobStore:
     def discard_data(self, job_id: str) -> None:
         self.data_path(job_id).unlink(missing_ok=True)
 
+    def prune(self, keep: int) -> list[str]:
+        """Remove every file of the oldest finished jobs beyond the newest `keep` finished ones;
+        returns their ids. Without it the folder grows with every training, and each listing (GET
+        /jobs/, /metrics) reads all of it. Queued and running jobs are never touched."""
+        finished = [job for job in self.all() if job.finished]
+        removed = finished[: max(0, len(finished) - keep)]
+        for job in removed:
+            for suffix in (".npz", ".log", ".lock", ".json"):  # the record last: it is what lists the job
+                self._path(job.id, suffix).unlink(missing_ok=True)
+        return [job.id for job in removed]
+
     def clean_temporary(self, older_than: float = 3600.0) -> None:
         """Remove temporary files a crash left behind (old enough that no writer still owns them)."""
         limit = time.time() - older_than

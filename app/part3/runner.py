@@ -93,6 +93,8 @@ class JobRunner:
             while not self._stopping.is_set() and (job := self.jobs.next_queued()) is not None:
                 self.run(job)
                 done += 1
+            if done:
+                self.jobs.prune(keep=self.settings.jobs_kept)
             return done
         finally:
             lock.release()

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_queued_jobs: PositiveInt = Field(
         default=50, description="training requests beyond this many waiting jobs get 429 (uploads wait on disk)"
     )
+    jobs_kept: PositiveInt = Field(
+        default=1000, description="finished training jobs kept (listed at /jobs/); older ones are removed"
+    )
     initial_epochs: PositiveInt | None = Field(
         default=None, description="epochs of the first training on an empty store (default: epochs)"
     )

@@ -132,3 +132,28 @@ def test_the_trainer_never_gets_the_api_key(monkeypatch, jobs, settings):
 def test_job_json_is_what_the_api_returns(jobs):
     job = jobs.submit("retrain", 1)
     assert Job.model_validate_json((jobs.folder / f"{job.id}.json").read_text()) == job
+
+
+def test_only_the_newest_finished_jobs_are_kept(jobs):
+    finished = []
+    for n in range(5):
+        job = jobs.submit("fine-tune", 1, np.zeros((1, 28, 28), np.uint8), np.array([n]))
+        jobs.update(job.id, status="succeeded" if n % 2 else "failed", version=n)
+        jobs.log_path(job.id).write_text("the trainer's log")
+        finished.append(job.id)
+    queued = jobs.submit("retrain", 1)
+    running = jobs.submit("retrain", 1)
+    jobs.update(running.id, status="running")
+    assert jobs.prune(keep=2) == finished[:3]
+    assert [job.id for job in jobs.all()] == [*finished[3:], queued.id, running.id]
+    files_of = {path.name.split(".")[0] for path in jobs.folder.iterdir() if not path.name.startswith(".")}
+    assert files_of == {*finished[3:], queued.id, running.id}, "every file of a removed job goes"
+    assert jobs.prune(keep=2) == []
+
+
+def test_the_runner_prunes_after_the_jobs_it_ran(jobs, settings, monkeypatch):
+    runner = JobRunner(jobs, settings.model_copy(update={"jobs_kept": 1}))
+    monkeypatch.setattr(runner, "run", lambda job: jobs.update(job.id, status="succeeded", version=1))
+    submitted = [jobs.submit("retrain", 1).id for _ in range(3)]
+    assert runner.run_pending() == 3
+    assert [job.id for job in jobs.all()] == submitted[-1:]
