@@ -190,13 +190,26 @@ each thread's CPU time from /proc while wrk drives it.
     Part 3 420 -> 365 us against a 255 us floor (an app with only this change: 207 -> 137 us).
 12. **Match the predict routes first.** FastAPI 0.165 walks the included routers in order, and
     the static mount and the root router came first. Predicted and did: about 10 us (365 -> 360
-    us in-process). Over HTTP with both: one digit 1.29-1.30 x the floor in two turns of three
-    (1.53 x in the third, where the floor was at its fastest), and 0.91-0.94 x its throughput at 8
-    connections (0.78-0.80 x before).
+    us in-process). Over HTTP with both, in an A/B script: one digit 1.29-1.30 x the floor in two
+    turns of three (1.53 x in the third, where the floor was at its fastest), and 0.91-0.94 x its
+    throughput at 8 connections (0.78-0.80 x before). In the next two full runs of this
+    benchmark: 1.44 x and 1.42 x, and 1.04 x and 0.96 x.
+13. **Read the penguin model's arrays without scikit-learn** (`app/penguin_file.py`). Profile of
+    start-up, phase by phase: importing the app 1.2 s, loading the penguin model 4.5 s (importing
+    scikit-learn, which pulls in SciPy and pandas, then skops), importing Keras 7.4 s after that,
+    loading and warming the CNN 0.3 s. Loading both models in two threads changed nothing (13.5 s:
+    imports hold the GIL). The service needs only the fitted arrays, and a skops file is a zip of a
+    JSON schema and `.npy` arrays: read the tree `penguins.train` fits, and fall back to skops for
+    anything else. Predicted: 3-4 s off start-up. Did: start-up to ready 13.5-14.0 s -> 11.5-11.7 s
+    (1.02-1.10 x `import keras` in three turns, from 1.13-1.30 x), and the worker's peak RSS 755 ->
+    674 MiB.
 
 Where one digit's time goes on the event-loop path (in-process, a pause between requests, 2-core
-EPYC), after 11 and 12: the image floor about 255 us; Part 3 about 360 us, of which the model
-(decoded pixels to digit) 72 us when timed alone, more after FastAPI's parsing has pushed its
-weights out of the caches, and the rest middleware and bookkeeping. Of the model's 72 us, the
-second convolution's product takes 25 us at close to this core's fp32 peak.
+EPYC), after 11 and 12: the image floor about 255 us; Part 3 about 360 us. The model (decoded
+pixels to digit) takes 72 us when timed alone in a loop, 95-125 us with the same pause between
+calls, and 140-170 us inside a request (Part 3 with the model replaced by a constant answers that
+much faster): the rest of the request pushes its weights and buffers out of the caches. Of the 72
+us, the second convolution's product takes 25 us, close to this core's fp32 peak; rearranging the
+pooling and the first convolution's passes saved nothing measurable. What is left beyond the
+floor and the model is about 0-40 us of middleware and bookkeeping (within this machine's noise).
 """
