@@ -361,7 +361,7 @@ class Bench:
                        f"{server.ready_seconds:.2f} s", server.ready_seconds / facts["import_keras_seconds"],
                        f"× `import keras` ({facts['import_keras_seconds']:.2f} s)", (at_most, 1.3))
         self.penguin_row("Penguins: Part 3 service", server.url(PENGUIN_QUERY), (at_least, 0.6))
-        one = self.digit_rows("Part 3 service", server.url("/predict/"), targets=True)
+        self.digit_rows("Part 3 service", server.url("/predict/"), targets=True)
         url = server.url("/predict/batch/")
         self.check_answers(url, self.batch, '"results"')
         batch = self.load(url, 1, self.batch)

@@ -6,6 +6,8 @@
   finish: it tells when the response was sent, which comes before the app's background tasks end.
 - `good_model()` trains a model once per process that gets the test images right, for the checks
   that predictions are correct (a 1-epoch test training is too weak to assert that).
+- `models_dir` (a fixture) and `two_trainings_at_once` serve the exercise checks and the reference
+  service's tests alike.
 """
 
 import importlib.util
@@ -20,6 +22,7 @@ from types import ModuleType
 
 import anyio
 import numpy as np
+import pytest
 from PIL import Image
 
 from app import mnist
@@ -176,3 +179,39 @@ class PendingRequest:
 
     def finish(self) -> None:
         self._future.result(timeout=WAIT)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    """An empty model store for one test module; WORKSHOP_MODELS_DIR points at it meanwhile."""
+    path = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKSHOP_MODELS_DIR", str(path))
+        yield path
+
+
+def two_trainings_at_once(client, store, monkeypatch, n_files: int, served_version: Callable[[], int]):
+    """POST /train/ twice at once: the second training must wait for the first and start from its
+    result, while predictions keep answering from the base version. Returns the gate and the
+    versions (base, first, second)."""
+    base, before = store.active(), store.versions()
+    gate = TrainingGate(monkeypatch, hold=True)
+    files = as_upload(training_files(n_files))
+    answers = []
+    requests = [threading.Thread(target=lambda: answers.append(client.post("/train/", files=files))) for _ in range(2)]
+    try:
+        for request in requests:
+            request.start()
+        gate.wait_for(1)
+        wait_until(lambda: client.get("/info/").json()["Num of model in training"] == 2, "both trainings are requested")
+        assert gate.calls == 1, "the second training started while the first still ran"
+        assert served_version() == base, "predictions must keep answering during a training"
+    finally:
+        gate.open()
+        for request in requests:
+            request.join()
+    assert [answer.status_code for answer in answers] == [200, 200]
+    first, second = store.versions()[len(before) :]
+    assert store.get(first).metadata["parent"] == base
+    assert store.get(second).metadata["parent"] == first, "the second training did not start from the first's result"
+    return gate, (base, first, second)

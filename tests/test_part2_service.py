@@ -1,7 +1,5 @@
 """app/part2/main.py, Part 2's reference service: every route, on its own model store."""
 
-import threading
-
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -17,24 +15,17 @@ from tests.part2_support import (
     good_model,
     import_again,
     label_of,
+    models_dir,  # noqa: F401 (a fixture: this module's empty store)
     png,
     training_files,
-    wait_until,
+    two_trainings_at_once,
 )
 
 pytestmark = pytest.mark.slow  # trains models
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("models")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WORKSHOP_MODELS_DIR", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def service(models_dir):
+def service(models_dir):  # noqa: F811 (the fixture imported above)
     """The service on a store that holds one exported model, as after running the notebook."""
     exported = mnist.TrainingResult(good_model(), {}, None)
     mnist.publish(exported, {}, {}, {"source": "bundled"}, ModelStore(mnist.MODEL_NAME, root=models_dir))
@@ -108,28 +99,10 @@ def test_retrain_trains_a_new_model_from_scratch(client, service, monkeypatch):
 
 
 def test_two_trainings_at_once_make_a_chain(client, service, monkeypatch):
-    store = service.store
-    base, before = store.active(), store.versions()
-    gate = TrainingGate(monkeypatch, hold=True)
-    files = as_upload(training_files(40))
-    answers = []
-    requests = [threading.Thread(target=lambda: answers.append(client.post("/train/", files=files))) for _ in range(2)]
-    try:
-        for request in requests:
-            request.start()
-        gate.wait_for(1)
-        wait_until(lambda: info(client)["Num of model in training"] == 2, "both trainings are requested")
-        assert gate.calls == 1, "the second training started while the first still ran"
-        assert predict(client)["version"] == base  # predictions answer while a model trains
-    finally:
-        gate.open()
-        for request in requests:
-            request.join()
-    assert [answer.status_code for answer in answers] == [200, 200]
-    first, second = store.versions()[len(before) :]
-    assert store.get(first).metadata["parent"] == base
-    assert store.get(second).metadata["parent"] == first
-    assert info(client) == {"Num of model in training": 0, "Num of trained models": len(before) + 2, "Serving version": second}
+    trained_before = len(service.store.versions())
+    served = lambda: predict(client)["version"]  # noqa: E731
+    _, (_, _, second) = two_trainings_at_once(client, service.store, monkeypatch, 40, served)
+    assert info(client) == {"Num of model in training": 0, "Num of trained models": trained_before + 2, "Serving version": second}
 
 
 def test_a_version_published_elsewhere_serves_from_the_next_request(client, service):

@@ -2,6 +2,7 @@
 refuses what the worker refuses, keeps versions apart, and never loses a request when it dies."""
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
@@ -14,6 +15,7 @@ from part3_support import digit_file
 from PIL import Image
 
 from app import images, mnist
+from app.part3 import digit_helper
 from app.part3.digit_helper import DigitHelper, HelperGone
 from app.part3.kept_models import Kept
 from app.part3.metrics import RequestsInProgress
@@ -42,6 +44,18 @@ def worker_answer(predictor, digit: int) -> int:
     return predictor.digits(images.decode_digits([content], [name]))[0]
 
 
+@contextlib.asynccontextmanager
+async def running_helper(start: bool = True):
+    """A DigitHelper, its child started now (or by the first request), stopped at the end."""
+    helper = DigitHelper()
+    if start:
+        helper.start()
+    try:
+        yield helper
+    finally:
+        await helper.stop()
+
+
 def kill_child(helper: DigitHelper) -> None:
     helper.process.send_signal(signal.SIGKILL)
     helper.process.wait()
@@ -58,12 +72,8 @@ def test_concurrent_requests_share_messages_and_get_the_workers_answers(predicto
     monkeypatch.setattr(DigitHelper, "_send", lambda self, message: (sent.append(message[0]), original(self, message))[1])
 
     async def scenario():
-        helper = DigitHelper()
-        helper.start()
-        try:
+        async with running_helper() as helper:
             return await asyncio.gather(*(ask(helper, predictors[1], 1, digit) for digit in DIGITS))
-        finally:
-            await helper.stop()
 
     answers = run(scenario())
     assert answers == [worker_answer(predictors[1], digit) for digit in DIGITS]
@@ -72,12 +82,9 @@ def test_concurrent_requests_share_messages_and_get_the_workers_answers(predicto
 
 def test_each_request_is_answered_by_the_version_it_names(predictors):
     async def scenario():
-        helper = DigitHelper()
-        try:
+        async with running_helper(start=False) as helper:
             return await asyncio.gather(*(ask(helper, predictors[version], version, digit)
                                           for digit in DIGITS for version in (1, 2)))
-        finally:
-            await helper.stop()
 
     answers = run(scenario())
     expected = [worker_answer(predictors[version], digit) for digit in DIGITS for version in (1, 2)]
@@ -91,13 +98,10 @@ def test_bad_images_are_refused_as_the_worker_refuses_them(predictors):
     uploads = [("notes.txt", b"not an image"), ("small.png", small.getvalue())]
 
     async def scenario():
-        helper = DigitHelper()
-        try:
+        async with running_helper(start=False) as helper:
             good = ask(helper, predictors[1], 1, 7)
             bad = [helper.digit(1, lambda: predictors[1].specs, name, data) for name, data in uploads]
             return await asyncio.gather(good, *bad, return_exceptions=True)
-        finally:
-            await helper.stop()
 
     good, *refusals = run(scenario())
     assert good == worker_answer(predictors[1], 7)
@@ -109,22 +113,16 @@ def test_bad_images_are_refused_as_the_worker_refuses_them(predictors):
 
 
 def test_a_dead_helper_fails_its_waiting_requests_and_the_next_one_restarts_it(predictors, monkeypatch):
-    from app.part3 import digit_helper
-
     monkeypatch.setattr(digit_helper, "RESTART_DELAY", 0.0)
 
     async def scenario():
-        helper = DigitHelper()
-        helper.start()
-        try:
+        async with running_helper() as helper:
             await ask(helper, predictors[1], 1, 7)
             kill_child(helper)
             with pytest.raises(HelperGone):
                 await ask(helper, predictors[1], 1, 3)
             answer = await ask(helper, predictors[1], 1, 3)  # a new child, sent the model again
             return answer, helper.process.pid
-        finally:
-            await helper.stop()
 
     answer, pid = run(scenario())
     assert answer == worker_answer(predictors[1], 3)
@@ -169,8 +167,6 @@ def test_the_predictor_uses_the_helper_under_load_and_answers_alone_when_it_dies
 
 def test_a_helper_that_cannot_start_leaves_the_worker_answering(predictors, monkeypatch):
     """No process or file descriptor left: start-up goes on, and every request is answered inline."""
-    from app.part3 import digit_helper
-
     attempts = []
 
     def no_processes_left(*args, **kwargs):
@@ -213,28 +209,21 @@ def test_a_version_the_child_cannot_run_is_answered_by_the_worker_not_lost(predi
     """A failure inside the child fails only its requests (HelperGone: the worker answers them)."""
 
     async def scenario():
-        helper = DigitHelper()
-        try:
+        async with running_helper(start=False) as helper:
             name, content, _ = digit_file(7)
             with pytest.raises(HelperGone):
                 await helper.digit(3, lambda: [("Input", {"height": 28, "width": 28}, [])], name, content)
             return await ask(helper, predictors[1], 1, 7)  # the same child still answers
-        finally:
-            await helper.stop()
 
     assert run(scenario()) == worker_answer(predictors[1], 7)
 
 
 def test_a_stuck_child_is_replaced_and_its_requests_answered_by_the_worker(predictors, monkeypatch):
-    from app.part3 import digit_helper
-
     monkeypatch.setattr(digit_helper, "ANSWER_TIMEOUT", 0.5)
     monkeypatch.setattr(digit_helper, "RESTART_DELAY", 0.0)
 
     async def scenario():
-        helper = DigitHelper()
-        helper.start()
-        try:
+        async with running_helper() as helper:
             await ask(helper, predictors[1], 1, 7)
             stuck = helper.process
             stuck.send_signal(signal.SIGSTOP)
@@ -243,8 +232,6 @@ def test_a_stuck_child_is_replaced_and_its_requests_answered_by_the_worker(predi
             monkeypatch.setattr(digit_helper, "ANSWER_TIMEOUT", 60.0)  # the new child's start-up, on a busy machine
             answer = await ask(helper, predictors[1], 1, 3)
             return answer, stuck, helper.process
-        finally:
-            await helper.stop()
 
     answer, stuck, replacement = run(scenario())
     assert answer == worker_answer(predictors[1], 3)
@@ -253,14 +240,10 @@ def test_a_stuck_child_is_replaced_and_its_requests_answered_by_the_worker(predi
 
 
 def test_a_child_that_dies_at_once_is_not_restarted_for_every_request(predictors, monkeypatch):
-    from app.part3 import digit_helper
-
     monkeypatch.setattr(digit_helper, "RESTART_DELAY", 2.0)
 
     async def scenario():
-        helper = DigitHelper()
-        helper.start()
-        try:
+        async with running_helper() as helper:
             kill_child(helper)
             outcomes = []
             for _ in range(3):
@@ -269,8 +252,6 @@ def test_a_child_that_dies_at_once_is_not_restarted_for_every_request(predictors
                 except HelperGone:
                     outcomes.append("answered by the worker")
             return outcomes, helper.running
-        finally:
-            await helper.stop()
 
     outcomes, running = run(scenario())
     assert outcomes == ["answered by the worker"] * 3

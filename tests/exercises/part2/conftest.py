@@ -2,16 +2,10 @@
 
 import pytest
 
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("models")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WORKSHOP_MODELS_DIR", str(path))
-        yield path
+from tests.part2_support import models_dir  # noqa: F401 (a fixture: each test file's empty store)
 
 
 @pytest.fixture(scope="module")
-def exercise(models_dir, exercise):
+def exercise(models_dir, exercise):  # noqa: F811 (the fixture imported above)
     """The shared `exercise` fixture, imported once the store points at this module's folder."""
     return exercise

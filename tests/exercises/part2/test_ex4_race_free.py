@@ -1,13 +1,11 @@
 """Checks for part2/ex4_race_free: models in the store; a kept model; one training at a time."""
 
-import threading
-
 import pytest
 
 from app import mnist
 from app.store import ModelStore
 from app.part2.serving import LatestModel
-from tests.part2_support import TrainingGate, as_upload, digit_image, good_model, training_files, wait_until
+from tests.part2_support import as_upload, digit_image, good_model, two_trainings_at_once
 
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
 
@@ -62,30 +60,11 @@ def test_predictions_keep_the_loaded_model_until_a_newer_version_appears(client,
 
 
 def test_two_trainings_at_once_run_one_after_the_other_as_a_chain(client, exercise, monkeypatch):
-    store = exercise.store
-    base = store.active()
-    before = store.versions()
-    gate = TrainingGate(monkeypatch, hold=True)
-    files = as_upload(training_files(50))
-    answers = []
-    requests = [threading.Thread(target=lambda: answers.append(client.post("/train/", files=files))) for _ in range(2)]
-    try:
-        for request in requests:
-            request.start()
-        gate.wait_for(1)
-        wait_until(lambda: info(client)["Num of model in training"] == 2, "both trainings are requested")
-        assert gate.calls == 1, "the second training started while the first still ran"
-        assert predict(client)["version"] == base, "predictions must keep answering during a training"
-    finally:
-        gate.open()
-        for request in requests:
-            request.join()
-    assert [answer.status_code for answer in answers] == [200, 200]
-    first, second = store.versions()[len(before) :]
+    trained_before = len(exercise.store.versions())
+    served = lambda: predict(client)["version"]  # noqa: E731
+    gate, (base, first, second) = two_trainings_at_once(client, exercise.store, monkeypatch, 50, served)
     assert gate.parents == [base, first]
-    assert store.get(first).metadata["parent"] == base
-    assert store.get(second).metadata["parent"] == first, "the second training did not start from the first's result"
-    assert info(client) == {"Num of model in training": 0, "Num of trained models": len(before) + 2}
+    assert info(client) == {"Num of model in training": 0, "Num of trained models": trained_before + 2}
     assert predict(client)["version"] == second
 
 
