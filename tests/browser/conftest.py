@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "part3"))
 
-from part3_support import API_KEY, ServiceProcess, seed_store, wait_until  # noqa: E402
+from part3_support import API_KEY, ServiceProcess, copy_store, wait_until  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,10 +35,9 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def service(browser, tmp_path_factory):
+def service(browser, seeded_store, tmp_path_factory):
     """The Part 3 service with a seeded store (no first training), as a real process."""
-    models_dir = tmp_path_factory.mktemp("browser") / "models"
-    seed_store(models_dir)
+    models_dir = copy_store(seeded_store, tmp_path_factory.mktemp("browser") / "models")
     process = ServiceProcess(models_dir, env={"WORKSHOP_API_KEY": API_KEY})
     try:
         wait_until(

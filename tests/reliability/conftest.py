@@ -1,6 +1,7 @@
-"""Fixtures for the reliability and security suites: one seeded model store per session, and one
-Part 3 service running for real (`fastapi run`, API key set, debug logging) shared by the modules
-that only need one: each of them checks what it changed itself, against its own snapshot.
+"""Fixtures for the reliability and security suites: one Part 3 service running for real (`fastapi
+run`, API key set, debug logging) shared by the modules that only need one: each of them checks what
+it changed itself, against its own snapshot. The seeded store and its per-module copy are in
+tests/conftest.py.
 
 The Part 3 tests' helpers (tests/part3/part3_support.py: seeding a store, starting the service in-
 process or as a real `fastapi run`, waiting for jobs) are reused, not copied.
@@ -13,21 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "part3"))
 
-from part3_support import API_KEY, ServiceProcess, copy_store, seed_store, wait_until  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def seeded_store(tmp_path_factory):
-    """A store with penguins version 1 and a tiny mnist version 1 (trained once per session)."""
-    folder = tmp_path_factory.mktemp("reliability-seeded") / "models"
-    seed_store(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def models_dir(seeded_store, tmp_path_factory):
-    """A private copy of the seeded store for one test module."""
-    return copy_store(seeded_store, tmp_path_factory.mktemp("reliability") / "models")
+from part3_support import API_KEY, ServiceProcess, copy_store, wait_until  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,28 @@
+"""Fixtures shared by the Part 3, reliability and browser suites: one seeded model store per test
+session (its tiny models are trained once), and a private copy of it per test module. Other
+folders define their own `models_dir` where they need an empty store (tests/part2_support.py)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "part3"))  # part3_support, for every suite
+
+
+@pytest.fixture(scope="session")
+def seeded_store(tmp_path_factory):
+    """A store with penguins version 1 and a tiny mnist version 1 (trained once per session)."""
+    from part3_support import seed_store  # here, not at collection: an exercise check never pays for it
+
+    folder = tmp_path_factory.mktemp("seeded") / "models"
+    seed_store(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def models_dir(seeded_store, tmp_path_factory):
+    """A private copy of the seeded store for one test module."""
+    from part3_support import copy_store
+
+    return copy_store(seeded_store, tmp_path_factory.mktemp("module") / "models")
