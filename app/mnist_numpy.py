@@ -14,8 +14,8 @@ copying windows and reducing over strided views, not multiplying. This version i
 - the input scaling (pixels / 255) is folded into the first layer's weights.
 
 Only the layers the workshop's CNN uses are compiled (Conv2D "valid" with stride 1, each optionally
-followed by MaxPooling2D; Flatten; Dropout; Dense; relu/linear, softmax last). `compile_forward`
-returns None for anything else, and the caller uses the compiled graph instead.
+followed by MaxPooling2D; Flatten; Dropout; Dense; relu/linear, softmax last). `layer_specs` (and
+`forward_from_specs`) return None for anything else, and the caller uses the compiled graph instead.
 """
 
 from collections.abc import Callable
@@ -119,12 +119,6 @@ def layer_specs(model) -> list[tuple[str, dict, list[np.ndarray]]] | None:
         else:
             return None
     return specs
-
-
-def compile_forward(model) -> NumpyForward | None:
-    """The model's forward pass in NumPy, or None if it has a layer this does not implement."""
-    specs = layer_specs(model)
-    return None if specs is None else forward_from_specs(specs)
 
 
 def forward_from_specs(specs: list[tuple[str, dict, list[np.ndarray]]]) -> NumpyForward | None:
