@@ -5,8 +5,11 @@
 - `running_service(...)` starts the app in-process with a TestClient (the lifespan runs) and waits
   until it is ready; `ServiceProcess` starts it for real with `fastapi run` on a free loopback port.
 - `wait_until` polls a condition with a generous deadline: a safety net, never a speed assertion.
+- `run_in_own_thread(coroutine)`: asyncio.run on a thread of its own (a browser test may leave an
+  event loop running in the main thread, where asyncio.run refuses to start).
 """
 
+import asyncio
 import contextlib
 import os
 import re
@@ -16,7 +19,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -159,3 +163,10 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+def run_in_own_thread(coroutine: Coroutine):
+    """asyncio.run on a thread of its own: tests run earlier in the session (browser, schema fuzzing)
+    may leave an event loop running in the main thread."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()

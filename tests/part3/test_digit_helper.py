@@ -6,12 +6,11 @@ import contextlib
 import io
 import os
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from part3_support import digit_file
+from part3_support import digit_file, run_in_own_thread
 from PIL import Image
 
 from app import images, mnist
@@ -24,13 +23,6 @@ from app.part3.predictor import Predictor
 pytestmark = pytest.mark.slow  # builds Keras models
 
 DIGITS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9]
-
-
-def run(coroutine):
-    """asyncio.run in a thread of its own: tests run earlier in the session (browser, schema
-    fuzzing) may leave an event loop running in the main thread."""
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +67,7 @@ def test_concurrent_requests_share_messages_and_get_the_workers_answers(predicto
         async with running_helper() as helper:
             return await asyncio.gather(*(ask(helper, predictors[1], 1, digit) for digit in DIGITS))
 
-    answers = run(scenario())
+    answers = run_in_own_thread(scenario())
     assert answers == [worker_answer(predictors[1], digit) for digit in DIGITS]
     assert sent == ["model", "predict"], "requests made in one turn of the event loop go in one message"
 
@@ -86,7 +78,7 @@ def test_each_request_is_answered_by_the_version_it_names(predictors):
             return await asyncio.gather(*(ask(helper, predictors[version], version, digit)
                                           for digit in DIGITS for version in (1, 2)))
 
-    answers = run(scenario())
+    answers = run_in_own_thread(scenario())
     expected = [worker_answer(predictors[version], digit) for digit in DIGITS for version in (1, 2)]
     assert answers == expected
     assert expected[0::2] != expected[1::2], "the two models must differ for this test to mean anything"
@@ -103,7 +95,7 @@ def test_bad_images_are_refused_as_the_worker_refuses_them(predictors):
             bad = [helper.digit(1, lambda: predictors[1].specs, name, data) for name, data in uploads]
             return await asyncio.gather(good, *bad, return_exceptions=True)
 
-    good, *refusals = run(scenario())
+    good, *refusals = run_in_own_thread(scenario())
     assert good == worker_answer(predictors[1], 7)
     for (name, data), refusal in zip(uploads, refusals, strict=True):
         with pytest.raises(images.UploadError) as expected:
@@ -124,7 +116,7 @@ def test_a_dead_helper_fails_its_waiting_requests_and_the_next_one_restarts_it(p
             answer = await ask(helper, predictors[1], 1, 3)  # a new child, sent the model again
             return answer, helper.process.pid
 
-    answer, pid = run(scenario())
+    answer, pid = run_in_own_thread(scenario())
     assert answer == worker_answer(predictors[1], 3)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # stop() ended the new child too
@@ -157,7 +149,7 @@ def test_the_predictor_uses_the_helper_under_load_and_answers_alone_when_it_dies
         finally:
             await predictor.stop()
 
-    under_load, used_helper, after_death = run(scenario())
+    under_load, used_helper, after_death = run_in_own_thread(scenario())
     expected = [worker_answer(predictors[2], digit) for digit in DIGITS]
     assert used_helper
     assert [answer.digits[0] for answer in under_load] == expected
@@ -186,7 +178,7 @@ def test_a_helper_that_cannot_start_leaves_the_worker_answering(predictors, monk
         finally:
             await predictor.stop()
 
-    answers = run(scenario())
+    answers = run_in_own_thread(scenario())
     assert [answer.digits[0] for answer in answers] == [worker_answer(predictors[1], digit) for digit in DIGITS]
     assert len(attempts) == 1 + len(DIGITS) and not predictor.helper.running
 
@@ -215,7 +207,7 @@ def test_a_version_the_child_cannot_run_is_answered_by_the_worker_not_lost(predi
                 await helper.digit(3, lambda: [("Input", {"height": 28, "width": 28}, [])], name, content)
             return await ask(helper, predictors[1], 1, 7)  # the same child still answers
 
-    assert run(scenario()) == worker_answer(predictors[1], 7)
+    assert run_in_own_thread(scenario()) == worker_answer(predictors[1], 7)
 
 
 def test_a_stuck_child_is_replaced_and_its_requests_answered_by_the_worker(predictors, monkeypatch):
@@ -233,7 +225,7 @@ def test_a_stuck_child_is_replaced_and_its_requests_answered_by_the_worker(predi
             answer = await ask(helper, predictors[1], 1, 3)
             return answer, stuck, helper.process
 
-    answer, stuck, replacement = run(scenario())
+    answer, stuck, replacement = run_in_own_thread(scenario())
     assert answer == worker_answer(predictors[1], 3)
     assert replacement is not stuck
     assert stuck.wait(5) is not None  # the stuck child was killed
@@ -253,6 +245,6 @@ def test_a_child_that_dies_at_once_is_not_restarted_for_every_request(predictors
                     outcomes.append("answered by the worker")
             return outcomes, helper.running
 
-    outcomes, running = run(scenario())
+    outcomes, running = run_in_own_thread(scenario())
     assert outcomes == ["answered by the worker"] * 3
     assert not running, "no new child within RESTART_DELAY of the last start"

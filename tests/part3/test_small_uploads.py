@@ -1,30 +1,18 @@
 """app/part3/small_uploads.py: the lean reading of a one-file upload must build exactly the form
 Starlette's parser builds, or step aside; and the clients people use must take the lean path."""
 
-import asyncio
-import threading
-
 import httpx
 import pytest
 import urllib3
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from part3_support import run_in_own_thread
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.part3.small_uploads import one_file_form
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) + b"\r\n--not-the-boundary\r\n"
-
-
-def run(coroutine):
-    """Run a coroutine on a fresh event loop in its own thread (a browser test may leave one running
-    in the main thread)."""
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(value=asyncio.run(coroutine)))
-    thread.start()
-    thread.join()
-    return result["value"]
 
 
 def starlette_form(content_type: bytes, body: bytes):
@@ -41,7 +29,7 @@ def starlette_form(content_type: bytes, body: bytes):
             return "refused"
         return await plain(form)
 
-    return run(parse())
+    return run_in_own_thread(parse())
 
 
 async def plain(form) -> list[tuple]:
@@ -56,7 +44,7 @@ async def plain(form) -> list[tuple]:
 
 def lean_form(content_type: bytes, body: bytes):
     form = one_file_form(content_type, body)
-    return None if form is None else run(plain(form))
+    return None if form is None else run_in_own_thread(plain(form))
 
 
 def body_of(boundary: bytes, headers: list[bytes], content: bytes, epilogue: bytes = b"\r\n") -> bytes:
