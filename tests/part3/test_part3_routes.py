@@ -100,7 +100,6 @@ def test_bad_images_are_422_naming_the_file_and_problem(client, upload, problem)
         assert upload[0] in response.json()["detail"] and problem in response.json()["detail"]
 
 
-
 def test_a_plain_upload_takes_the_lean_path_and_gets_the_same_answer(client, monkeypatch):
     """app/part3/small_uploads.py: httpx's one-file body is read by the lean path; the same body with a
     charset parameter is left to Starlette's parser; both get the same answer."""
@@ -114,6 +113,7 @@ def test_a_plain_upload_takes_the_lean_path_and_gets_the_same_answer(client, mon
     assert [form is not None for form in used] == [True, False]
     assert lean.status_code == full.status_code == 200, (lean.text, full.text)
     assert lean.json() == full.json()
+
 
 def test_missing_file_is_422_naming_the_field(client):
     response = client.post("/predict/")
