@@ -26,3 +26,14 @@ def models_dir(seeded_store, tmp_path_factory):
     from part3_support import copy_store
 
     return copy_store(seeded_store, tmp_path_factory.mktemp("module") / "models")
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    """A real redis-server of this module's own (tests/redis_support.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from redis_support import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

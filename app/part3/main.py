@@ -6,8 +6,8 @@
 Settings come from WORKSHOP_* environment variables (app/part3/settings.py). The design, in short:
 - the model store (models/) is the only shared state: versions are published whole by a rename,
   and every worker polls it and swaps its kept model when the active version changes;
-- a training is a job (a JSON file in models/.jobs/), run in a child process by whichever worker
-  holds the runner lock, one at a time, in submission order;
+- a training is a job on a task queue (Huey: SQLite in models/ by default, Redis with
+  WORKSHOP_QUEUE_URL), run by a trainer process, one at a time, in submission order;
 - routes never load a model from disk and never train: they read the kept model or queue a job.
 """
 
@@ -26,6 +26,7 @@ from app.part3.metrics import RequestMetricsMiddleware
 from app.part3.predictor import ModelNotReady
 from app.part3.routes import health, jobs, metrics, models, predict, root, training, upload
 from app.part3.service import QueueFull, Service
+from app.part3.training_queue import QueueUnavailable
 from app.part3.settings import Settings
 from app.store import ModelNotFound
 
@@ -80,6 +81,10 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelNotReady)
     async def not_ready(request: Request, error: ModelNotReady) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(QueueUnavailable)
+    async def queue_unavailable(request: Request, error: QueueUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "10"})
 
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, error: QueueFull) -> JSONResponse:

@@ -4,14 +4,16 @@ Start-up returns at once, so /health/live answers while the models load (importi
 takes seconds) or, on an empty store, while the first models train. Then, in the background:
 1. leftovers of crashed saves are removed and the penguin model is trained if the store has none
    (a fraction of a second; under the store's training lock, so two workers never both publish);
-2. on an empty MNIST store, one "initial" job is queued (under the job store's submit lock, so
-   two workers starting together queue one);
-3. the refresher loads what the store serves and keeps polling it (see kept_models.py), and the
-   job runner takes queued jobs (see runner.py).
+2. on an empty MNIST store, one "initial" job is queued (the records store it only if no other is
+   unfinished, so two workers starting together queue one);
+3. the refresher loads what the store serves and keeps polling it (see kept_models.py); in the
+   embedded mode the trainer keeper makes sure the store has its one trainer (trainer_keeper.py).
+Training jobs go on the queue (training_queue.py) and trainers run them (trainer_worker.py).
 """
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Annotated
 
@@ -21,11 +23,14 @@ from fastapi import Depends, Request
 from app import mnist, penguins
 from app.datasets import load_penguins
 from app.part3 import metrics
-from app.part3.jobs import Job, JobKind, JobStore
+from app.part3.job_records import JobRecords
+from app.part3.jobs import Job, JobKind
 from app.part3.kept_models import KeptModels
 from app.part3.predictor import Predictor
-from app.part3.runner import JobRunner, remove_unfinished_saves
+from app.part3.recovery import fail_silent_jobs, remove_unfinished_saves
 from app.part3.settings import Settings
+from app.part3.trainer_keeper import TrainerKeeper
+from app.part3.training_queue import QUEUE_ERRORS, QueueUnavailable, TrainingQueue
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +42,44 @@ class QueueFull(RuntimeError):
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.jobs = JobStore(settings.jobs_dir)
         self.kept = KeptModels(settings.models_dir)
         self.requests_in_progress = metrics.RequestsInProgress()
         self.predictor = Predictor(self.kept, self.requests_in_progress)
-        self.runner = JobRunner(self.jobs, settings)
+        self.keeper: TrainerKeeper | None = None
         self.startup_error: str | None = None
         self._refresher: asyncio.Task | None = None
 
     @property
     def stores(self):
         return self.kept.stores
+
+    @functools.cached_property
+    def queue(self) -> TrainingQueue:
+        """Made on first use: in the embedded mode it creates the queue's file, and importing the
+        app must write nothing."""
+        return TrainingQueue(self.settings)
+
+    @property
+    def jobs(self) -> JobRecords:
+        return self.queue.records
+
+    @contextlib.contextmanager
+    def reaching_the_queue(self):
+        """Turn the queue's connection errors into QueueUnavailable (503 naming the queue)."""
+        try:
+            yield
+        except QUEUE_ERRORS as error:
+            raise self.queue.unavailable(error) from error
+
+    def list_jobs(self) -> list[Job]:
+        """Every job in submission order, those whose trainer went silent settled first."""
+        with self.reaching_the_queue():
+            return fail_silent_jobs(self.jobs, self.settings.models_dir, self.settings.heartbeat_timeout)
+
+    def get_job(self, job_id: str) -> Job:
+        with self.reaching_the_queue():
+            return fail_silent_jobs(self.jobs, self.settings.models_dir, self.settings.heartbeat_timeout,
+                                    [self.jobs.get(job_id)])[0]
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -60,7 +92,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
         await self.predictor.stop()
-        await asyncio.to_thread(self.runner.stop)
+        if self.keeper is not None:
+            await asyncio.to_thread(self.keeper.stop)
         metrics.forget_this_process()
 
     async def _bootstrap_then_refresh(self) -> None:
@@ -70,7 +103,9 @@ class Service:
             log.exception("start-up failed; the service stays not ready")
             self.startup_error = f"{type(error).__name__}: {error}"
             return
-        self.runner.start()
+        if not self.settings.queue_url:  # distributed mode: trainers are started on their own
+            self.keeper = TrainerKeeper(self.jobs, self.settings)
+            self.keeper.start()
         while True:
             try:
                 await self.refresh()
@@ -103,12 +138,14 @@ class Service:
         return "; ".join(reasons)
 
     def _first_training(self) -> Job | None:
-        return next((job for job in reversed(self.jobs.all()) if job.kind == "initial"), None)
+        try:
+            return next((job for job in reversed(self.list_jobs()) if job.kind == "initial"), None)
+        except QueueUnavailable:  # readiness never depends on the queue
+            return None
 
     def bootstrap(self) -> None:
         for store in self.stores.values():
             remove_unfinished_saves(store)
-        self.jobs.clean_temporary(older_than=60)
         self.ensure_penguin_model()
         self.ensure_first_digit_training()
 
@@ -130,22 +167,25 @@ class Service:
         store = self.stores[mnist.MODEL_NAME]
         if store.latest() is not None:
             return
-        with self.jobs.submit_lock():
-            pending = any(job.kind == "initial" and not job.finished for job in self.jobs.all())
-            if store.latest() is None and not pending:
-                job = self.submit("initial", self.settings.first_training_epochs)
-                log.info("no digit model yet: queued the first training, job %s", job.id)
+        job = self.submit("initial", self.settings.first_training_epochs, unless_pending="initial")
+        log.info("no digit model yet: the first training is job %s", job.id)
 
     # -- jobs -----------------------------------------------------------------------------------
     def submit(
-        self, kind: JobKind, epochs: int, images: np.ndarray | None = None, labels: np.ndarray | None = None
+        self,
+        kind: JobKind,
+        epochs: int,
+        images: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        unless_pending: JobKind | None = None,
     ) -> Job:
-        """Queue a job; QueueFull when too many already wait (each holds its images on disk)."""
-        waiting = self.jobs.count("queued")
-        if waiting >= self.settings.max_queued_jobs:
-            raise QueueFull(f"{waiting} training jobs are already waiting; try again when some have run")
-        job = self.jobs.submit(kind, epochs, images, labels)
-        self.runner.wake()
+        """Queue a job and its turn; QueueFull when too many already wait (each holds its images on disk)."""
+        with self.reaching_the_queue():
+            waiting = self.jobs.count("queued")
+            if waiting >= self.settings.max_queued_jobs:
+                raise QueueFull(f"{waiting} training jobs are already waiting; try again when some have run")
+            job = self.jobs.submit(kind, epochs, images, labels, unless_pending=unless_pending)
+            self.queue.enqueue_turn(job.id)
         return job
 
 

@@ -2,7 +2,7 @@
 
     WORKSHOP_MODELS_DIR=/code/models WORKSHOP_API_KEY=s3cret fastapi run app/part3/main.py
 
-The trainer child process gets the same settings through its environment, so both read this class.
+The trainers (`uv run workshop trainer`) read the same variables, so both sides read this class.
 """
 
 from pathlib import Path
@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app import images, mnist
 from app.paths import models_dir
 
-JOBS_FOLDER = ".jobs"
+JOBS_FOLDER = ".jobs"  # the jobs' uploaded images, a file per job
+QUEUE_FILE = ".queue.sqlite3"  # the embedded queue and job records
 
 
 class Settings(BaseSettings):
@@ -47,16 +48,24 @@ class Settings(BaseSettings):
     poll_interval: PositiveFloat = Field(
         default=1.0, description="seconds between a worker's checks for a new model version or queued job"
     )
+    queue_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db: the queue and job records in Redis, trainers started on their own "
+        "(distributed mode); unset: SQLite in the models folder, one trainer started by the service",
+    )
+    heartbeat_interval: PositiveFloat = Field(default=2.0, description="seconds between a running trainer's heartbeats")
+    heartbeat_timeout: PositiveFloat = Field(
+        default=30.0, description="a running job without a heartbeat for this long is failed: its trainer is gone"
+    )
     shutdown_grace: PositiveFloat = Field(
         default=10.0, description="seconds a stopping service gives a running trainer before killing it"
     )
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "queue_url", mode="before")
     @classmethod
-    def empty_means_no_key(cls, value):
-        # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key".
+    def empty_means_unset(cls, value):
+        # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key" (or no Redis).
         return None if value in ("", None) else value
-
     @field_validator("log_level", mode="before")
     @classmethod
     def any_case(cls, value):
@@ -65,6 +74,10 @@ class Settings(BaseSettings):
     @property
     def jobs_dir(self) -> Path:
         return self.models_dir / JOBS_FOLDER
+
+    @property
+    def queue_file(self) -> Path:
+        return self.models_dir / QUEUE_FILE
 
     @property
     def first_training_epochs(self) -> int:

@@ -1,27 +1,21 @@
-"""One training job, run in its own process: `python -m app.part3.trainer <job id>`.
+"""One training job, as a trainer worker runs it (app/part3/trainer_worker.py: a process of its own,
+with capped TensorFlow threads and a lower priority, so a crash or a SIGKILL ends it only and the
+API processes keep serving the previous version).
 
-The service starts this for each job (see runner.py) instead of training in a thread, so that:
-- TensorFlow's threads are capped (settings.training_threads) and the process runs at a lower
-  priority, leaving the serving worker a core for predictions;
-- a crash, an out-of-memory kill or a SIGKILL ends this process only: the workers keep serving
-  the previous version, and the runner records the job as failed with the reason.
-
-The job's progress (epoch k of n, loss, accuracy) is written to its JSON file after each epoch. The
+The job's progress (epoch k of n, loss, accuracy) is written to its record after each epoch. The
 store's training lock is held from loading the base model to publishing, so no other training
-anywhere (another worker, container or notebook) fine-tunes the same base at the same time.
+on this machine (a notebook) fine-tunes the same base at the same time; across trainers the
+queue's lock already makes it one training at a time.
 """
 
 import logging
-import os
-import sys
-import traceback
 
 import numpy as np
-from filelock import Timeout
 
 from app import mnist
 from app.datasets import load_mnist
-from app.part3.jobs import Job, JobStore, now
+from app.part3.job_records import JobRecords
+from app.part3.jobs import Job
 from app.part3.settings import Settings
 from app.store import ModelStore
 
@@ -33,7 +27,7 @@ class TrainingRefused(RuntimeError):
     """The job cannot run as asked (e.g. nothing to fine-tune yet)."""
 
 
-def train(job: Job, jobs: JobStore, settings: Settings) -> int:
+def train(job: Job, jobs: JobRecords, settings: Settings) -> int:
     """Train, evaluate and publish; returns the new version's number."""
     mnist.limit_threads(settings.training_threads)  # before Keras builds or loads anything
     store = ModelStore(mnist.MODEL_NAME, settings.models_dir)
@@ -82,39 +76,3 @@ def train(job: Job, jobs: JobStore, settings: Settings) -> int:
         )
     jobs.update(job.id, metrics={"accuracy": metrics["accuracy"], "n_test": metrics["n_test"]})
     return version.number
-
-
-def main(job_id: str) -> int:
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    os.nice(NICENESS)
-    jobs = JobStore(settings.jobs_dir)
-    lock = jobs.job_lock(job_id)
-    try:
-        lock.acquire(timeout=0)  # held until this process ends: it tells the runner we are alive
-    except Timeout:
-        print(f"job {job_id} already has a trainer", file=sys.stderr)
-        return 2
-    job = jobs.get(job_id)
-    if job.status != "running":  # recovered as failed meanwhile: never train a job nobody waits for
-        print(f"job {job_id} is {job.status}, not running: nothing to do", file=sys.stderr)
-        return 3
-    jobs.update(job_id, trainer_pid=os.getpid())
-    try:
-        version = train(job, jobs, settings)
-    except Exception as error:
-        traceback.print_exc()
-        jobs.update(job_id, status="failed", error=f"{type(error).__name__}: {error}", finished_at=now())
-        return 1
-    jobs.update(job_id, status="succeeded", version=version, finished_at=now())
-    log.info("job %s published mnist version %s", job_id, version)
-    return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m app.part3.trainer JOB_ID")
-    code = main(sys.argv[1])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # the result is written; skip TensorFlow's slow interpreter teardown

@@ -1,25 +1,45 @@
-"""The job store and the runner's bookkeeping, without training anything (fast)."""
+"""The job records (both backends: SQLite and a real Redis), the queue's lock and the settling of
+jobs whose trainer died, without training anything (fast)."""
 
-import json
-import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import numpy as np
 import pytest
+import redis
+from huey.exceptions import TaskLockedException
 
-from app.part3.jobs import Job, JobNotFound, JobStore
-from app.part3.runner import JobRunner
+from app.part3.job_records import RedisJobRecords, SqliteJobRecords
+from app.part3.jobs import Job, JobNotFound, now
+from app.part3.recovery import fail_silent_jobs, settle
 from app.part3.settings import Settings
+from app.part3.trainer_keeper import TrainerKeeper
+from app.part3.training_queue import TrainingQueue
 from app.store import ModelStore
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(models_dir=tmp_path / "models", poll_interval=0.05)
+@pytest.fixture(params=["sqlite", "redis"])
+def settings(request, tmp_path):
+    url = None
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        redis.Redis.from_url(server.url).flushall()  # each test starts from an empty Redis
+        url = server.url
+    return Settings(models_dir=tmp_path / "models", poll_interval=0.05, queue_url=url, heartbeat_timeout=5)
 
 
 @pytest.fixture
-def jobs(settings):
-    return JobStore(settings.jobs_dir)
+def queue(settings):
+    return TrainingQueue(settings)
+
+
+@pytest.fixture
+def jobs(queue):
+    return queue.records
+
+
+def test_the_backend_follows_the_settings(settings, jobs):
+    assert isinstance(jobs, RedisJobRecords if settings.queue_url else SqliteJobRecords)
 
 
 def test_jobs_come_back_in_submission_order_with_their_data(jobs):
@@ -27,20 +47,55 @@ def test_jobs_come_back_in_submission_order_with_their_data(jobs):
     first = jobs.submit("fine-tune", 2, images, np.array([1, 2, 3]))
     second = jobs.submit("retrain", 1)
     assert [job.id for job in jobs.all()] == [first.id, second.id]
+    assert first.sequence < second.sequence
     assert jobs.next_queued().id == first.id
     stored_images, stored_labels = jobs.load_data(first)
     assert np.array_equal(stored_images, images) and stored_labels.tolist() == [1, 2, 3]
     assert jobs.load_data(second) is None
     assert first.n_images == 3 and second.n_images == 0
+    assert (jobs.count("queued"), jobs.count("running")) == (2, 0)
 
 
-def test_a_job_file_is_replaced_whole(jobs):
+def test_an_update_changes_only_its_fields_and_reads_back_the_same(jobs):
     job = jobs.submit("retrain", 3)
     jobs.update(job.id, status="running", epoch=2, loss=0.5, accuracy=0.8)
     again = jobs.get(job.id)
-    assert (again.status, again.epoch, again.progress) == ("running", 2, "epoch 2 of 3")
-    assert [path.name for path in jobs.folder.iterdir() if path.name.startswith(".tmp-")] == []
-    assert json.loads((jobs.folder / f"{job.id}.json").read_text())["loss"] == 0.5
+    assert (again.status, again.epoch, again.progress, again.loss) == ("running", 2, "epoch 2 of 3", 0.5)
+    assert again.sequence == job.sequence and again.submitted_at == job.submitted_at
+    assert jobs.update(job.id, when=lambda current: current.status == "queued", status="failed").status == "running"
+
+
+def test_extra_fields_are_kept(jobs):
+    job = jobs.submit("fine-tune", 1)
+    jobs.update(job.id, status="succeeded", version=3, promoted=False, gate_reason="accuracy fell")
+    body = jobs.get(job.id).model_dump()
+    assert (body["promoted"], body["gate_reason"]) == (False, "accuracy fell")
+
+
+def test_concurrent_updates_lose_nothing(jobs):
+    job = jobs.submit("fine-tune", 1, np.zeros((1, 28, 28), np.uint8), np.array([0]))
+    fields = [f"field_{n}" for n in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda name: jobs.update(job.id, **{name: 1}), fields))
+    assert all(getattr(jobs.get(job.id), name) == 1 for name in fields)
+
+
+def test_submissions_from_many_threads_keep_one_order(jobs):
+    with ThreadPoolExecutor(8) as pool:
+        submitted = list(pool.map(lambda n: jobs.submit("retrain", 1), range(24)))
+    listed = jobs.all()
+    assert sorted(job.id for job in listed) == sorted(job.id for job in submitted)
+    assert [job.sequence for job in listed] == sorted(job.sequence for job in submitted)
+    assert len({job.sequence for job in listed}) == 24
+
+
+def test_one_pending_first_training_however_many_ask(jobs):
+    with ThreadPoolExecutor(6) as pool:
+        asked = list(pool.map(lambda n: jobs.submit("initial", 1, unless_pending="initial"), range(6)))
+    assert len({job.id for job in asked}) == 1
+    jobs.update(asked[0].id, status="failed", error="no")
+    again = jobs.submit("initial", 1, unless_pending="initial")  # the first one failed: a new one may go
+    assert again.id != asked[0].id and len(jobs.all()) == 2
 
 
 @pytest.mark.parametrize("job_id", ["../../etc/passwd", "x" * 32, "A" * 32, "", "0" * 31])
@@ -51,109 +106,112 @@ def test_ids_that_are_not_ours_never_become_paths(jobs, job_id):
         jobs.data_path(job_id)
 
 
-def test_a_stray_file_in_the_jobs_folder_is_ignored(jobs):
-    job = jobs.submit("retrain", 1)
-    (jobs.folder / "notes.json").write_text("{not json")
-    assert [found.id for found in jobs.all()] == [job.id]
-
-
-def test_an_abandoned_running_job_is_marked_failed_with_a_reason(jobs, settings):
-    job = jobs.submit("fine-tune", 1, np.zeros((1, 28, 28), np.uint8), np.array([0]))
-    jobs.update(job.id, status="running")  # as if its worker died mid-training, trainer and all
-    JobRunner(jobs, settings).recover_abandoned()
-    recovered = jobs.get(job.id)
-    assert recovered.status == "failed"
-    assert "trainer is gone" in recovered.error
-    assert recovered.finished_at is not None
-
-
-def test_a_live_orphaned_trainer_is_waited_for_not_failed(jobs, settings):
-    job = jobs.submit("fine-tune", 1)
-    jobs.update(job.id, status="running")
-    trainer_lock = jobs.job_lock(job.id)
-    trainer_lock.acquire()  # the orphaned trainer, still alive
-    runner = JobRunner(jobs, settings)
-    recovery = threading.Thread(target=runner.recover_abandoned)
-    recovery.start()
-    recovery.join(timeout=0.5)
-    assert recovery.is_alive(), "recovery must wait while the trainer holds the job's lock"
-    jobs.update(job.id, status="succeeded", version=4)  # the trainer finishes and reports
-    trainer_lock.release()
-    recovery.join(timeout=30)
-    assert not recovery.is_alive()
-    assert jobs.get(job.id).status == "succeeded"
-
-
-def test_a_trainer_killed_after_publishing_counts_as_succeeded(jobs, settings):
-    job = jobs.submit("fine-tune", 1)
-    jobs.update(job.id, status="running")
-
-    def save(folder):
-        (folder / "model.keras").write_bytes(b"weights")
-        return "model.keras"
-
-    version = ModelStore("mnist", settings.models_dir).publish(save, {"data": {"job": job.id}})
-    JobRunner(jobs, settings).recover_abandoned()
-    assert (jobs.get(job.id).status, jobs.get(job.id).version) == ("succeeded", version.number)
-
-
-def test_only_one_runner_at_a_time(jobs, settings):
-    held = jobs.runner_lock()
-    held.acquire()
-    try:
-        jobs.submit("retrain", 1)
-        assert JobRunner(jobs, settings).run_pending() == 0  # another worker is running jobs
-        assert jobs.next_queued() is not None
-    finally:
-        held.release()
-
-
-def test_settings_come_from_workshop_variables(monkeypatch, tmp_path):
-    monkeypatch.setenv("WORKSHOP_MODELS_DIR", str(tmp_path))
-    monkeypatch.setenv("WORKSHOP_API_KEY", "")
-    monkeypatch.setenv("WORKSHOP_EPOCHS", "3")
-    monkeypatch.setenv("WORKSHOP_TRAINING_THREADS", "2")
-    settings = Settings()
-    assert settings.models_dir == tmp_path and settings.jobs_dir == tmp_path / ".jobs"
-    assert settings.api_key is None  # an empty variable means no key
-    assert (settings.epochs, settings.first_training_epochs, settings.training_threads) == (3, 3, 2)
-    monkeypatch.setenv("WORKSHOP_API_KEY", "s3cret")
-    assert "s3cret" not in repr(Settings())
-    assert Settings().api_key.get_secret_value() == "s3cret"
-
-
-def test_the_trainer_never_gets_the_api_key(monkeypatch, jobs, settings):
-    monkeypatch.setenv("WORKSHOP_API_KEY", "s3cret")
-    environment = JobRunner(jobs, settings)._trainer_environment()
-    assert "WORKSHOP_API_KEY" not in environment
-    assert environment["WORKSHOP_MODELS_DIR"] == str(settings.models_dir)
-
-
-def test_job_json_is_what_the_api_returns(jobs):
-    job = jobs.submit("retrain", 1)
-    assert Job.model_validate_json((jobs.folder / f"{job.id}.json").read_text()) == job
-
-
 def test_only_the_newest_finished_jobs_are_kept(jobs):
     finished = []
     for n in range(5):
         job = jobs.submit("fine-tune", 1, np.zeros((1, 28, 28), np.uint8), np.array([n]))
         jobs.update(job.id, status="succeeded" if n % 2 else "failed", version=n)
-        jobs.log_path(job.id).write_text("the trainer's log")
         finished.append(job.id)
     queued = jobs.submit("retrain", 1)
     running = jobs.submit("retrain", 1)
     jobs.update(running.id, status="running")
     assert jobs.prune(keep=2) == finished[:3]
     assert [job.id for job in jobs.all()] == [*finished[3:], queued.id, running.id]
-    files_of = {path.name.split(".")[0] for path in jobs.folder.iterdir() if not path.name.startswith(".")}
-    assert files_of == {*finished[3:], queued.id, running.id}, "every file of a removed job goes"
+    assert not any(jobs.data_path(job_id).exists() for job_id in finished[:3]), "a removed job's data goes"
     assert jobs.prune(keep=2) == []
 
 
-def test_the_runner_prunes_after_the_jobs_it_ran(jobs, settings, monkeypatch):
-    runner = JobRunner(jobs, settings.model_copy(update={"jobs_kept": 1}))
-    monkeypatch.setattr(runner, "run", lambda job: jobs.update(job.id, status="succeeded", version=1))
-    submitted = [jobs.submit("retrain", 1).id for _ in range(3)]
-    assert runner.run_pending() == 3
-    assert [job.id for job in jobs.all()] == submitted[-1:]
+def test_a_silent_running_job_is_failed_with_the_reason(jobs, settings):
+    job = jobs.submit("fine-tune", 1, np.zeros((1, 28, 28), np.uint8), np.array([0]))
+    old = now() - timedelta(seconds=settings.heartbeat_timeout + 1)
+    jobs.update(job.id, status="running", started_at=old, heartbeat_at=old, trainer="elsewhere:42")
+    fresh = jobs.submit("retrain", 1)
+    jobs.update(fresh.id, status="running", started_at=now(), heartbeat_at=now())
+    listed = {job.id: job for job in fail_silent_jobs(jobs, settings.models_dir, settings.heartbeat_timeout)}
+    assert listed[job.id].status == "failed" and "elsewhere:42" in listed[job.id].error
+    assert "heartbeat" in jobs.get(job.id).error and jobs.get(job.id).finished_at is not None
+    assert not jobs.data_path(job.id).exists()
+    assert jobs.get(fresh.id).status == "running", "a trainer that beats in time keeps its job"
+
+
+def test_a_job_whose_version_was_published_before_its_trainer_died_succeeded(jobs, settings):
+    job = jobs.submit("fine-tune", 1)
+    job = jobs.update(job.id, status="running", heartbeat_at=now())
+
+    def save(folder):
+        (folder / "model.keras").write_bytes(b"weights")
+        return "model.keras"
+
+    store = ModelStore("mnist", settings.models_dir)
+    version = store.publish(save, {"data": {"job": job.id}})
+    settled = settle(jobs, store, job, "gone")
+    assert (settled.status, settled.version) == ("succeeded", version.number)
+
+
+def test_settling_leaves_a_job_its_trainer_updated_meanwhile(jobs, settings):
+    job = jobs.update(jobs.submit("retrain", 1).id, status="running", heartbeat_at=now() - timedelta(seconds=60))
+    jobs.update(job.id, heartbeat_at=now())  # the trainer was only slow
+    assert settle(jobs, ModelStore("mnist", settings.models_dir), job, "gone").status == "running"
+
+
+def test_the_training_lock_is_held_by_one_at_a_time(queue):
+    lock = queue.training_lock
+    lock.acquire()
+    try:
+        with pytest.raises(TaskLockedException):
+            TrainingQueue(queue.settings).training_lock.acquire()  # another trainer's view
+    finally:
+        lock.release()
+    TrainingQueue(queue.settings).training_lock.acquire()
+
+
+def test_a_redis_lock_expires_unless_its_holder_refreshes_it(redis_server, tmp_path):
+    """Relies on Huey's private key layout (training_queue.refresh_lock): fails if it changes."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    queue = TrainingQueue(Settings(models_dir=tmp_path, queue_url=redis_server.url, heartbeat_timeout=30))
+    queue.training_lock.acquire()
+    key = queue.huey.storage.result_key(queue.training_lock._key)
+    client.expire(key, 2)
+    queue.refresh_lock()
+    assert 2 < client.ttl(key) <= 30
+    assert queue.huey.is_locked("training")
+
+
+def test_settings_come_from_workshop_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKSHOP_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKSHOP_API_KEY", "")
+    monkeypatch.setenv("WORKSHOP_QUEUE_URL", "")
+    monkeypatch.setenv("WORKSHOP_EPOCHS", "3")
+    monkeypatch.setenv("WORKSHOP_TRAINING_THREADS", "2")
+    settings = Settings()
+    assert settings.models_dir == tmp_path and settings.queue_file.parent == tmp_path
+    assert settings.api_key is None and settings.queue_url is None  # empty variables mean unset
+    assert (settings.epochs, settings.first_training_epochs, settings.training_threads) == (3, 3, 2)
+    monkeypatch.setenv("WORKSHOP_API_KEY", "s3cret")
+    assert "s3cret" not in repr(Settings())
+    assert Settings().api_key.get_secret_value() == "s3cret"
+
+
+def test_the_trainer_never_gets_the_api_key(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKSHOP_API_KEY", "s3cret")
+    settings = Settings(models_dir=tmp_path)
+    environment = TrainerKeeper(SqliteJobRecords(tmp_path / "q", tmp_path), settings).environment()
+    assert "WORKSHOP_API_KEY" not in environment
+    assert environment["WORKSHOP_MODELS_DIR"] == str(settings.models_dir)
+
+
+def test_job_json_is_what_the_api_returns(jobs):
+    job = jobs.submit("retrain", 1)
+    assert Job.model_validate_json(jobs.get(job.id).model_dump_json()) == jobs.get(job.id)
+    assert set(jobs.get(job.id).model_dump()) >= {"id", "kind", "status", "sequence", "epoch", "epochs", "progress"}
+
+
+def test_creating_the_app_writes_nothing_until_the_queue_is_used(tmp_path):
+    from app.part3.main import create_app
+
+    settings = Settings(models_dir=tmp_path / "models")
+    service = create_app(settings).state.service
+    assert not settings.models_dir.exists()
+    service.jobs.submit("retrain", 1)
+    assert settings.queue_file.exists()

@@ -11,13 +11,13 @@ from app.part3.service import ServiceDep
 router = APIRouter(prefix="/jobs", tags=["training"])
 
 
-@router.get("/")
+@router.get("/", responses=documented(503))
 def list_jobs(service: ServiceDep) -> list[Job]:
     """Every job, in submission order (the order they run in)."""
-    return service.jobs.all()
+    return service.list_jobs()
 
 
-@router.get("/{job_id}", responses=documented(404, 422))
+@router.get("/{job_id}", responses=documented(404, 422, 503))
 def read_job(job_id: Annotated[str, Path(pattern=JOB_ID.pattern)], service: ServiceDep) -> Job:
     """queued, running (epoch k of n, loss, accuracy), succeeded (the new version) or failed (why)."""
-    return service.jobs.get(job_id)
+    return service.get_job(job_id)

@@ -16,7 +16,7 @@ def read_root() -> dict[str, str]:
 @router.get("/info/")
 def read_info(service: ServiceDep) -> dict[str, int | dict[str, int | None]]:
     """The workshop's summary (its two keys), plus the versions this worker serves and the queue."""
-    statuses = [job.status for job in service.jobs.all()]
+    statuses = [job.status for job in service.list_jobs()]
     return {
         "Num of model in training": statuses.count("running"),
         "Num of trained models": len(service.stores[mnist.MODEL_NAME].versions()),

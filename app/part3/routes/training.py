@@ -1,4 +1,4 @@
-"""Training requests: validated and stored at once, run later by the job runner (202 + job id)."""
+"""Training requests: validated and stored at once, run later by a trainer (202 + job id)."""
 
 from typing import Annotated
 
@@ -14,7 +14,7 @@ from app.part3.service import Service, ServiceDep
 
 MAX_EPOCHS = 100
 router = APIRouter(
-    tags=["training"], dependencies=[Depends(require_api_key)], responses=documented(400, 401, 413, 422, 429)
+    tags=["training"], dependencies=[Depends(require_api_key)], responses=documented(400, 401, 413, 422, 429, 503)
 )
 
 Epochs = Annotated[
