@@ -4,6 +4,7 @@
     uv run workshop check part1/ex2_predict    run one exercise's checks against exercises/part1/ex2_predict.py
     uv run workshop check part1/ex2_predict --solution    ... against the reference solution
     uv run workshop generate [--check]         (maintainers) rewrite exercises/ from solutions/
+    uv run workshop trainer                    a Part 3 trainer (WORKSHOP_QUEUE_URL, WORKSHOP_MODELS_DIR)
 
 Checks are the same pytest tests that CI runs against solutions/; WORKSHOP_SIDE picks the side.
 """
@@ -137,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     list_parser.add_argument("--solution", action="store_true")
     generate_parser = commands.add_parser("generate", help="(maintainers) rewrite exercises/ from solutions/")
     generate_parser.add_argument("--check", action="store_true", help="only report what is stale")
+    commands.add_parser("trainer", help="run a Part 3 trainer: takes training jobs from the queue")
     args = parser.parse_args(argv)
+    if args.command == "trainer":
+        from app.part3 import trainer_worker
+
+        return trainer_worker.main()
     if args.command == "generate":
         return generate(args.check)
     side = "solutions" if args.solution else "exercises"
