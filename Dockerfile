@@ -1,14 +1,18 @@
 # syntax=docker/dockerfile:1
-# The production image of the Part 3 service (app/part3): both models, training jobs, health, metrics.
+# The images of the Part 3 service (app/part3), one target each:
 #
-#   docker build -t fastapi-ml-workshop .
-#   docker run -d --name workshop -p 80:80 -v workshop-models:/code/models \
-#       -e WORKSHOP_API_KEY=change-me fastapi-ml-workshop
+#   standalone (default)  the API and its trainer in one container, embedded queue (SQLite in the volume):
+#       docker build -t fastapi-ml-workshop .
+#       docker run -d --name workshop -p 80:80 -v workshop-models:/code/models \
+#           -e WORKSHOP_API_KEY=change-me fastapi-ml-workshop
+#   serve                 the API only, without the training libraries; needs WORKSHOP_QUEUE_URL=redis://...
+#   train                 a trainer (`workshop trainer`), with TensorFlow and scikit-learn
 #
-# or `docker compose up -d` (compose.yaml). The first start on an empty volume trains the initial
-# models from the bundled data before /health/ready turns 200; later starts load the saved versions.
-# tests/container/ lints this file with hadolint and replays it step by step without Docker.
-FROM python:3.12-slim
+# `docker compose up -d` (compose.yaml) runs Redis, two `serve` replicas and one `train`. The first
+# start on an empty volume trains the initial models from the bundled data before /health/ready
+# turns 200; later starts load the saved versions. tests/container/ lints this file with hadolint
+# and replays the default target step by step without Docker.
+FROM python:3.12-slim AS base
 
 # uv, pinned to the version that wrote uv.lock, copied from its official image (no curl | sh).
 COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /bin/
@@ -30,33 +34,53 @@ RUN groupadd --system --gid 10001 workshop \
 
 WORKDIR /code
 
-# The dependencies first, from the lock alone: this layer is rebuilt when uv.lock changes, not when the
-# code does. --locked refuses a lock that no longer matches pyproject.toml; --no-dev leaves out Jupyter,
-# pytest and the other tools of the dependency-groups.
+# The dependencies first, from the lock alone: their layer is rebuilt when uv.lock changes, not when
+# the code does. --locked refuses a lock that no longer matches pyproject.toml.
 COPY pyproject.toml uv.lock ./
-RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-install-project
-
-# Then the code and the bundled data, and the project itself (editable, so app/ finds data/ beside it).
-COPY README.md ./
-COPY app ./app
-COPY data ./data
-RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev
 
 ENV PATH="/code/.venv/bin:$PATH" \
     WORKSHOP_MODELS_DIR=/code/models \
     WORKSHOP_DATA_DIR=/code/data \
-    WORKSHOP_MNIST_SOURCE=bundled \
-    KERAS_BACKEND=tensorflow \
-    TF_CPP_MIN_LOG_LEVEL=2
+    WORKSHOP_MNIST_SOURCE=bundled
 
-# Trained versions and the jobs' state live here, outside the container's writable layer, so they
-# survive a new container and are shared by several replicas (see compose.yaml).
+# Trained versions, the embedded queue and the jobs' uploads live here, outside the container's
+# writable layer, so they survive a new container and are shared by several replicas.
 VOLUME ["/code/models"]
 
+# -- serve: the API; --no-default-groups installs [project] dependencies only (no Jupyter, pytest or
+# training libraries). Set WORKSHOP_QUEUE_URL: this image starts no trainer.
+FROM base AS serve
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --locked --no-default-groups --no-install-project
+COPY README.md ./
+COPY app ./app
+COPY data ./data
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --locked --no-default-groups
 # By number, not name: Kubernetes' runAsNonRoot can only verify a numeric user.
 USER 10001:10001
+EXPOSE 80
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10m --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:80/health/ready', timeout=4)"]
+CMD ["fastapi", "run", "app/part3/main.py", "--port", "80"]
+
+# -- train: a trainer, with the `train` dependency group (TensorFlow, scikit-learn).
+FROM base AS train
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --locked --no-default-groups --group train --no-install-project
+COPY README.md ./
+COPY app ./app
+COPY data ./data
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --locked --no-default-groups --group train
+ENV KERAS_BACKEND=tensorflow \
+    TF_CPP_MIN_LOG_LEVEL=2
+USER 10001:10001
+CMD ["workshop", "trainer"]
+
+# -- standalone (the default): the train image running the API, which starts its own trainer
+# (WORKSHOP_QUEUE_URL unset: the queue is SQLite in the models volume).
+FROM train AS standalone
 
 # Docker Engine (20.10 and later) lets an unprivileged process bind port 80 inside its own network
 # namespace; where that is not so (e.g. --network host), run the service on a port above 1023.

@@ -9,7 +9,9 @@ the learner's and the project's Dockerfiles with this instead of guessing with r
     DockerIgnore.read(PROJECT_ROOT).included(Path("models/mnist/1/model.keras"))  -> False
 
 It covers what these files use (comments, line continuations, `--flag=value` options, exec and shell
-forms, ENV in both syntaxes with $VAR expansion); heredocs and multi-stage builds are refused loudly.
+forms, ENV in both syntaxes with $VAR expansion); heredocs are refused loudly. A multi-stage file is
+read one target at a time: `Dockerfile.read(path).target("serve")` is the single-stage equivalent
+of `docker build --target serve` (the stages it builds on, in order, under the first FROM).
 """
 
 import json
@@ -139,6 +141,36 @@ class Dockerfile:
 
     def index(self, instruction: Instruction) -> int:
         return self.instructions.index(instruction)
+
+    def stages(self) -> dict[str, list[Instruction]]:
+        """{stage name (or its index): its instructions, FROM first}."""
+        found: dict[str, list[Instruction]] = {}
+        for instruction in self.instructions:
+            if instruction.keyword == "FROM":
+                words = instruction.words()
+                name = words[2] if len(words) == 3 and words[1].upper() == "AS" else str(len(found))
+                found[name] = []
+            if found:
+                found[list(found)[-1]].append(instruction)
+        return found
+
+    def target(self, name: str | None = None) -> "Dockerfile":
+        """The single-stage Dockerfile that builds stage `name` (default: the last one, as Docker does):
+        its parent stages' instructions first, a `FROM <stage>` dropped in favour of its parent's FROM."""
+        stages = self.stages()
+        name = name if name is not None else list(stages)[-1]
+        if name not in stages:
+            raise DockerfileError(f"{self.path or 'Dockerfile'}: no stage named {name!r} (it has {', '.join(stages)})")
+        chain: list[list[Instruction]] = []
+        while True:
+            stage = stages[name]
+            chain.insert(0, stage)
+            parent = stage[0].words()[0]
+            if parent not in stages or parent == name:
+                break
+            name = parent
+        instructions = chain[0] + [instruction for stage in chain[1:] for instruction in stage[1:]]
+        return Dockerfile(instructions, self.path)
 
     def single_stage(self) -> None:
         if len(self.all("FROM")) != 1:

@@ -14,7 +14,7 @@ from app.paths import PROJECT_ROOT
 
 @pytest.fixture(scope="module")
 def dockerfile() -> Dockerfile:
-    return Dockerfile.read(PROJECT_ROOT / "Dockerfile")
+    return Dockerfile.read(PROJECT_ROOT / "Dockerfile").target()
 
 
 @pytest.fixture(scope="module")

@@ -103,3 +103,29 @@ def test_the_projects_context_holds_what_the_images_need_and_nothing_local():
     for local in (".venv/bin/python", "models/mnist/1/model.keras", ".git/HEAD", "app/__pycache__/x.pyc",
                   "tests/conftest.py", "notebooks/mnist.ipynb", "artifacts/x.png", "bench/results/x.json"):
         assert not ignore.included(local), local
+
+
+def test_a_target_is_its_stages_in_order_under_the_first_from():
+    text = "FROM python:3.12 AS base\nENV A=1\nFROM base AS serve\nCMD [\"s\"]\nFROM base AS train\nENV B=2\nFROM train AS all\nCMD [\"t\"]\n"
+    dockerfile = Dockerfile.parse(text)
+    assert list(dockerfile.stages()) == ["base", "serve", "train", "all"]
+    serve, default = dockerfile.target("serve"), dockerfile.target()
+    serve.single_stage()
+    assert serve.base_image() == "python:3.12" and serve.env() == {"A": "1"} and serve.last("CMD").exec_form == ["s"]
+    assert default.env() == {"A": "1", "B": "2"} and default.last("CMD").exec_form == ["t"]
+    with pytest.raises(DockerfileError):
+        dockerfile.target("nope")
+
+
+def test_the_projects_targets_install_what_each_one_runs():
+    """serve: the [project] dependencies only; train and the default standalone: the train group too."""
+    dockerfile = Dockerfile.read(PROJECT_ROOT / "Dockerfile")
+    assert list(dockerfile.stages())[-1] == "standalone"
+    syncs = {name: [run.arguments for run in dockerfile.target(name).all("RUN") if "uv sync" in run.arguments]
+             for name in ("serve", "train", "standalone")}
+    assert syncs["serve"] and all("--no-default-groups" in s and "--group" not in s for s in syncs["serve"])
+    assert syncs["train"] == syncs["standalone"] and all("--group train" in s for s in syncs["train"])
+    assert dockerfile.target("train").last("CMD").exec_form == ["workshop", "trainer"]
+    for name in ("serve", "standalone"):
+        assert dockerfile.target(name).last("CMD").exec_form[:3] == ["fastapi", "run", "app/part3/main.py"]
+        assert dockerfile.target(name).user() == "10001"

@@ -18,7 +18,7 @@ NEEDS_ROOT = {"apt-get", "apt", "apk", "useradd", "groupadd", "adduser", "addgro
 
 @pytest.fixture(scope="module")
 def dockerfile() -> Dockerfile:
-    return Dockerfile.read(PROJECT_ROOT / "Dockerfile")
+    return Dockerfile.read(PROJECT_ROOT / "Dockerfile").target()
 
 
 def _commands(dockerfile: Dockerfile) -> list[tuple[int, list[str]]]:

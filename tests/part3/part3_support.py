@@ -124,7 +124,8 @@ def free_port() -> int:
 class ServiceProcess:
     """`fastapi run app/part3/main.py` in a real process (its own process group, stopped at the end)."""
 
-    def __init__(self, models_dir: Path, workers: int = 1, env: dict[str, str] | None = None, log: Path | None = None):
+    def __init__(self, models_dir: Path, workers: int = 1, env: dict[str, str] | None = None, log: Path | None = None,
+                 cwd: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log or models_dir.parent / f"service-{self.port}.log"
@@ -135,11 +136,13 @@ class ServiceProcess:
             "WORKSHOP_POLL_INTERVAL": "0.2",
             **(env or {}),
         }
-        command = [sys.executable, "-m", "fastapi", "run", "app/part3/main.py", "--host", "127.0.0.1",
+        # From another working directory (as on another machine) the app is named by its full path.
+        command = [sys.executable, "-m", "fastapi", "run", str(PROJECT_ROOT / "app/part3/main.py"), "--host", "127.0.0.1",
                    "--port", str(self.port), "--workers", str(workers)]
         with open(self.log, "wb") as output:
             self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                command, cwd=cwd or PROJECT_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.client = httpx.Client(base_url=self.url, timeout=30.0)
 
