@@ -1,4 +1,6 @@
-"""compose.yaml runs the image the Dockerfile builds, as the Dockerfile means it to run, and can scale."""
+"""compose.yaml runs the images the Dockerfile builds, as the Dockerfile means them to run: Redis with
+append-only persistence, two API replicas (the `serve` target) and a trainer (the `train` target)
+on one models volume, all pointed at that Redis."""
 
 import os
 import shutil
@@ -22,29 +24,60 @@ def compose() -> dict:
     return yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
 
 
+TARGETS = {"api": "serve", "trainer": "train"}
+
+
 @pytest.fixture(scope="module")
 def service(compose) -> dict:
     services = compose["services"]
-    assert list(services) == ["api"], list(services)
+    assert sorted(services) == ["api", "redis", "trainer"], list(services)
     return services["api"]
 
 
-def test_builds_the_top_level_dockerfile(service):
-    build = service["build"]
-    context = build if isinstance(build, str) else build.get("context", ".")
-    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
-    assert (PROJECT_ROOT / context / dockerfile).resolve() == (PROJECT_ROOT / "Dockerfile").resolve()
+def environment_of(service: dict) -> dict[str, str | None]:
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        return {entry.partition("=")[0]: entry.partition("=")[2] if "=" in entry else None for entry in environment}
+    return environment
 
 
-def test_the_models_live_on_a_named_volume(compose, service, dockerfile):
+@pytest.mark.parametrize("name", TARGETS)
+def test_builds_its_target_of_the_top_level_dockerfile(compose, name):
+    build = compose["services"][name]["build"]
+    assert (PROJECT_ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile")).resolve() == (
+        PROJECT_ROOT / "Dockerfile"
+    ).resolve()
+    assert build["target"] == TARGETS[name]
+    assert TARGETS[name] in Dockerfile.read(PROJECT_ROOT / "Dockerfile").stages()
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_the_models_live_on_a_named_volume_and_the_queue_in_redis(compose, dockerfile, name):
+    service = compose["services"][name]
     models = dockerfile.env()["WORKSHOP_MODELS_DIR"]
     mounts = dict(reversed(entry.split(":")[:2]) for entry in service["volumes"])
     assert models in mounts, f"nothing mounted on {models}: {service['volumes']}"
     assert mounts[models] in (compose.get("volumes") or {}), f"{mounts[models]} is not a declared named volume"
+    assert environment_of(service)["WORKSHOP_QUEUE_URL"].startswith("redis://redis:")
+    assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_redis_is_the_official_image_with_append_only_persistence(compose):
+    redis = compose["services"]["redis"]
+    assert redis["image"].split(":")[0] in ("redis", "docker.io/library/redis")
+    assert "--appendonly" in redis["command"] and redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert any(entry.split(":")[1] == "/data" and entry.split(":")[0] in compose["volumes"] for entry in redis["volumes"])
+    assert "healthcheck" in redis
+
+
+def test_two_api_replicas(service):
+    assert service["deploy"]["replicas"] == 2
 
 
 def test_the_healthcheck_is_the_dockerfiles(service, dockerfile):
     test = service["healthcheck"]["test"]
+    serve = Dockerfile.read(PROJECT_ROOT / "Dockerfile").target("serve")
+    assert serve.healthcheck_command() == dockerfile.healthcheck_command()
     assert test[0] == "CMD" and test[1:] == dockerfile.healthcheck_command(), (
         "compose's healthcheck and the Dockerfile's HEALTHCHECK differ: keep them the same command"
     )
@@ -62,19 +95,17 @@ def test_publishes_the_port_the_service_listens_on(service, dockerfile):
     assert host.startswith("${") and "container_name" not in service, "a fixed host port or name stops --scale"
 
 
-def test_the_api_key_comes_from_the_environment_never_the_file(service):
-    environment = service["environment"]
-    entries = environment if isinstance(environment, list) else [f"{k}={v}" if v is not None else k for k, v in environment.items()]
-    keys = [entry for entry in entries if entry.split("=")[0] == "WORKSHOP_API_KEY"]
-    assert keys, "pass WORKSHOP_API_KEY through to the service"
-    assert all(entry == "WORKSHOP_API_KEY" or entry.partition("=")[2].startswith("${") for entry in keys), (
-        f"{keys}: a key written in compose.yaml ends up in git; pass it from the shell"
-    )
+def test_the_api_key_comes_from_the_environment_never_the_file(compose, service):
+    environment = environment_of(service)
+    assert "WORKSHOP_API_KEY" in environment, "pass WORKSHOP_API_KEY through to the service"
+    key = environment["WORKSHOP_API_KEY"]
+    assert key is None or key.startswith("${"), f"{key}: a key written in compose.yaml ends up in git; pass it from the shell"
+    assert not environment_of(compose["services"]["trainer"]).get("WORKSHOP_API_KEY"), "a trainer needs no key"
 
 
 def test_mounts_nothing_over_the_code(service, dockerfile):
     workdir = dockerfile.workdir()
-    for entry in service["volumes"]:
+    for entry in service["volumes"]:  # the trainer's are the same (one anchor in compose.yaml)
         target = PurePosixPath(entry.split(":")[1])
         assert target != workdir and not workdir.is_relative_to(target), f"{entry} hides the image's code"
 
