@@ -18,11 +18,13 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"where to write the Markdown report (default: {report.RESULTS_FILE.name} for a full run, "
                              "nowhere for --quick)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--queue-only", action="store_true",
+                        help="only the training queue's rows (9); writes no report unless --output")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
     overrides = {key: value for key, value in (("seconds", args.seconds), ("repeats", args.repeats)) if value}
-    config = dataclasses.replace(config, **overrides)
-    output = args.output or (None if args.quick else report.RESULTS_FILE)
+    config = dataclasses.replace(config, **overrides, queue_only=args.queue_only)
+    output = args.output or (None if args.quick or args.queue_only else report.RESULTS_FILE)
 
     before = report.machine()
     results = Bench(config, log=lambda line: print(line, file=sys.stderr, flush=True)).run()

@@ -9,6 +9,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
+from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,14 @@ class Config:
     # Start the Keras servers together, early, to save minutes of imports. Only for --quick: it
     # skews start-up and every figure measured meanwhile, which --quick does not report anyway.
     parallel_start: bool = False
+    queue_only: bool = False  # only the training queue's rows (section 9), with what they need
+
+
+QUEUE_ROWS = {
+    "latency": "From POST /train/ (data/train_img.zip) to the end of its first epoch, trainer idle and warm: "
+               "Part 3 service",
+    "swap": "From a job's end to every replica serving its version: Part 3 service, 2 replicas",
+}
 
 
 FULL = Config()
@@ -200,6 +209,8 @@ class Bench:
         facts = self.results.facts
         facts["load_tool"] = load_tool()
         self.log("preparing the model store, measuring the model in-process, timing `import keras` ...")
+        if self.config.queue_only:
+            self.log("--queue-only: the Part 3 server and the training queue's rows (9) only")
         with ThreadPoolExecutor(2 if self.config.parallel_start else 1) as pool:
             prepared = pool.submit(self.prepare_models)
             if not self.config.parallel_start:
@@ -223,10 +234,13 @@ class Bench:
                 self.http_floor = Floor(hello.url("/"), None, connections)
                 self.image_floor_one = Floor(image.url("/predict/"), self.single, 1)
                 self.image_floor_many = Floor(image.url("/predict/"), self.single, connections)
-                self.floor_rows()
-                self.penguins()
-                self.part3()
-                self.other_digit_servers()
+                if self.config.queue_only:
+                    self.part3()
+                else:
+                    self.floor_rows()
+                    self.penguins()
+                    self.part3()
+                    self.other_digit_servers()
         finally:
             for started in self.started.values():  # any left unused by an error
                 stop(started.process)
@@ -339,24 +353,28 @@ class Bench:
 
     def part3(self) -> None:
         connections, batch = self.config.connections, self.config.batch
-        names = {"3": "Penguins: Part 3 service", "4a": "MNIST one at a time: Part 3 service",
-                 "4b": f"MNIST {connections} connections: Part 3 service",
-                 "5": f"MNIST batch of {batch} over HTTP: Part 3 service",
-                 "6": "Start-up to /health/ready with saved models: Part 3 service",
-                 "7": "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service",
-                 "8": "Peak RSS of the worker, both models loaded: Part 3 service"}
+        names = [("3", "Penguins: Part 3 service"), ("4a", "MNIST one at a time: Part 3 service"),
+                 ("4b", f"MNIST {connections} connections: Part 3 service"),
+                 ("5", f"MNIST batch of {batch} over HTTP: Part 3 service"),
+                 ("6", "Start-up to /health/ready with saved models: Part 3 service"),
+                 ("7", "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service"),
+                 ("8", "Peak RSS of the worker, both models loaded: Part 3 service"),
+                 *(("9", name) for name in QUEUE_ROWS.values())]
         try:
             self.log("starting the Part 3 service ...")
             with self.serve_digits("part3") as server:
                 self.part3_rows(server)
         except (RuntimeError, OSError) as error:
             measured = {row.name for row in self.results.rows}
-            for section, name in names.items():
-                if name not in measured:
+            for section, name in names:
+                if name not in measured and (not self.config.queue_only or section == "9"):
                     self.unavailable(section, [name], str(error).splitlines()[0])
 
     def part3_rows(self, server: Server) -> None:
         config, facts = self.config, self.results.facts
+        self.queue_rows(server)
+        if config.queue_only:
+            return
         self.ratio_row("6", "Start-up to /health/ready with saved models: Part 3 service",
                        f"{server.ready_seconds:.2f} s", server.ready_seconds / facts["import_keras_seconds"],
                        f"× `import keras` ({facts['import_keras_seconds']:.2f} s)", (at_most, 1.3))
@@ -376,6 +394,53 @@ class Bench:
                        f"{rss:,.0f} MiB (and its digit helper process: {helper:,.0f} MiB)",
                        rss / facts["import_keras_rss_mb"], f"× `import keras` ({facts['import_keras_rss_mb']:,.0f} MiB)")
         self.training_row(server, "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service")
+
+    def job(self, server: Server, epochs: int, until: Callable[[dict], bool]) -> tuple[dict, float]:
+        """Submit a fine-tune of data/train_img.zip; poll its job until `until(job)` or its end:
+        (the job, seconds from the request's start)."""
+        body, content_type = multipart([("files", "train_img.zip", (DATA_DIR / "train_img.zip").read_bytes())],
+                                       fields={"epochs": str(epochs)})
+        started = time.perf_counter()
+        status, answer = http(server.url("/train/"), data=body, headers={"Content-Type": content_type})
+        if status != 202:
+            raise RuntimeError(f"POST /train/ answered {status}: {answer[:200]!r}")
+        job_url = server.url(f"/jobs/{json.loads(answer)['id']}")
+        deadline = started + 900
+        while True:
+            job = json.loads(http(job_url)[1])
+            if until(job) or job["status"] in ("succeeded", "failed"):
+                return job, time.perf_counter() - started
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"job {job['id']} still {job['status']} after 900 s")
+            time.sleep(0.02)
+
+    def queue_rows(self, server: Server) -> None:
+        """The queue's latency with a warm trainer, and a new version's spread to two replicas."""
+        facts, poll_interval = self.results.facts, 1.0  # the service's default WORKSHOP_POLL_INTERVAL
+        keras = facts["import_keras_seconds"]
+        port = free_port()
+        with serve("Part 3, a second replica", uvicorn("app.part3.main:app", port), port, "/health/ready",
+                   self.specs["part3"].env) as second:
+            warm, _ = self.job(server, 1, lambda job: False)  # the trainer imports Keras once, at its start
+            if warm["status"] != "succeeded":
+                raise RuntimeError(f"the warm-up fine-tune failed: {warm.get('error')}")
+            time.sleep(2 * poll_interval)  # idle: nothing queued, the trainer waiting on the queue
+            job, seconds = self.job(server, 2, lambda job: job["epoch"] >= 1)
+            self.ratio_row("9", QUEUE_ROWS["latency"], f"{seconds:.2f} s", seconds / keras,
+                           f"× `import keras` ({keras:.2f} s)", (at_most, 0.25),
+                           "before the queue: more than 1 × (a new trainer process per job, issue 13)")
+            job, _ = self.job(server, 2, lambda job: False)
+            if job["status"] != "succeeded":
+                raise RuntimeError(f"the fine-tune failed: {job.get('error')}")
+            ended = datetime.fromisoformat(job["finished_at"]).timestamp()
+            delays = []
+            for replica in (server, second):
+                while json.loads(http(replica.url("/health/ready"))[1])["models"]["mnist"] != job["version"]:
+                    time.sleep(0.01)
+                delays.append(time.time() - ended)
+            self.ratio_row("9", QUEUE_ROWS["swap"], f"{max(delays):.2f} s (each replica: "
+                           + ", ".join(f"{delay:.2f} s" for delay in delays) + ")",
+                           max(delays) - poll_interval, f"s beyond poll_interval ({poll_interval:g} s)", (at_most, 1.0))
 
     def training_row(self, server: Server, name: str) -> None:
         """p50 while a fine-tune of data/train_img.zip runs, against the idle p50 just before it."""
@@ -424,9 +489,9 @@ class Bench:
                         self.unavailable(section, [row_name], str(error).splitlines()[0])
 
 
-SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8"]
-# Rows per section: the floors, three penguin servers, five MNIST servers twice, then one each.
-ROWS_PER_SECTION = {"1": 1, "2": 2, "3": 3, "4a": 5, "4b": 5, "5": 1, "6": 1, "7": 1, "8": 1}
+SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8", "9"]
+# Rows per section: the floors, three penguin servers, five MNIST servers twice, one each, the queue's two.
+ROWS_PER_SECTION = {"1": 1, "2": 2, "3": 3, "4a": 5, "4b": 5, "5": 1, "6": 1, "7": 1, "8": 1, "9": 2}
 
 
 def litserve_installed() -> bool:

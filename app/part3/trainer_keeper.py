@@ -1,12 +1,14 @@
 """The embedded mode's one trainer, started by the service: one per store, however many workers.
 
-Each API worker has a keeper thread. When the store's trainer lock (models/.trainer.lock, held by
-a live trainer for its whole life) is free, the keeper starts `python -m app.part3.trainer_worker`;
-if two keepers start one together, the second trainer finds the lock taken and exits at once. When
+Each API worker has a keeper thread. When it can take the store's trainer lock (an flock on
+models/.trainer.lock) the keeper starts `python -m app.part3.trainer_worker` holding it: the
+trainer inherits the locked file and keeps the lock for its whole life, even if this worker dies
+(the kernel releases it when the trainer ends), so no second trainer ever starts beside it. When
 the trainer it started exits (crash, SIGKILL, out of memory), the keeper settles the job that
 trainer was running with the reason, and any keeper starts the next trainer.
 """
 
+import fcntl
 import logging
 import os
 import signal
@@ -14,13 +16,11 @@ import subprocess
 import sys
 import threading
 
-from filelock import Timeout
-
 from app import mnist
 from app.part3.job_records import JobRecords
 from app.part3.recovery import remove_unfinished_saves, settle
 from app.part3.settings import Settings
-from app.part3.trainer_worker import ANOTHER_TRAINER, PARENT_ENV, embedded_trainer_lock
+from app.part3.trainer_worker import LOCK_FD_ENV, PARENT_ENV, TRAINER_LOCK
 from app.paths import PROJECT_ROOT
 from app.store import ModelStore
 
@@ -48,20 +48,23 @@ class TrainerKeeper:
     def _keep_forever(self) -> None:
         while not self._stopping.is_set():
             try:
-                if self._trainer_missing():
-                    self._run_trainer()
+                if (locked := self._claim_trainer_lock()) is not None:
+                    self._run_trainer(locked)
             except Exception:  # a full disk or a vanished folder: log, keep the thread alive
                 log.exception("could not start the trainer; trying again")
             self._stopping.wait(self.settings.poll_interval)
 
-    def _trainer_missing(self) -> bool:
-        lock = embedded_trainer_lock(self.settings)
+    def _claim_trainer_lock(self) -> int | None:
+        """An open file descriptor holding the trainer lock, or None if a trainer holds it. (fcntl, not
+        filelock: the descriptor must pass to the child, which filelock cannot do.)"""
+        self.settings.models_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.settings.models_dir / TRAINER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return False
-        lock.release()
-        return True
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
 
     def environment(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if key not in ("WORKSHOP_API_KEY", "PROMETHEUS_MULTIPROC_DIR")}
@@ -78,20 +81,22 @@ class TrainerKeeper:
         env.pop("WORKSHOP_QUEUE_URL", None)
         return env
 
-    def _run_trainer(self) -> None:
+    def _run_trainer(self, locked: int) -> None:
         log_path = self.settings.models_dir / ".trainer.log"
         with open(log_path, "ab") as output:
-            trainer = subprocess.Popen(
-                [sys.executable, "-m", "app.part3.trainer_worker"],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=self.environment(),
-                cwd=PROJECT_ROOT,
-                start_new_session=True,  # a Ctrl+C in the terminal reaches the service, which stops it
-            )
+            try:
+                trainer = subprocess.Popen(
+                    [sys.executable, "-m", "app.part3.trainer_worker"],
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env={**self.environment(), LOCK_FD_ENV: str(locked)},
+                    cwd=PROJECT_ROOT,
+                    pass_fds=(locked,),
+                    start_new_session=True,  # a Ctrl+C in the terminal reaches the service, which stops it
+                )
+            finally:
+                os.close(locked)  # the trainer's copy holds the lock now
             returncode = self._wait(trainer)
-        if returncode == ANOTHER_TRAINER:
-            return
         log.warning("the trainer (pid %s) exited with %s", trainer.pid, returncode)
         store = ModelStore(mnist.MODEL_NAME, self.settings.models_dir)
         for job in self.records.all():

@@ -34,6 +34,7 @@ from app.store import ModelStore
 log = logging.getLogger("app.part3.trainer")
 TRAINER_LOCK = ".trainer.lock"  # in the models folder: the embedded mode's one trainer holds it
 PARENT_ENV = "WORKSHOP_TRAINER_PARENT"  # set by the service that started this trainer
+LOCK_FD_ENV = "WORKSHOP_TRAINER_LOCK_FD"  # ... with the trainer lock, already held, on this descriptor
 ANOTHER_TRAINER = 75  # exit code: this store already has its trainer (EX_TEMPFAIL)
 LOCK_RETRY = 0.2  # seconds between attempts at the training lock
 
@@ -139,7 +140,7 @@ def main() -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.nice(NICENESS)
     queue = TrainingQueue(settings)
-    if not queue.distributed:
+    if not queue.distributed and not os.environ.get(LOCK_FD_ENV):
         lock = embedded_trainer_lock(settings)
         try:
             lock.acquire(timeout=0)  # held until this process ends; the kernel releases it then

@@ -1,7 +1,7 @@
 """Trainings killed with SIGKILL at chosen points of their work, then a restart.
 
-The trainer is a child process (`python -m app.part3.trainer`); faults/sitecustomize.py, put on the
-trainer's PYTHONPATH only, makes it stop at a named point (training, evaluating, saving: model file
+The trainer is the service's long-lived child process (`python -m app.part3.trainer_worker`);
+faults/sitecustomize.py, put on the trainer's PYTHONPATH only, makes it stop at a named point (training, evaluating, saving: model file
 written but not yet renamed into place, published: version complete but job not updated) so the kill
 lands exactly there; one more trial kills at a random moment of its start-up. After each kill: the
 job is settled (failed with the reason, or succeeded if its version was complete), the service
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}
 FAULTS = Path(__file__).resolve().parent / "faults"
 PAUSED_POINTS = ["training", "evaluating", "saving", "published"]
-CLEANUP_WAIT = 60.0  # seconds: the runner tidies up right after it settles the job
+CLEANUP_WAIT = 60.0  # seconds: the service tidies up right after it settles the job
 
 
 def fault_environment(point: str | None, markers: Path) -> dict[str, str]:
@@ -54,16 +54,15 @@ def complete(store: ModelStore) -> bool:
     return all(sha256_of(v.model_file) == v.metadata["sha256"] for v in store.all_versions())
 
 
-def kill_trainer_at(point: str | None, client, markers: Path, monkeypatch, rng: random.Random) -> dict:
+def kill_trainer_at(point: str | None, client, markers: Path, rng: random.Random) -> dict:
     """Start a fine-tune whose trainer stops at `point` (or, for None, runs on), SIGKILL it there."""
-    for name, value in fault_environment(point, markers).items():
-        monkeypatch.setenv(name, value)  # the runner passes its environment on to the trainer
+    (markers / "pause-at").write_text(point or "")  # read by the trainer when it reaches each point
     job = submit(client.post)
     running = wait_until(
         lambda: (body := client.get(f"/jobs/{job['id']}").json())["trainer_pid"] and body, "the trainer starts"
     )
     if point is None:
-        time.sleep(rng.uniform(0.0, 3.0))  # somewhere in its start-up: imports, loading data, the base model
+        time.sleep(rng.uniform(0.0, 3.0))  # somewhere in the job: loading data, the base model, training
         pid = running["trainer_pid"]
     else:
         marker = markers / f"{point}.reached"
@@ -97,24 +96,25 @@ class RestartableService:
 
 
 @pytest.fixture(scope="module")
-def service(models_dir):
-    service = RestartableService(models_dir)
-    yield service
-    service.stop()
+def service(models_dir, markers):
+    with pytest.MonkeyPatch.context() as patch:  # the service passes its environment on to its trainer
+        patch.setenv("PYTHONPATH", fault_environment(None, markers)["PYTHONPATH"])
+        patch.setenv("WORKSHOP_FAULT_DIR", str(markers))
+        service = RestartableService(models_dir)
+        yield service
+        service.stop()
 
 
 @pytest.mark.parametrize("point", [None, *PAUSED_POINTS], ids=["random start-up moment", *PAUSED_POINTS])
-def test_a_trainer_killed_at_any_point_leaves_the_previous_version_serving(
-    point, service, models_dir, markers, monkeypatch
-):
+def test_a_trainer_killed_at_any_point_leaves_the_previous_version_serving(point, service, models_dir, markers):
     client = service.client
     store = ModelStore("mnist", models_dir)
     before, serving = store_state(models_dir), served_version(client)
     assert serving == store.active()
 
-    job = kill_trainer_at(point, client, markers, monkeypatch, random.Random(f"kill-{point}"))
+    job = kill_trainer_at(point, client, markers, random.Random(f"kill-{point}"))
 
-    wait_until(lambda: not leftovers(models_dir), "the runner removes what the killed trainer left", CLEANUP_WAIT)
+    wait_until(lambda: not leftovers(models_dir), "the service removes what the killed trainer left", CLEANUP_WAIT)
     assert complete(store)
     if point == "published":  # its version was whole before the kill: the job counts it, nothing is lost
         assert job["status"] == "succeeded", job

@@ -1,8 +1,9 @@
 """Fault injection for the kill tests: on PYTHONPATH of a trainer child only, never in the service.
 
-When WORKSHOP_FAULT_PAUSE_AT names a point and this process is a trainer (`-m app.part3.trainer`),
-the trainer stops there: it writes <WORKSHOP_FAULT_DIR>/<point>.reached holding its pid, then
-sleeps, so that the test can SIGKILL it at exactly that point of its work.
+When this process is a trainer (`-m app.part3.trainer_worker`) and WORKSHOP_FAULT_PAUSE_AT, or
+else the file <WORKSHOP_FAULT_DIR>/pause-at (read when the point is reached: a trainer lives on
+across jobs), names a point, the trainer stops there: it writes <WORKSHOP_FAULT_DIR>/<point>.reached
+holding its pid, then sleeps, so that the test can SIGKILL it at exactly that point of its work.
 
     training    mnist.fit is about to start
     evaluating  mnist.evaluate is about to start
@@ -15,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-POINT = os.environ.get("WORKSHOP_FAULT_PAUSE_AT")
+FOLDER = os.environ.get("WORKSHOP_FAULT_DIR")
 PAUSE = 300.0  # seconds; the test kills the process long before
 
 
@@ -26,10 +27,19 @@ def _is_trainer() -> bool:
         return False
 
 
+def _paused_point() -> str | None:
+    if os.environ.get("WORKSHOP_FAULT_PAUSE_AT"):
+        return os.environ["WORKSHOP_FAULT_PAUSE_AT"]
+    try:
+        return (Path(FOLDER) / "pause-at").read_text().strip()
+    except OSError:
+        return None
+
+
 def _pause(point: str) -> None:
-    if point != POINT:
+    if point != _paused_point():
         return
-    marker = Path(os.environ["WORKSHOP_FAULT_DIR"]) / f"{point}.reached"
+    marker = Path(FOLDER) / f"{point}.reached"
     marker.write_text(str(os.getpid()))
     time.sleep(PAUSE)
 
@@ -61,5 +71,5 @@ def _install() -> None:
     mnist.fit, mnist.evaluate, mnist.save, ModelStore.publish = paused_fit, paused_evaluate, paused_save, paused_publish
 
 
-if POINT and _is_trainer():
+if FOLDER and _is_trainer():
     _install()
