@@ -9,7 +9,7 @@ from part3_support import copy_store, digit_file, metric, running_service, wait_
 
 from app import images, mnist
 from app.part3 import small_uploads
-from app.part3.jobs import JobStore
+from app.part3.trainer_worker import embedded_trainer_lock
 from app.part3.settings import Settings
 from app.store import ModelStore
 
@@ -145,8 +145,8 @@ def test_more_files_than_allowed_is_refused_naming_the_limit(models_dir, tmp_pat
 
 def test_queued_jobs_wait_their_turn_and_a_full_queue_is_429(models_dir, tmp_path):
     folder = copy_store(models_dir, tmp_path / "models")
-    runner_lock = JobStore(Settings(models_dir=folder).jobs_dir).runner_lock()
-    runner_lock.acquire()  # as if another worker were busy running jobs: nothing starts here
+    trainer_lock = embedded_trainer_lock(Settings(models_dir=folder))
+    trainer_lock.acquire()  # as if the store's trainer were running elsewhere: no trainer starts here
     try:
         with running_service(folder, max_queued_jobs=2) as service:
             accepted = [service.post("/retrain/") for _ in range(2)]
@@ -158,7 +158,7 @@ def test_queued_jobs_wait_their_turn_and_a_full_queue_is_429(models_dir, tmp_pat
             assert "2 training jobs are already waiting" in full.json()["detail"]
             assert [job["id"] for job in service.get("/jobs/").json()] == [r.json()["id"] for r in accepted]
     finally:
-        runner_lock.release()
+        trainer_lock.release()
 
 
 def test_unknown_and_malformed_job_ids(client):
