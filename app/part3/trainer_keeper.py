@@ -83,7 +83,7 @@ class TrainerKeeper:
 
     def _run_trainer(self, locked: int) -> None:
         log_path = self.settings.models_dir / ".trainer.log"
-        with open(log_path, "ab") as output:
+        with open(log_path, "wb") as output:  # this trainer's output; a dead one's reason is in its job
             try:
                 trainer = subprocess.Popen(
                     [sys.executable, "-m", "app.part3.trainer_worker"],
