@@ -440,7 +440,8 @@ class Bench:
                 delays.append(time.time() - ended)
             self.ratio_row("9", QUEUE_ROWS["swap"], f"{max(delays):.2f} s (each replica: "
                            + ", ".join(f"{delay:.2f} s" for delay in delays) + ")",
-                           max(delays) - poll_interval, f"s beyond poll_interval ({poll_interval:g} s)", (at_most, 1.0))
+                           max(delays) / (poll_interval + 1), f"× (poll_interval + 1 s) ({poll_interval + 1:g} s)",
+                           (at_most, 1.0))
 
     def training_row(self, server: Server, name: str) -> None:
         """p50 while a fine-tune of data/train_img.zip runs, against the idle p50 just before it."""
