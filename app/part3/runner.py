@@ -151,6 +151,8 @@ class JobRunner:
             WORKSHOP_MODELS_DIR=str(self.settings.models_dir),
             WORKSHOP_TRAINING_THREADS=str(self.settings.training_threads),
             WORKSHOP_LOG_LEVEL=self.settings.log_level,
+            WORKSHOP_GATE_FLOOR_MNIST=str(self.settings.gate_floor_mnist),
+            WORKSHOP_GATE_MARGIN=str(self.settings.gate_margin),
             PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])),
         )
         return env

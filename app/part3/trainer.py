@@ -34,7 +34,7 @@ class TrainingRefused(RuntimeError):
 
 
 def train(job: Job, jobs: JobStore, settings: Settings) -> int:
-    """Train, evaluate and publish; returns the new version's number."""
+    """Train, evaluate and publish through the promotion gate; returns the new version's number."""
     mnist.limit_threads(settings.training_threads)  # before Keras builds or loads anything
     store = ModelStore(mnist.MODEL_NAME, settings.models_dir)
     uploads = jobs.load_data(job)
@@ -79,8 +79,16 @@ def train(job: Job, jobs: JobStore, settings: Settings) -> int:
             parameters={"epochs": job.epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "kind": job.kind},
             data={"source": source, "n_images": len(labels), "n_uploaded": job.n_images, "job": job.id},
             store=store,
+            floor=settings.gate_floor_mnist,
+            margin=settings.gate_margin,
         )
-    jobs.update(job.id, metrics={"accuracy": metrics["accuracy"], "n_test": metrics["n_test"]})
+    gate = version.metadata["gate"]
+    jobs.update(
+        job.id,
+        metrics={"accuracy": metrics["accuracy"], "n_test": metrics["n_test"]},
+        promoted=gate["decision"] == "promoted",
+        gate_reason=gate["reason"],
+    )
     return version.number
 
 
