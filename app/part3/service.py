@@ -92,9 +92,16 @@ class Service:
         for name, version in self.kept.versions().items():
             if version is not None:
                 continue
+            store = self.stores[name]
             if name in self.kept.problems:
                 number, problem = self.kept.problems[name]
                 reasons.append(f"{name} version {number} could not be loaded ({problem})")
+            elif store.active() is None and (newest := store.latest()) is not None:
+                gate = store.get(newest).metadata.get("gate") or {}
+                reasons.append(
+                    f"the promotion gate promoted no {name} version (version {newest}: {gate.get('reason')}); "
+                    f"train a better one, or serve one anyway with POST /models/{name}/{newest}/activate?force=true"
+                )
             elif name == mnist.MODEL_NAME and (first := self._first_training()) is not None:
                 advice = " (restart the service, or POST /retrain/, to try again)" if first.status == "failed" else ""
                 reasons.append(f"the first {name} training (job {first.id}): {first.progress}{advice}")

@@ -145,3 +145,21 @@ def test_the_rejected_model_is_really_worse_and_the_margin_refuses_it_under_a_lo
     assert (gate["decision"], gate["rule"], gate["active_version"]) == ("rejected", "margin", serving), gate
     assert store.active() == serving
     print(f"wrong labels under floor {gate['floor']:.3f}: rejected by margin, {gate['reason']}")
+
+
+def test_a_service_whose_only_digit_version_was_rejected_says_why_until_one_is_forced(seeded_store, tmp_path):
+    folder = copy_store(seeded_store, tmp_path / "models")
+    store = ModelStore(mnist.MODEL_NAME, folder)
+    weak = store.load(1, mnist.load)  # the seeded model: one epoch on 300 digits
+    (store.path / "1" / "metadata.json").unlink()
+    with store.training_lock():
+        rejected = mnist.publish(mnist.TrainingResult(weak, {}, None), {}, {}, {"source": "test"}, store, floor=FLOOR)
+    assert rejected.metadata["gate"]["rule"] == "floor" and store.active() is None
+    with running_service(folder, wait_ready=False, api_key=API_KEY) as client:
+        detail = wait_until(
+            lambda: "promotion gate" in (text := client.get("/health/ready").json()["detail"] or "") and text, "it says why"
+        )
+        assert "below the floor" in detail and "force=true" in detail
+        forced = client.post(f"/models/mnist/{rejected.number}/activate?force=true", headers=KEY)
+        assert forced.status_code == 200 and forced.json()["forced"] is True
+        wait_until(lambda: client.get("/health/ready").status_code == 200, "the forced version serves")
