@@ -305,7 +305,6 @@ def publish(
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
-    default_floor, default_margin = promotion.thresholds(MODEL_NAME)
     metadata = {
         "parent": result.parent,
         "data": data,
@@ -314,15 +313,7 @@ def publish(
         "history": result.history,
         "libraries": library_versions(),
     }
-    return promotion.publish(
-        store,
-        GATE_KIND,
-        result.model,
-        metadata,
-        default_floor if floor is None else floor,
-        default_margin if margin is None else margin,
-        holdout,
-    )
+    return promotion.publish(store, GATE_KIND, result.model, metadata, floor, margin, holdout)
 
 
 def default_epochs() -> int:

@@ -159,7 +159,6 @@ def publish(
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
-    default_floor, default_margin = promotion.thresholds(MODEL_NAME)
     metadata = {
         "classes": [str(name) for name in pipeline.classes_],
         "features": features_of(pipeline),
@@ -167,14 +166,7 @@ def publish(
         "parameters": parameters,
         "libraries": library_versions(),
     }
-    return promotion.publish(
-        store,
-        GATE_KIND,
-        pipeline,
-        json.loads(json.dumps(metadata)),
-        default_floor if floor is None else floor,
-        default_margin if margin is None else margin,
-    )
+    return promotion.publish(store, GATE_KIND, pipeline, json.loads(json.dumps(metadata)), floor, margin)
 
 
 def load_latest(store=None) -> ExportedPenguins | None:

@@ -200,8 +200,21 @@ def evaluate(store, kind: ModelKind, model: Any, floor: float, margin: float, ho
     return {**asdict(decision), "holdout_sha256": holdout.sha256, "n_holdout": len(holdout), "holdout": holdout.description}
 
 
-def publish(store, kind: ModelKind, model: Any, metadata: dict[str, Any], floor: float, margin: float, holdout=None):
+def publish(
+    store,
+    kind: ModelKind,
+    model: Any,
+    metadata: dict[str, Any],
+    floor: float | None = None,
+    margin: float | None = None,
+    holdout: Holdout | None = None,
+):
     """Decide, then publish `model` with the decision in its metadata: a promoted version serves, a
-    rejected one is stored only. Hold `store.training_lock()` around the call."""
+    rejected one is stored only. `floor` and `margin` default to the settings' (`thresholds`).
+    Hold `store.training_lock()` around the call."""
+    if floor is None or margin is None:
+        default_floor, default_margin = thresholds(store.name)
+        floor = default_floor if floor is None else floor
+        margin = default_margin if margin is None else margin
     gate = evaluate(store, kind, model, floor, margin, holdout)
     return store.publish(lambda folder: kind.save(model, folder), {**metadata, "gate": gate})

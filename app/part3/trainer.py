@@ -19,7 +19,7 @@ import traceback
 import numpy as np
 from filelock import Timeout
 
-from app import mnist
+from app import mnist, promotion
 from app.datasets import load_mnist
 from app.part3.jobs import Job, JobStore, now
 from app.part3.settings import Settings
@@ -81,6 +81,7 @@ def train(job: Job, jobs: JobStore, settings: Settings) -> int:
             store=store,
             floor=settings.gate_floor_mnist,
             margin=settings.gate_margin,
+            holdout=promotion.mnist_holdout(data),
         )
     gate = version.metadata["gate"]
     jobs.update(
