@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from app import promotion
+
 MODEL_NAME = "mnist"
 MODEL_FILE = "model.keras"
 NUM_CLASSES = 10
@@ -201,12 +203,18 @@ def predict_digits(model, images: np.ndarray) -> list[int]:
     return [int(digit) for digit in predict_probabilities(model, images).argmax(axis=-1)]
 
 
+def predict_classes(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The predicted digit of each image, a batch at a time (a test set of 10,000 in one call would
+    hold every activation at once)."""
+    return np.concatenate(
+        [predict_probabilities(model, images[i : i + batch_size]).argmax(axis=-1) for i in range(0, len(images), batch_size)]
+    )
+
+
 def evaluate(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> dict[str, Any]:
     from sklearn.metrics import confusion_matrix
 
-    predicted = np.concatenate(
-        [predict_probabilities(model, images[i : i + batch_size]).argmax(axis=-1) for i in range(0, len(images), batch_size)]
-    )
+    predicted = predict_classes(model, images, batch_size)
     return {
         "accuracy": float((predicted == labels).mean()),
         "confusion_matrix": confusion_matrix(labels, predicted, labels=list(range(NUM_CLASSES))).tolist(),
@@ -281,8 +289,19 @@ def train(
     return TrainingResult(model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, parent)
 
 
-def publish(result: TrainingResult, metrics: dict[str, Any], parameters: dict[str, Any], data: dict[str, Any], store=None):
-    """Export a trained model as the next version in the store, with its metadata."""
+def publish(
+    result: TrainingResult,
+    metrics: dict[str, Any],
+    parameters: dict[str, Any],
+    data: dict[str, Any],
+    store=None,
+    floor: float | None = None,
+    margin: float | None = None,
+    holdout=None,
+):
+    """Export a trained model as the next version in the store, through the promotion gate: it
+    serves only if promoted (see app/promotion.py; call it under `store.training_lock()`). The
+    floor and margin default to the WORKSHOP_GATE_* settings; `holdout` to the MNIST test split."""
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
@@ -294,9 +313,14 @@ def publish(result: TrainingResult, metrics: dict[str, Any], parameters: dict[st
         "history": result.history,
         "libraries": library_versions(),
     }
-    return store.publish(lambda folder: save(result.model, folder), metadata)
+    return promotion.publish(store, GATE_KIND, result.model, metadata, floor, margin, holdout)
 
 
 def default_epochs() -> int:
     """Epochs for trainings the services start; WORKSHOP_EPOCHS lowers it for tests and demos."""
     return int(os.environ.get("WORKSHOP_EPOCHS", DEFAULT_EPOCHS))
+
+
+# How the promotion gate evaluates, saves and reloads a digit model; bound once, so the gate keeps
+# the real functions even where a test wraps this module's.
+GATE_KIND = promotion.ModelKind(promotion.mnist_holdout, predict_classes, save, load)

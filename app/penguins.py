@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from app import promotion
 from app.datasets import PENGUIN_FEATURES, PENGUIN_TARGET, load_penguins
 
 if TYPE_CHECKING:  # imported where used: pandas and scikit-learn cost seconds at a service's start-up
@@ -139,8 +140,22 @@ def library_versions() -> dict[str, str]:
     return {"scikit-learn": sklearn.__version__, "skops": skops.__version__, "numpy": np.__version__}
 
 
-def publish(pipeline: "Pipeline", metrics: dict[str, Any], parameters: dict[str, Any], store=None):
-    """Export a trained pipeline as the next version in the store, with its metadata."""
+def predict_species(pipeline: "Pipeline", frame: "pd.DataFrame") -> np.ndarray:
+    return np.asarray(pipeline.predict(frame[features_of(pipeline)]), dtype=str)
+
+
+def publish(
+    pipeline: "Pipeline",
+    metrics: dict[str, Any],
+    parameters: dict[str, Any],
+    store=None,
+    floor: float | None = None,
+    margin: float | None = None,
+):
+    """Export a trained pipeline as the next version in the store, through the promotion gate: it
+    serves only if promoted (see app/promotion.py; call it under `store.training_lock()`). The
+    holdout is `promotion.penguin_split`'s: fit on its training rows, or the gate's figures are
+    measured on penguins the model has seen."""
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
@@ -151,7 +166,7 @@ def publish(pipeline: "Pipeline", metrics: dict[str, Any], parameters: dict[str,
         "parameters": parameters,
         "libraries": library_versions(),
     }
-    return store.publish(lambda folder: save(pipeline, folder), json.loads(json.dumps(metadata)))
+    return promotion.publish(store, GATE_KIND, pipeline, json.loads(json.dumps(metadata)), floor, margin)
 
 
 def load_latest(store=None) -> ExportedPenguins | None:
@@ -163,3 +178,8 @@ def load_latest(store=None) -> ExportedPenguins | None:
     if number is None:
         return None
     return ExportedPenguins(number, store.load(number, load), store.get(number).metadata)
+
+
+# How the promotion gate evaluates, saves and reloads a penguin model; bound once, so the gate keeps
+# the real functions even where a test wraps this module's.
+GATE_KIND = promotion.ModelKind(promotion.penguin_holdout, predict_species, save, load)

@@ -1,7 +1,7 @@
 """A versioned model store on disk, after TF Serving's layout.
 
     models/<name>/<version>/<model file> + metadata.json
-    models/<name>/ACTIVE          optional: the version to serve instead of the newest
+    models/<name>/ACTIVE          optional: the version to serve instead of the newest promoted one
 
 A version is written complete under a temporary name in the same folder and renamed into place, so a
 reader sees either nothing or the whole model. Renaming onto an existing version fails, so two
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from app.paths import models_dir
+from app.promotion import is_promoted
 
 METADATA_FILE = "metadata.json"
 ACTIVE_FILE = "ACTIVE"
@@ -107,15 +108,23 @@ class ModelStore:
         return numbers[-1] if numbers else None
 
     def active(self) -> int | None:
-        """The version to serve: the one pinned by `activate`, else the newest."""
+        """The version to serve: the one pinned by `activate`, else the newest the promotion gate
+        promoted (app/promotion.py; a version from before the gate counts as promoted)."""
         numbers = self.versions()
-        if not numbers:
-            return None
         try:
             pinned = int((self.path / ACTIVE_FILE).read_text().strip())
         except (FileNotFoundError, ValueError):
-            return numbers[-1]
-        return pinned if pinned in numbers else numbers[-1]
+            pinned = None
+        if pinned in numbers:
+            return pinned
+        return next((number for number in reversed(numbers) if self.promoted(number)), None)
+
+    def promoted(self, number: int) -> bool:
+        """Whether the gate let this version serve (it may still be served on purpose: `activate`)."""
+        try:
+            return is_promoted(self.get(number).metadata)
+        except (ModelNotFound, ValueError):  # removed meanwhile, or unreadable metadata: never served by default
+            return False
 
     def get(self, number: int) -> Version:
         path = self.path / str(int(number))
@@ -145,8 +154,8 @@ class ModelStore:
         so a tampered or unreadable newest version never leaves a starting service with nothing.
         """
         for number in reversed(self.versions()):
-            if below is not None and number >= below:
-                continue
+            if (below is not None and number >= below) or not self.promoted(number):
+                continue  # a version the gate rejected never serves by accident
             try:
                 return number, self.load(number, loader)
             except Exception:  # corrupt, or refused by the loader (e.g. untrusted types): try an older one
@@ -187,8 +196,10 @@ class ModelStore:
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        # A new version takes over from a pinned one: publishing is a decision to serve it.
-        (self.path / ACTIVE_FILE).unlink(missing_ok=True)
+        # A promoted version takes over from a pinned one: publishing it is a decision to serve it.
+        # A rejected one is stored only: what serves stays as it was.
+        if is_promoted(metadata):
+            (self.path / ACTIVE_FILE).unlink(missing_ok=True)
         return self.get(number)
 
     def training_lock(self, timeout: float = -1):

@@ -218,6 +218,43 @@ def test_a_pin_on_a_removed_version_falls_back_to_the_newest(store):
     assert store.active() == 2
 
 
+def gate(decision: str) -> dict:
+    return {"gate": {"decision": decision, "rule": None if decision == "promoted" else "margin"}}
+
+
+def test_a_rejected_version_is_stored_but_never_served_by_default(store):
+    store.publish(saver(b"one"), gate("promoted"))
+    store.publish(saver(b"two"), gate("promoted"))
+    rejected = store.publish(saver(b"three"), gate("rejected"))
+    assert store.versions() == [1, 2, 3] and store.latest() == 3
+    assert store.active() == 2 and not store.promoted(3) and store.load(3, read) == b"three"
+    # A rollback stays pinned through a rejected publication; a promoted one takes over.
+    store.activate(1)
+    store.publish(saver(b"four"), gate("rejected"))
+    assert store.active() == 1
+    assert store.publish(saver(b"five"), gate("promoted")).number == 5 and store.active() == 5
+    # Serving a rejected version on purpose (the service's forced activation) is a pin like any other.
+    store.activate(rejected.number)
+    assert store.active() == 3
+
+
+def test_a_store_whose_versions_are_all_rejected_serves_nothing(store):
+    store.publish(saver(b"one"), gate("rejected"))
+    assert store.active() is None
+    with pytest.raises(ModelNotFound):
+        store.load_newest_loadable(read)
+
+
+def test_versions_from_before_the_gate_count_as_promoted(store):
+    for content in (b"one", b"two"):
+        store.publish(saver(content), {})  # no "gate" entry: a store made before the gate existed
+    assert store.active() == 2
+    store.publish(saver(b"three"), gate("rejected"))
+    assert store.active() == 2
+    assert store.load_newest_loadable(read) == (2, b"two")
+    assert store.load_newest_loadable(read, below=2) == (1, b"one")
+
+
 def test_clean_temporary_removes_only_old_leftovers(store):
     store.path.mkdir(parents=True)
     old, new = store.path / f"{TEMP_PREFIX}old", store.path / f"{TEMP_PREFIX}new"

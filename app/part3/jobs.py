@@ -41,6 +41,8 @@ class Job(BaseModel):
     parent: int | None = None  # the version a fine-tune started from
     version: int | None = None  # the version the job published
     metrics: dict[str, Any] | None = None
+    promoted: bool | None = None  # whether the promotion gate let the new version serve
+    gate_reason: str | None = None  # the gate's decision in plain words
     error: str | None = None
     trainer: str | None = None  # host:pid of the trainer that ran it
     trainer_pid: int | None = None
@@ -57,6 +59,8 @@ class Job(BaseModel):
         if self.status == "running":
             return f"epoch {self.epoch} of {self.epochs}"
         if self.status == "succeeded":
+            if self.promoted is False:
+                return f"published version {self.version}, not promoted: {self.gate_reason}"
             return f"published version {self.version}"
         if self.status == "failed":
             return f"failed: {self.error}"

@@ -1,5 +1,5 @@
 """Prometheus metrics: requests and latencies per route template, predictions per model version,
-training jobs by status and training durations.
+training jobs by status, training durations and the promotion gate's decisions.
 
 Several workers (`fastapi run --workers 2`) are several processes, each with its own counters, and a
 scrape reaches one of them. Set PROMETHEUS_MULTIPROC_DIR to an empty folder before starting the
@@ -27,10 +27,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.part3.jobs import JobStatus
+from app.promotion import PROMOTED, REJECTED
+from app.store import ModelStore
 
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if MULTIPROCESS_DIR:
@@ -88,7 +90,28 @@ class JobsCollector:
         yield summary
 
 
-def render(list_jobs) -> tuple[bytes, str]:
+class GateDecisionsCollector:
+    """The promotion gate's decisions, counted at scrape time from the versions' metadata: they are
+    made where a version is published (a trainer process, a notebook, a worker's first start), so
+    the store is the one place that sees them all, the same from every worker and in both modes.
+    Versions published before the gate existed carry no decision and are not counted."""
+
+    def __init__(self, stores: dict[str, ModelStore]) -> None:
+        self.stores = stores
+
+    def collect(self):
+        family = CounterMetricFamily(
+            "workshop_gate_decisions", "Promotion gate decisions on published versions, by model and decision",
+            labels=["model", "decision"],
+        )
+        for name, store in self.stores.items():
+            decisions = Tally((version.metadata.get("gate") or {}).get("decision") for version in store.all_versions())
+            for decision in (PROMOTED, REJECTED):
+                family.add_metric([name, decision], decisions.get(decision, 0))
+        yield family
+
+
+def render(list_jobs, stores: dict[str, ModelStore] | None = None) -> tuple[bytes, str]:
     """The exposition text for /metrics and its content type."""
     if MULTIPROCESS_DIR:
         registry = CollectorRegistry()
@@ -97,6 +120,8 @@ def render(list_jobs) -> tuple[bytes, str]:
         registry = REGISTRY
     shared = CollectorRegistry(auto_describe=False)
     shared.register(JobsCollector(list_jobs))
+    if stores:
+        shared.register(GateDecisionsCollector(stores))
     return generate_latest(registry) + generate_latest(shared), CONTENT_TYPE_LATEST
 
 

@@ -20,7 +20,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, Request
 
-from app import mnist, penguins
+from app import mnist, penguins, promotion
 from app.datasets import load_penguins
 from app.part3 import metrics
 from app.part3.job_records import JobRecords
@@ -127,9 +127,16 @@ class Service:
         for name, version in self.kept.versions().items():
             if version is not None:
                 continue
+            store = self.stores[name]
             if name in self.kept.problems:
                 number, problem = self.kept.problems[name]
                 reasons.append(f"{name} version {number} could not be loaded ({problem})")
+            elif store.active() is None and (newest := store.latest()) is not None:
+                gate = store.get(newest).metadata.get("gate") or {}
+                reasons.append(
+                    f"the promotion gate promoted no {name} version (version {newest}: {gate.get('reason')}); "
+                    f"train a better one, or serve one anyway with POST /models/{name}/{newest}/activate?force=true"
+                )
             elif name == mnist.MODEL_NAME and (first := self._first_training()) is not None:
                 advice = " (restart the service, or POST /retrain/, to try again)" if first.status == "failed" else ""
                 reasons.append(f"the first {name} training (job {first.id}): {first.progress}{advice}")
@@ -156,12 +163,19 @@ class Service:
         with store.training_lock():
             if store.latest() is not None:  # another worker trained it while we waited
                 return
-            frame = load_penguins()
-            pipeline = penguins.train(frame)
-            metrics_on_training_data = penguins.evaluate(pipeline, frame)
-            parameters = {"n_neighbors": 11, "metrics": "on the training data (the first start trains on all of it)"}
-            version = penguins.publish(pipeline, metrics_on_training_data, parameters, store=store)
-            log.info("trained penguins version %s on the bundled data", version.number)
+            # Fitted on the training rows only: the gate measures every version on the held-out rest.
+            training_rows, holdout_rows = promotion.penguin_split(load_penguins())
+            pipeline = penguins.train(training_rows)
+            parameters = {"n_neighbors": 11, "n_train": len(training_rows)}
+            version = penguins.publish(
+                pipeline,
+                penguins.evaluate(pipeline, holdout_rows),
+                parameters,
+                store=store,
+                floor=self.settings.gate_floor_penguins,
+                margin=self.settings.gate_margin,
+            )
+            log.info("trained penguins version %s on the bundled data: %s", version.number, version.metadata["gate"]["reason"])
 
     def ensure_first_digit_training(self) -> None:
         store = self.stores[mnist.MODEL_NAME]

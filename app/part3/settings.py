@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app import images, mnist
+from app import images, mnist, penguins
 from app.paths import models_dir
 
 JOBS_FOLDER = ".jobs"  # the jobs' uploaded images, a file per job
@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     shutdown_grace: PositiveFloat = Field(
         default=10.0, description="seconds a stopping service gives a running trainer before killing it"
     )
+    # The promotion gate (app/promotion.py): a new version serves only when it passes both.
+    gate_floor_mnist: float = Field(
+        default=0.8, ge=0, le=1, description="least holdout accuracy a digit model needs to be served"
+    )
+    gate_floor_penguins: float = Field(
+        default=0.8, ge=0, le=1, description="least holdout accuracy a penguin model needs to be served"
+    )
+    gate_margin: float = Field(
+        default=0.02, ge=0, le=1, description="how far below the serving version's holdout accuracy a new one may be"
+    )
 
     @field_validator("api_key", "queue_url", mode="before")
     @classmethod
@@ -74,6 +84,9 @@ class Settings(BaseSettings):
     @property
     def jobs_dir(self) -> Path:
         return self.models_dir / JOBS_FOLDER
+
+    def gate_floor(self, model_name: str) -> float:
+        return {mnist.MODEL_NAME: self.gate_floor_mnist, penguins.MODEL_NAME: self.gate_floor_penguins}[model_name]
 
     @property
     def queue_file(self) -> Path:

@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from app import mnist
+from app import mnist, promotion
 from app.datasets import load_mnist
 from app.part3.job_records import JobRecords
 from app.part3.jobs import Job
@@ -28,7 +28,7 @@ class TrainingRefused(RuntimeError):
 
 
 def train(job: Job, jobs: JobRecords, settings: Settings) -> int:
-    """Train, evaluate and publish; returns the new version's number."""
+    """Train, evaluate and publish through the promotion gate; returns the new version's number."""
     mnist.limit_threads(settings.training_threads)  # before Keras builds or loads anything
     store = ModelStore(mnist.MODEL_NAME, settings.models_dir)
     uploads = jobs.load_data(job)
@@ -73,6 +73,15 @@ def train(job: Job, jobs: JobRecords, settings: Settings) -> int:
             parameters={"epochs": job.epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "kind": job.kind},
             data={"source": source, "n_images": len(labels), "n_uploaded": job.n_images, "job": job.id},
             store=store,
+            floor=settings.gate_floor_mnist,
+            margin=settings.gate_margin,
+            holdout=promotion.mnist_holdout(data),
         )
-    jobs.update(job.id, metrics={"accuracy": metrics["accuracy"], "n_test": metrics["n_test"]})
+    gate = version.metadata["gate"]
+    jobs.update(
+        job.id,
+        metrics={"accuracy": metrics["accuracy"], "n_test": metrics["n_test"]},
+        promoted=gate["decision"] == "promoted",
+        gate_reason=gate["reason"],
+    )
     return version.number

@@ -75,6 +75,8 @@ class TrainerKeeper:
             WORKSHOP_HEARTBEAT_INTERVAL=str(self.settings.heartbeat_interval),
             WORKSHOP_HEARTBEAT_TIMEOUT=str(self.settings.heartbeat_timeout),
             WORKSHOP_JOBS_KEPT=str(self.settings.jobs_kept),
+            WORKSHOP_GATE_FLOOR_MNIST=str(self.settings.gate_floor_mnist),
+            WORKSHOP_GATE_MARGIN=str(self.settings.gate_margin),
             PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])),
         )
         env[PARENT_ENV] = str(os.getpid())

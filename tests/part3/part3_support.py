@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from app import mnist, penguins
+from app import mnist, penguins, promotion
 from app.datasets import bundled_images, load_penguins
 from app.part3.main import create_app
 from app.part3.settings import Settings
@@ -49,9 +49,9 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT
 
 
 def seed_store(folder: Path) -> None:
-    frame = load_penguins()
-    pipeline = penguins.train(frame)
-    penguins.publish(pipeline, penguins.evaluate(pipeline, frame), {"n_neighbors": 11}, ModelStore("penguins", folder))
+    training_rows, holdout_rows = promotion.penguin_split(load_penguins())
+    pipeline = penguins.train(training_rows)
+    penguins.publish(pipeline, penguins.evaluate(pipeline, holdout_rows), {"n_neighbors": 11}, ModelStore("penguins", folder))
     images, labels = bundled_images("train")
     result = mnist.train(images[:SEED_IMAGES], labels[:SEED_IMAGES], epochs=1, seed=0)
     test_images, test_labels = bundled_images("test")

@@ -173,7 +173,8 @@ def test_models_lists_versions_with_their_metadata(client, models_dir):
     for name, listing in models.items():
         stored = ModelStore(name, models_dir).get(1).metadata
         assert listing["active"] == listing["serving"] == 1
-        assert listing["versions"] == [stored]
+        assert listing["versions"] == [{**stored, "status": "active"}]
+        assert stored["gate"]["decision"] == "promoted"
         assert re.fullmatch(r"[0-9a-f]{64}", listing["versions"][0]["sha256"])
 
 

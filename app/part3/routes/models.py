@@ -3,10 +3,10 @@
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
-from app import mnist, penguins
+from app import mnist, penguins, promotion
 from app.part3.routes.errors import documented
 from app.part3.security import require_api_key
 from app.part3.service import ServiceDep
@@ -22,34 +22,58 @@ class ModelName(StrEnum):
 class ModelVersions(BaseModel):
     active: int | None  # what every worker serves (within a few seconds of a change)
     serving: int | None  # what the worker that answered serves right now
-    versions: list[dict[str, Any]]  # each version's metadata, oldest first
+    # Each version's metadata, oldest first, with its "status": "active" (what serves), "promoted"
+    # or "rejected" (stored, never served unless activated with force; its "gate" entry says why).
+    versions: list[dict[str, Any]]
 
 
 class Activated(BaseModel):
     name: ModelName
     active: int
+    forced: bool  # true when the promotion gate had rejected this version and `force` overrode it
     metadata: dict[str, Any]
+
+
+def version_status(metadata: dict[str, Any], active: int | None) -> str:
+    if metadata.get("version") == active:
+        return "active"
+    return promotion.PROMOTED if promotion.is_promoted(metadata) else promotion.REJECTED
+
+
+def versions_of(store, serving: int | None) -> ModelVersions:
+    active = store.active()
+    versions = [{**version.metadata, "status": version_status(version.metadata, active)} for version in store.all_versions()]
+    return ModelVersions(active=active, serving=serving, versions=versions)
 
 
 @router.get("/")
 def list_models(service: ServiceDep) -> dict[ModelName, ModelVersions]:
     serving = service.kept.versions()
-    return {
-        ModelName(name): ModelVersions(
-            active=store.active(),
-            serving=serving[name],
-            versions=[version.metadata for version in store.all_versions()],
-        )
-        for name, store in service.stores.items()
-    }
+    return {ModelName(name): versions_of(store, serving[name]) for name, store in service.stores.items()}
 
 
 @router.post(
-    "/{name}/{version}/activate", dependencies=[Depends(require_api_key)], responses=documented(401, 404, 422)
+    "/{name}/{version}/activate", dependencies=[Depends(require_api_key)], responses=documented(401, 404, 409, 422)
 )
-async def activate(name: ModelName, version: Annotated[int, Path(ge=1)], service: ServiceDep) -> Activated:
+async def activate(
+    name: ModelName,
+    version: Annotated[int, Path(ge=1)],
+    service: ServiceDep,
+    force: Annotated[bool, Query(description="serve it even though the promotion gate rejected it")] = False,
+) -> Activated:
     """Serve `version` from now on, on every worker: roll back to an older version or forward to a
-    newer one. The next published version takes over from it."""
-    activated = service.stores[name].activate(version)  # ModelNotFound -> 404
+    newer one. The next promoted version takes over from it. A version the promotion gate rejected
+    is served only with `force=true` (409 otherwise, naming the rule that refused it)."""
+    store = service.stores[name]
+    metadata = store.get(version).metadata  # ModelNotFound -> 404
+    rejected = not promotion.is_promoted(metadata)
+    if rejected and not force:
+        gate = metadata["gate"]
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{name} version {version} was rejected by the promotion gate's {gate['rule']} rule "
+            f"({gate['reason']}); add ?force=true to serve it anyway",
+        )
+    activated = store.activate(version)
     await service.refresh()  # this worker at once; the others at their next poll
-    return Activated(name=name, active=activated.number, metadata=activated.metadata)
+    return Activated(name=name, active=activated.number, forced=rejected, metadata=activated.metadata)
