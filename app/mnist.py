@@ -283,6 +283,7 @@ def train(
 
 def publish(result: TrainingResult, metrics: dict[str, Any], parameters: dict[str, Any], data: dict[str, Any], store=None):
     """Export a trained model as the next version in the store, with its metadata."""
+    from app import drift
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
@@ -293,6 +294,7 @@ def publish(result: TrainingResult, metrics: dict[str, Any], parameters: dict[st
         "metrics": metrics,
         "history": result.history,
         "libraries": library_versions(),
+        "drift_reference": drift.digit_reference_of(result.model),  # what live requests are compared with
     }
     return store.publish(lambda folder: save(result.model, folder), metadata)
 

@@ -141,6 +141,7 @@ def library_versions() -> dict[str, str]:
 
 def publish(pipeline: "Pipeline", metrics: dict[str, Any], parameters: dict[str, Any], store=None):
     """Export a trained pipeline as the next version in the store, with its metadata."""
+    from app import drift
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
@@ -150,6 +151,7 @@ def publish(pipeline: "Pipeline", metrics: dict[str, Any], parameters: dict[str,
         "metrics": metrics,
         "parameters": parameters,
         "libraries": library_versions(),
+        "drift_reference": drift.penguin_reference(),  # what live requests are compared with
     }
     return store.publish(lambda folder: save(pipeline, folder), json.loads(json.dumps(metadata)))
 

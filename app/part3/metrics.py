@@ -75,8 +75,9 @@ class JobsCollector:
         yield family
 
 
-def render(jobs: JobStore) -> tuple[bytes, str]:
-    """The exposition text for /metrics and its content type."""
+def render(jobs: JobStore, *collectors) -> tuple[bytes, str]:
+    """The exposition text for /metrics and its content type; `collectors` add gauges computed at
+    scrape time (e.g. the service's monitoring: live accuracy and drift)."""
     if MULTIPROCESS_DIR:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -84,6 +85,8 @@ def render(jobs: JobStore) -> tuple[bytes, str]:
         registry = REGISTRY
     shared = CollectorRegistry(auto_describe=False)
     shared.register(JobsCollector(jobs))
+    for collector in collectors:
+        shared.register(collector)
     return generate_latest(registry) + generate_latest(shared), CONTENT_TYPE_LATEST
 
 

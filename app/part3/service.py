@@ -23,6 +23,7 @@ from app.datasets import load_penguins
 from app.part3 import metrics
 from app.part3.jobs import Job, JobKind, JobStore
 from app.part3.kept_models import KeptModels
+from app.part3.monitoring import Monitoring
 from app.part3.predictor import Predictor
 from app.part3.runner import JobRunner, remove_unfinished_saves
 from app.part3.settings import Settings
@@ -42,6 +43,7 @@ class Service:
         self.requests_in_progress = metrics.RequestsInProgress()
         self.predictor = Predictor(self.kept, self.requests_in_progress)
         self.runner = JobRunner(self.jobs, settings)
+        self.monitoring = Monitoring(settings, self.kept, self.jobs, self.submit)  # feedback, drift, policy
         self.startup_error: str | None = None
         self._refresher: asyncio.Task | None = None
 
@@ -61,6 +63,7 @@ class Service:
                 await self._refresher
         await self.predictor.stop()
         await asyncio.to_thread(self.runner.stop)
+        self.monitoring.feedback.close()
         metrics.forget_this_process()
 
     async def _bootstrap_then_refresh(self) -> None:
@@ -76,6 +79,10 @@ class Service:
                 await self.refresh()
             except Exception:  # e.g. the volume went away for a moment: keep serving, try again
                 log.exception("could not check the store for new versions")
+            try:
+                await self.monitoring.tick()
+            except Exception:  # the policy must never stop the refresher
+                log.exception("could not apply the retrain policy")
             await asyncio.sleep(self.settings.poll_interval)
 
     async def refresh(self) -> dict[str, int]:
@@ -109,6 +116,7 @@ class Service:
         for store in self.stores.values():
             remove_unfinished_saves(store)
         self.jobs.clean_temporary(older_than=60)
+        _ = self.monitoring.ids  # make or read the store's feedback secret now, not in a request
         self.ensure_penguin_model()
         self.ensure_first_digit_training()
 

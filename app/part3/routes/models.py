@@ -22,7 +22,11 @@ class ModelName(StrEnum):
 class ModelVersions(BaseModel):
     active: int | None  # what every worker serves (within a few seconds of a change)
     serving: int | None  # what the worker that answered serves right now
-    versions: list[dict[str, Any]]  # each version's metadata, oldest first
+    versions: list[dict[str, Any]]  # each version's metadata, oldest first, with its "live" accuracy
+    # When to retrain (README): this worker's drift signals, and whether retraining is recommended, why.
+    drift: dict[str, Any] = {}
+    retrain_recommended: bool = False
+    retrain_reasons: list[str] = []
 
 
 class Activated(BaseModel):
@@ -31,17 +35,29 @@ class Activated(BaseModel):
     metadata: dict[str, Any]
 
 
+NO_LABELS = {"accuracy": None, "n_labels": 0}
+
+
 @router.get("/")
 def list_models(service: ServiceDep) -> dict[ModelName, ModelVersions]:
     serving = service.kept.versions()
-    return {
-        ModelName(name): ModelVersions(
+    monitoring = service.monitoring
+    answer = {}
+    for name, store in service.stores.items():
+        live = monitoring.live(name)
+        recommended, reasons = monitoring.recommendation(name)
+        answer[ModelName(name)] = ModelVersions(
             active=store.active(),
             serving=serving[name],
-            versions=[version.metadata for version in store.all_versions()],
+            versions=[
+                {**version.metadata, "live": live.get(version.number, {**NO_LABELS, "window": service.settings.live_window})}
+                for version in store.all_versions()
+            ],
+            drift=monitoring.drift(name),
+            retrain_recommended=recommended,
+            retrain_reasons=reasons,
         )
-        for name, store in service.stores.items()
-    }
+    return answer
 
 
 @router.post(
