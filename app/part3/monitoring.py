@@ -71,6 +71,12 @@ class Monitoring:
     def saw_digits(self, version: int, uploads: list[tuple[str | None, bytes]]) -> None:
         self.requests[mnist.MODEL_NAME].extend((version, data) for _, data in uploads)
 
+    def reset(self, name: str) -> None:
+        """Start a new drift window for `name` (e.g. after the traffic's source was fixed)."""
+        self.requests[name].clear()
+        with self._computing:
+            self._cache.pop((name, "drift"), None)
+
     # -- the signals ----------------------------------------------------------------------------
     def _cached(self, name: str, what: str, compute: Callable[[], Any]) -> Any:
         with self._computing:
