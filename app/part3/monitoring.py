@@ -74,8 +74,15 @@ class Monitoring:
     def reset(self, name: str) -> None:
         """Start a new drift window for `name` (e.g. after the traffic's source was fixed)."""
         self.requests[name].clear()
+        self._forget(name, "drift")
+
+    def feedback_recorded(self, name: str) -> None:
+        """This worker reports the new label at once (the others within CACHE_SECONDS)."""
+        self._forget(name, "live")
+
+    def _forget(self, name: str, what: str) -> None:
         with self._computing:
-            self._cache.pop((name, "drift"), None)
+            self._cache.pop((name, what), None)
 
     # -- the signals ----------------------------------------------------------------------------
     def _cached(self, name: str, what: str, compute: Callable[[], Any]) -> Any:

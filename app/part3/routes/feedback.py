@@ -12,7 +12,7 @@ a label that is not one of the model's classes, an image that is not the one pre
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from app import images, mnist
@@ -28,7 +28,7 @@ MAX_LABEL_LENGTH = 64
 
 class Feedback(BaseModel):
     prediction_id: PredictionId
-    label: int | Annotated[str, Field(max_length=MAX_LABEL_LENGTH)]  # a digit, or a species name
+    label: StrictInt | Annotated[str, Field(max_length=MAX_LABEL_LENGTH)]  # a digit (7 or "7"), or a species name
 
 
 class FeedbackRecorded(BaseModel):
@@ -58,7 +58,7 @@ def checked_label(service: Service, issued: IssuedPrediction, label: int | str) 
     else:  # ModelNotFound (404) if the version is gone from the store
         classes = service.stores[issued.model].get(issued.version).metadata.get("classes", [])
     text = str(label).strip()
-    if isinstance(label, bool) or text not in classes:
+    if text not in classes:
         raise HTTPException(
             422, f"label {label!r} is not a class of {issued.model} version {issued.version}; one of {', '.join(classes)}"
         )
@@ -72,6 +72,7 @@ def record(service: Service, issued: IssuedPrediction, label: str, pixels=None) 
         )
     except ConflictingFeedback as error:
         raise HTTPException(409, str(error)) from None
+    service.monitoring.feedback_recorded(issued.model)
     return FeedbackRecorded(
         recorded=recorded, model=issued.model, version=issued.version, predicted=issued.answer, label=label,
         correct=issued.answer == label, image_kept=recorded and pixels is not None,
