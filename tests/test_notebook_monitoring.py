@@ -9,7 +9,7 @@ import pytest
 from tests.notebook_support import run_notebook
 from tests.test_notebook_mnist import printed
 
-PARAMETERS = {"train_images": 600, "epochs": 1, "batch": 40, "steps_in_distribution": 4, "steps_shifted": 5,
+PARAMETERS = {"train_images": 600, "epochs": 1, "fine_tune_epochs": 1, "batch": 40, "steps_in_distribution": 4, "steps_shifted": 5,
               "window": 120, "seed": 1}
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ class ValidationProblem(BaseModel):
 
 
 DESCRIPTIONS = {
-    400: "the multipart body is malformed or holds more files than the service accepts",
+    400: "the body (multipart or JSON) is malformed or holds more files than the service accepts",
     401: "the service has an API key and the X-API-Key header is missing or wrong",
     404: "no such job or model version",
     409: "this prediction already has feedback with another label",

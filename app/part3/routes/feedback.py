@@ -21,7 +21,7 @@ from app.part3.prediction_ids import MAX_ID_LENGTH, InvalidPredictionId, IssuedP
 from app.part3.routes.errors import documented
 from app.part3.service import Service, ServiceDep
 
-router = APIRouter(tags=["feedback"], responses=documented(404, 409, 413, 422))
+router = APIRouter(tags=["feedback"], responses=documented(400, 404, 409, 413, 422))
 PredictionId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, description="from the prediction's answer")]
 MAX_LABEL_LENGTH = 64
 
