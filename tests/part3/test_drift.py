@@ -39,7 +39,7 @@ def send_digits(client, pixels: np.ndarray, chunk: int = 100) -> None:
 def drift_of(client, model: str) -> dict:
     report = client.get("/models/").json()[model]["drift"]
     print(f"\n{model}: {report['status']} on {report['window']} requests, threshold {report.get('threshold')}:",
-          json.dumps({name: round(values["p_value"], 6) for name, values in report["signals"].items()}))
+          json.dumps({name: float(f"{values['p_value']:.3g}") for name, values in report["signals"].items()}))
     return report
 
 
