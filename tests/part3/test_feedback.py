@@ -232,10 +232,10 @@ def test_training_on_feedback_queues_a_fine_tune_on_the_kept_images(client):
     assert response.json()["kind"] == "fine-tune" and response.json()["n_images"] == kept
 
 
-def test_training_on_feedback_without_images_is_422(tmp_path):
-    from part3_support import seed_store  # noqa: F401 (the store below is empty: no model is needed)
+def test_training_on_feedback_without_images_is_422(seeded_store, tmp_path):
+    from part3_support import copy_store
 
-    with running_service(tmp_path / "models", wait_ready=False) as client:
+    with running_service(copy_store(seeded_store, tmp_path / "models")) as client:
         response = client.post("/train/feedback/")
     assert response.status_code == 422 and "no feedback images yet" in response.json()["detail"]
 
