@@ -302,6 +302,7 @@ def publish(
     """Export a trained model as the next version in the store, through the promotion gate: it
     serves only if promoted (see app/promotion.py; call it under `store.training_lock()`). The
     floor and margin default to the WORKSHOP_GATE_* settings; `holdout` to the MNIST test split."""
+    from app import drift
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
@@ -312,6 +313,7 @@ def publish(
         "metrics": metrics,
         "history": result.history,
         "libraries": library_versions(),
+        "drift_reference": drift.digit_reference_of(result.model),  # what live requests are compared with
     }
     return promotion.publish(store, GATE_KIND, result.model, metadata, floor, margin, holdout)
 

@@ -156,6 +156,7 @@ def publish(
     serves only if promoted (see app/promotion.py; call it under `store.training_lock()`). The
     holdout is `promotion.penguin_split`'s: fit on its training rows, or the gate's figures are
     measured on penguins the model has seen."""
+    from app import drift
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
@@ -165,6 +166,7 @@ def publish(
         "metrics": metrics,
         "parameters": parameters,
         "libraries": library_versions(),
+        "drift_reference": drift.penguin_reference(),  # what live requests are compared with
     }
     return promotion.publish(store, GATE_KIND, pipeline, json.loads(json.dumps(metadata)), floor, margin)
 

@@ -24,7 +24,7 @@ from app.part3.body_limit import BodySizeLimit
 from app.part3.jobs import JobNotFound
 from app.part3.metrics import RequestMetricsMiddleware
 from app.part3.predictor import ModelNotReady
-from app.part3.routes import health, jobs, metrics, models, predict, root, training, upload
+from app.part3.routes import feedback, health, jobs, metrics, models, predict, root, training, upload
 from app.part3.service import QueueFull, Service
 from app.part3.training_queue import QueueUnavailable
 from app.part3.settings import Settings
@@ -32,7 +32,7 @@ from app.store import ModelNotFound
 
 # The predict routes first: FastAPI tries the routers in this order, and these are the hot ones.
 ROUTERS = (predict.router, root.router, training.router, jobs.router, models.router, health.router,
-           metrics.router, upload.router)
+           metrics.router, upload.router, feedback.router)
 
 
 def configure_logging(level: str) -> None:

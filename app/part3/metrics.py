@@ -111,8 +111,9 @@ class GateDecisionsCollector:
         yield family
 
 
-def render(list_jobs, stores: dict[str, ModelStore] | None = None) -> tuple[bytes, str]:
-    """The exposition text for /metrics and its content type."""
+def render(list_jobs, stores: dict[str, ModelStore] | None = None, *collectors) -> tuple[bytes, str]:
+    """The exposition text for /metrics and its content type; `collectors` add gauges computed at
+    scrape time (e.g. the service's monitoring: live accuracy and drift)."""
     if MULTIPROCESS_DIR:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -122,6 +123,8 @@ def render(list_jobs, stores: dict[str, ModelStore] | None = None) -> tuple[byte
     shared.register(JobsCollector(list_jobs))
     if stores:
         shared.register(GateDecisionsCollector(stores))
+    for collector in collectors:
+        shared.register(collector)
     return generate_latest(registry) + generate_latest(shared), CONTENT_TYPE_LATEST
 
 

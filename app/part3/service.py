@@ -26,6 +26,7 @@ from app.part3 import metrics
 from app.part3.job_records import JobRecords
 from app.part3.jobs import Job, JobKind
 from app.part3.kept_models import KeptModels
+from app.part3.monitoring import Monitoring
 from app.part3.predictor import Predictor
 from app.part3.recovery import fail_silent_jobs, remove_unfinished_saves
 from app.part3.settings import Settings
@@ -46,6 +47,7 @@ class Service:
         self.requests_in_progress = metrics.RequestsInProgress()
         self.predictor = Predictor(self.kept, self.requests_in_progress)
         self.keeper: TrainerKeeper | None = None
+        self.monitoring = Monitoring(settings, self.kept, self.list_jobs, self.submit)  # feedback, drift, policy
         self.startup_error: str | None = None
         self._refresher: asyncio.Task | None = None
 
@@ -94,6 +96,7 @@ class Service:
         await self.predictor.stop()
         if self.keeper is not None:
             await asyncio.to_thread(self.keeper.stop)
+        self.monitoring.feedback.close()
         metrics.forget_this_process()
 
     async def _bootstrap_then_refresh(self) -> None:
@@ -111,6 +114,10 @@ class Service:
                 await self.refresh()
             except Exception:  # e.g. the volume went away for a moment: keep serving, try again
                 log.exception("could not check the store for new versions")
+            try:
+                await self.monitoring.tick()
+            except Exception:  # the policy must never stop the refresher
+                log.exception("could not apply the retrain policy")
             await asyncio.sleep(self.settings.poll_interval)
 
     async def refresh(self) -> dict[str, int]:
@@ -153,6 +160,7 @@ class Service:
     def bootstrap(self) -> None:
         for store in self.stores.values():
             remove_unfinished_saves(store)
+        _ = self.monitoring.ids  # make or read the store's feedback secret now, not in a request
         self.ensure_penguin_model()
         self.ensure_first_digit_training()
 

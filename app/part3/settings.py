@@ -71,7 +71,41 @@ class Settings(BaseSettings):
         default=0.02, ge=0, le=1, description="how far below the serving version's holdout accuracy a new one may be"
     )
 
-    @field_validator("api_key", "queue_url", mode="before")
+    # -- feedback, live accuracy, drift and when to retrain (README: "When to retrain") ------------
+    feedback_secret: SecretStr | None = Field(
+        default=None, description="signs prediction ids (default: a random secret kept in <models dir>/.secret)"
+    )
+    feedback_max_age: PositiveFloat = Field(
+        default=30 * 24 * 3600.0, description="seconds after a prediction during which feedback on it is taken"
+    )
+    feedback_kept: PositiveInt = Field(
+        default=10_000, description="labelled feedbacks kept per model (the oldest are removed)"
+    )
+    live_window: PositiveInt = Field(
+        default=500, description="live accuracy is measured on each version's newest this many labels"
+    )
+    drift_window: PositiveInt = Field(default=500, description="live requests per model a worker compares with the reference")
+    drift_min_window: PositiveInt = Field(default=100, description="requests needed before any drift signal is reported")
+    drift_alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="significance level of drift, shared by all of a model's signals (Bonferroni)"
+    )
+    retrain_accuracy_floor: float = Field(
+        default=0.9, ge=0, le=1, description="live accuracy below this (on enough labels) recommends retraining"
+    )
+    retrain_min_labels: PositiveInt = Field(
+        default=50, description="labels live accuracy must rest on before it can recommend retraining"
+    )
+    retrain_policy: Literal["off", "fine-tune-on-feedback"] = Field(
+        default="off", description="what the service does itself when retraining is recommended"
+    )
+    retrain_min_interval: PositiveFloat = Field(
+        default=3600.0, description="seconds between two fine-tunes the policy queues"
+    )
+    retrain_check_interval: PositiveFloat = Field(
+        default=30.0, description="seconds between a worker's checks of the retrain policy"
+    )
+
+    @field_validator("api_key", "queue_url", "feedback_secret", mode="before")
     @classmethod
     def empty_means_unset(cls, value):
         # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key" (or no Redis).

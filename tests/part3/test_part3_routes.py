@@ -43,10 +43,11 @@ def test_info_keeps_the_workshop_keys(client):
 def test_penguin_prediction_keeps_part1_contract_with_units(client):
     plain = client.get("/predict/", params={"bill": "40.3", "flipper": "195"})
     assert plain.status_code == 200, plain.text
-    assert plain.json() == {
+    assert {**plain.json(), "prediction_id": "..."} == {  # the id is tested in test_feedback.py
         "parameters": {"bill_length": 40.3, "flipper_length": 195.0},
         "result": "Adelie",
         "version": 1,
+        "prediction_id": "...",
     }
     with_units = client.get("/predict/", params={"bill": "4.03cm", "flipper": "19.5 cm"}).json()
     assert with_units["parameters"] == pytest.approx({"bill_length": 40.3, "flipper_length": 195.0})
@@ -68,7 +69,9 @@ def test_digit_prediction_keeps_part2_contract_and_names_the_version(client, ser
     response = client.post("/predict/", files={"file": (name, content, kind)})
     assert response.status_code == 200, response.text
     expected = mnist.predict_digits(served_model, images.decode_digit(content)[None])[0]
-    assert response.json() == {"filename": name, "result": str(expected), "version": 1}
+    assert {**response.json(), "prediction_id": "..."} == {
+        "filename": name, "result": str(expected), "version": 1, "prediction_id": "..."
+    }
 
 
 def test_batch_prediction_answers_each_image_in_order(client, served_model):
@@ -112,7 +115,7 @@ def test_a_plain_upload_takes_the_lean_path_and_gets_the_same_answer(client, mon
     full = client.post("/predict/", content=body, headers={"content-type": content_type + "; charset=utf-8"})
     assert [form is not None for form in used] == [True, False]
     assert lean.status_code == full.status_code == 200, (lean.text, full.text)
-    assert lean.json() == full.json()
+    assert {**lean.json(), "prediction_id": None} == {**full.json(), "prediction_id": None}  # each its own id
 
 
 def test_missing_file_is_422_naming_the_field(client):
@@ -173,7 +176,7 @@ def test_models_lists_versions_with_their_metadata(client, models_dir):
     for name, listing in models.items():
         stored = ModelStore(name, models_dir).get(1).metadata
         assert listing["active"] == listing["serving"] == 1
-        assert listing["versions"] == [{**stored, "status": "active"}]
+        assert [{**version, "live": None} for version in listing["versions"]] == [{**stored, "status": "active", "live": None}]
         assert stored["gate"]["decision"] == "promoted"
         assert re.fullmatch(r"[0-9a-f]{64}", listing["versions"][0]["sha256"])
 

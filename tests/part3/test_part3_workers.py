@@ -104,3 +104,21 @@ def test_metrics_add_up_every_workers_samples(service, workers):
         )
         assert metric(response.text, "workshop_training_jobs", status="succeeded") == 2
         assert metric(response.text, "workshop_training_duration_seconds_count", kind="fine-tune", status="succeeded") == 2
+
+
+def test_feedback_is_taken_by_any_worker_and_both_report_the_same_live_accuracy(service, workers):
+    for _ in range(100):  # until a prediction of one worker gets its feedback through the other
+        predicted_by, prediction = ask(service, "GET", "/predict/", params={"bill": "40.3", "flipper": "195"})
+        body = {"prediction_id": prediction.json()["prediction_id"], "label": "Adelie"}
+        taken_by, feedback = ask(service, "POST", "/feedback/", json=body)
+        assert feedback.status_code == 200, feedback.text
+        if taken_by != predicted_by:
+            break
+    assert taken_by != predicted_by, "the kernel sent every request to one worker"
+
+    def same_live_accuracy():
+        answers = from_both_workers(service, "GET", "/models/")
+        lives = [next(v["live"] for v in r.json()["penguins"]["versions"] if v["version"] == 1) for r in answers.values()]
+        return lives[0] == lives[1] and lives[0]["n_labels"] >= 1 and lives[0]
+
+    assert wait_until(same_live_accuracy, "both workers report the same live accuracy")["accuracy"] == 1.0

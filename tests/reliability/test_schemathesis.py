@@ -58,6 +58,9 @@ UNSTATABLE = {  # operation -> what makes an input valid that its schema cannot 
     "POST /predict/batch/": "28x28 images",
     "POST /train/": "28x28 images (or zips of them) named like img123_7.png",
     "POST /retrain/": "28x28 images (or zips of them) named like img123_7.png",
+    "POST /feedback/": "a prediction_id this service signed, and a label of its model",
+    "POST /feedback/image/": "a prediction_id this service signed, and the image it predicted",
+    "POST /train/feedback/": "digit feedback images sent before",
 }
 
 

@@ -77,7 +77,7 @@ def test_the_key_is_compared_in_constant_time_and_wrong_keys_get_401(store_copy,
     monkeypatch.setattr(hmac, "compare_digest", spy)
     with running_service(store_copy, api_key=API_KEY) as client:
         for wrong in WRONG_KEYS:
-            for path in ("/train/", "/retrain/", "/models/mnist/1/activate"):
+            for path in ("/train/", "/retrain/", "/train/feedback/", "/models/mnist/1/activate"):
                 response = client.post(path, headers={"X-API-Key": wrong.encode("utf-8")})
                 assert response.status_code == 401, (path, wrong, response.text)
                 assert "X-API-Key" in response.json()["detail"] and API_KEY not in response.text

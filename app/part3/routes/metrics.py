@@ -10,5 +10,5 @@ router = APIRouter()
 
 @router.get("/metrics", include_in_schema=False)
 def read_metrics(service: ServiceDep) -> Response:
-    body, content_type = metrics.render(service.list_jobs, service.stores)
+    body, content_type = metrics.render(service.list_jobs, service.stores, service.monitoring)
     return Response(body, media_type=content_type)

@@ -23,8 +23,13 @@ class ModelVersions(BaseModel):
     active: int | None  # what every worker serves (within a few seconds of a change)
     serving: int | None  # what the worker that answered serves right now
     # Each version's metadata, oldest first, with its "status": "active" (what serves), "promoted"
-    # or "rejected" (stored, never served unless activated with force; its "gate" entry says why).
+    # or "rejected" (stored, never served unless activated with force; its "gate" entry says why),
+    # and its "live" accuracy on labelled feedback.
     versions: list[dict[str, Any]]
+    # When to retrain (README): this worker's drift signals, and whether retraining is recommended, why.
+    drift: dict[str, Any] = {}
+    retrain_recommended: bool = False
+    retrain_reasons: list[str] = []
 
 
 class Activated(BaseModel):
@@ -40,16 +45,34 @@ def version_status(metadata: dict[str, Any], active: int | None) -> str:
     return promotion.PROMOTED if promotion.is_promoted(metadata) else promotion.REJECTED
 
 
-def versions_of(store, serving: int | None) -> ModelVersions:
-    active = store.active()
-    versions = [{**version.metadata, "status": version_status(version.metadata, active)} for version in store.all_versions()]
-    return ModelVersions(active=active, serving=serving, versions=versions)
+NO_LABELS = {"accuracy": None, "n_labels": 0}
 
 
 @router.get("/")
 def list_models(service: ServiceDep) -> dict[ModelName, ModelVersions]:
     serving = service.kept.versions()
-    return {ModelName(name): versions_of(store, serving[name]) for name, store in service.stores.items()}
+    monitoring = service.monitoring
+    answer = {}
+    for name, store in service.stores.items():
+        active = store.active()
+        live = monitoring.live(name)
+        recommended, reasons = monitoring.recommendation(name)
+        answer[ModelName(name)] = ModelVersions(
+            active=active,
+            serving=serving[name],
+            versions=[
+                {
+                    **version.metadata,
+                    "status": version_status(version.metadata, active),
+                    "live": live.get(version.number, {**NO_LABELS, "window": service.settings.live_window}),
+                }
+                for version in store.all_versions()
+            ],
+            drift=monitoring.drift(name),
+            retrain_recommended=recommended,
+            retrain_reasons=reasons,
+        )
+    return answer
 
 
 @router.post(

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from app.images import labelled_images
-from app.part3.jobs import JobKind, JobStatus
+from app.part3.jobs import Job, JobKind, JobStatus
 from app.part3.routes.errors import documented
 from app.part3.security import require_api_key
 from app.part3.service import Service, ServiceDep
@@ -40,6 +40,10 @@ async def accept(
         data = await run_in_threadpool(labelled_images, uploads)
         images, labels = data.images, data.labels
     job = await run_in_threadpool(service.submit, kind, epochs or service.settings.epochs, images, labels)
+    return accepted(job, response)
+
+
+def accepted(job: Job, response: Response) -> JobAccepted:
     url = f"/jobs/{job.id}"
     response.headers["Location"] = url
     return JobAccepted(id=job.id, kind=job.kind, status=job.status, n_images=job.n_images, url=url)
@@ -58,3 +62,11 @@ async def retrain(
 ) -> JobAccepted:
     """Train a new digit model from scratch on the base data set, plus the uploaded images if any."""
     return await accept(service, response, "retrain", files, epochs)
+
+
+@router.post("/train/feedback/", status_code=status.HTTP_202_ACCEPTED)
+async def train_on_feedback(service: ServiceDep, response: Response, epochs: Epochs = None) -> JobAccepted:
+    """Fine-tune the served digit model on the images sent with their true labels to
+    POST /feedback/image/ (the newest WORKSHOP_FEEDBACK_KEPT). 422 when there are none yet."""
+    job = await run_in_threadpool(service.monitoring.fine_tune_on_feedback, epochs or service.settings.epochs)
+    return accepted(job, response)

@@ -1,0 +1,151 @@
+"""Labelled feedback, kept durably in the store: `<models dir>/.feedback.sqlite3` (SQLite, WAL).
+
+Every worker writes and reads the same file (SQLite locks it across processes on one host), so
+every worker reports the same live accuracy. Bounded: after each insert only the newest `keep`
+rows of that model remain. A digit's image, when sent, is kept as its 784 decoded pixels (a
+BLOB), never under an uploaded name, so a fine-tune can train on it.
+
+One feedback per prediction: the same label again is accepted and changes nothing (a client may
+retry); another label for the same prediction is a conflict (409).
+"""
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FEEDBACK_FILE = ".feedback.sqlite3"
+SIDE = 28
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    predicted TEXT NOT NULL,
+    label TEXT NOT NULL,
+    correct INTEGER NOT NULL,
+    predicted_at REAL NOT NULL,
+    received_at REAL NOT NULL,
+    image BLOB
+);
+CREATE INDEX IF NOT EXISTS feedback_by_model ON feedback (model, seq);
+CREATE TABLE IF NOT EXISTS retrain_claims (model TEXT PRIMARY KEY, claimed_at REAL NOT NULL);
+"""
+
+
+class ConflictingFeedback(ValueError):
+    """This prediction already has feedback with another label."""
+
+
+@dataclass(frozen=True)
+class LiveAccuracy:
+    accuracy: float | None
+    n_labels: int
+    window: int
+
+
+class FeedbackStore:
+    def __init__(self, models_dir: Path, keep: int) -> None:
+        self.path = Path(models_dir) / FEEDBACK_FILE
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        # Opened on first use (not at import or start-up): a read-only deployment never creates it.
+        if self._connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(SCHEMA)
+            self._connection = connection
+        return self._connection
+
+    def record(
+        self, key: str, model: str, version: int, predicted: str, label: str, predicted_at: float,
+        image: np.ndarray | None = None,
+    ) -> bool:
+        """Store one feedback; False when this exact feedback was already stored (nothing changes)."""
+        pixels = None if image is None else np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+        with self._lock:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")  # the check and the insert as one, across processes
+            try:
+                row = db.execute("SELECT label FROM feedback WHERE id = ?", (key,)).fetchone()
+                if row is not None:
+                    if row[0] != label:
+                        raise ConflictingFeedback(
+                            f"this prediction already has feedback with label {row[0]!r}; one label per prediction"
+                        )
+                    db.execute("ROLLBACK")
+                    return False
+                db.execute(
+                    "INSERT INTO feedback (id, model, version, predicted, label, correct, predicted_at, received_at, image)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key, model, version, predicted, label, int(predicted == label), predicted_at, time.time(), pixels),
+                )
+                db.execute(
+                    "DELETE FROM feedback WHERE model = ? AND seq <= "
+                    "(SELECT seq FROM feedback WHERE model = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (model, model, self.keep),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return True
+
+    def count(self, model: str | None = None) -> int:
+        with self._lock:
+            query, parameters = ("SELECT COUNT(*) FROM feedback", ()) if model is None else (
+                "SELECT COUNT(*) FROM feedback WHERE model = ?", (model,))
+            return self._connect().execute(query, parameters).fetchone()[0]
+
+    def live_accuracy(self, model: str, window: int) -> dict[int, LiveAccuracy]:
+        """Per version of `model`: the accuracy of its answers on its newest `window` labelled feedbacks."""
+        if not self.path.exists():
+            return {}
+        with self._lock:
+            rows = self._connect().execute(
+                "SELECT version, AVG(correct), COUNT(*) FROM ("
+                " SELECT version, correct, ROW_NUMBER() OVER (PARTITION BY version ORDER BY seq DESC) AS newest"
+                " FROM feedback WHERE model = ?) WHERE newest <= ? GROUP BY version",
+                (model, window),
+            ).fetchall()
+        return {version: LiveAccuracy(float(accuracy), count, window) for version, accuracy, count in rows}
+
+    def training_images(self, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """The labelled feedback images of `model` (newest kept), as (n, 28, 28) uint8 and (n,) labels."""
+        with self._lock:
+            rows = self._connect().execute(
+                "SELECT image, label FROM feedback WHERE model = ? AND image IS NOT NULL ORDER BY seq", (model,)
+            ).fetchall()
+        images = np.frombuffer(b"".join(image for image, _ in rows), dtype=np.uint8).reshape(-1, SIDE, SIDE)
+        return images.copy(), np.array([int(label) for _, label in rows], dtype=np.int64)
+
+    def claim_retrain(self, model: str, min_interval: float) -> bool:
+        """True for one caller at most every `min_interval` seconds across all workers (the policy's
+        rate limit)."""
+        now = time.time()
+        with self._lock:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT claimed_at FROM retrain_claims WHERE model = ?", (model,)).fetchone()
+            if row is not None and now - row[0] < min_interval:
+                db.execute("ROLLBACK")
+                return False
+            db.execute("INSERT OR REPLACE INTO retrain_claims (model, claimed_at) VALUES (?, ?)", (model, now))
+            db.execute("COMMIT")
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None

@@ -1,0 +1,217 @@
+"""When to retrain: live accuracy from labelled feedback, drift of live requests, and the policy.
+
+- Prediction ids (prediction_ids.py) are issued on the prediction path, which writes nothing else
+  but one entry in a bounded in-memory window per model (`saw_penguin`, `saw_digits`: an append).
+- Live accuracy comes from the shared feedback table (feedback.py): every worker reports the same.
+- Drift compares this worker's window with the serving version's reference (app/drift.py): each
+  worker judges its own traffic. The window keeps the uploaded bytes; decoding them and running
+  the model for the confidences happen when a signal is asked for (GET /models/, a /metrics
+  scrape), off the prediction path, at most once a second per model.
+- Retraining is recommended when drift is significant or live accuracy is below the floor on
+  enough labels. With WORKSHOP_RETRAIN_POLICY=fine-tune-on-feedback a worker then queues one
+  fine-tune on the feedback images through the normal submission path (the gate decides whether
+  its result serves): never while another fine-tune waits or runs, and at most once every
+  WORKSHOP_RETRAIN_MIN_INTERVAL seconds across all workers.
+"""
+
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from prometheus_client.core import GaugeMetricFamily
+
+from app import drift, images, mnist, penguins
+from app.part3.feedback import FeedbackStore
+from app.part3.jobs import Job
+from app.part3.kept_models import KeptModels
+from app.part3.prediction_ids import PredictionIds, shared_secret
+from app.part3.settings import Settings
+
+log = logging.getLogger(__name__)
+CACHE_SECONDS = 1.0
+
+
+class Monitoring:
+    def __init__(
+        self, settings: Settings, kept: KeptModels, jobs: Callable[[], list[Job]], submit: Callable[..., Job]
+    ) -> None:
+        self.settings = settings
+        self.kept = kept
+        self.jobs = jobs  # every job, in submission order (a callable: the queue is made on first use)
+        self.submit = submit
+        self.feedback = FeedbackStore(settings.models_dir, settings.feedback_kept)
+        self.requests: dict[str, deque] = {name: deque(maxlen=settings.drift_window) for name in kept.stores}
+        self._ids: PredictionIds | None = None
+        self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._computing = threading.Lock()
+        self._last_policy_check = 0.0
+
+    # -- the prediction path --------------------------------------------------------------------
+    @property
+    def ids(self) -> PredictionIds:
+        if self._ids is None:
+            self._ids = PredictionIds(self._secret(), self.settings.feedback_max_age)
+        return self._ids
+
+    def _secret(self) -> bytes:
+        if self.settings.feedback_secret is not None:
+            return self.settings.feedback_secret.get_secret_value().encode()
+        try:
+            return shared_secret(self.settings.models_dir)
+        except OSError:  # a read-only store: predictions still answer; feedback works on this worker only
+            log.exception("cannot keep a feedback secret in the store; set WORKSHOP_FEEDBACK_SECRET")
+            return secrets.token_bytes(32)
+
+    def saw_penguin(self, version: int, bill_length_mm: float, flipper_length_mm: float) -> None:
+        self.requests[penguins.MODEL_NAME].append((version, bill_length_mm, flipper_length_mm))
+
+    def saw_digits(self, version: int, uploads: list[tuple[str | None, bytes]]) -> None:
+        self.requests[mnist.MODEL_NAME].extend((version, data) for _, data in uploads)
+
+    def reset(self, name: str) -> None:
+        """Start a new drift window for `name` (e.g. after the traffic's source was fixed)."""
+        self.requests[name].clear()
+        self._forget(name, "drift")
+
+    def feedback_recorded(self, name: str) -> None:
+        """This worker reports the new label at once (the others within CACHE_SECONDS)."""
+        self._forget(name, "live")
+
+    def _forget(self, name: str, what: str) -> None:
+        with self._computing:
+            self._cache.pop((name, what), None)
+
+    # -- the signals ----------------------------------------------------------------------------
+    def _cached(self, name: str, what: str, compute: Callable[[], Any]) -> Any:
+        with self._computing:
+            found = self._cache.get((name, what))
+            if found is not None and time.monotonic() - found[0] < CACHE_SECONDS:
+                return found[1]
+            value = compute()
+            self._cache[(name, what)] = (time.monotonic(), value)
+            return value
+
+    def live(self, name: str) -> dict[int, dict[str, Any]]:
+        """{version: {"accuracy", "n_labels", "window"}} from the shared feedback table."""
+        return self._cached(name, "live", lambda: {
+            version: live.__dict__ for version, live in self.feedback.live_accuracy(name, self.settings.live_window).items()
+        })
+
+    def drift(self, name: str) -> dict[str, Any]:
+        return self._cached(name, "drift", lambda: self._drift(name))
+
+    def _drift(self, name: str) -> dict[str, Any]:
+        kept = self.kept.get(name)
+        if kept is None:
+            return {"status": "not loaded"}
+        window = [entry for entry in list(self.requests[name]) if entry[0] == kept.version]
+        settings = self.settings
+        report: dict[str, Any] = {
+            "version": kept.version, "window": len(window), "max_window": settings.drift_window,
+            "min_window": settings.drift_min_window, "alpha": settings.drift_alpha, "signals": {},
+        }
+        reference = self.kept.stores[name].get(kept.version).metadata.get("drift_reference")
+        if reference is None:
+            return {**report, "status": "no reference",
+                    "detail": f"version {kept.version} was published without a drift reference: no drift signal"}
+        if len(window) < settings.drift_min_window:
+            return {**report, "status": "collecting",
+                    "detail": f"{len(window)} requests of the {settings.drift_min_window} needed before any signal"}
+        signals = drift.compare(reference, self._features(name, kept.model, window))
+        threshold = settings.drift_alpha / max(len(signals), 1)  # Bonferroni: alpha over all the signals
+        for signal in signals.values():
+            signal["significant"] = signal["p_value"] < threshold
+        significant = any(signal["significant"] for signal in signals.values())
+        return {**report, "threshold": threshold, "signals": signals, "status": "drift" if significant else "no drift"}
+
+    @staticmethod
+    def _features(name: str, model, window: list[tuple]) -> dict[str, np.ndarray]:
+        if name == penguins.MODEL_NAME:
+            lengths = np.array([entry[1:] for entry in window], dtype=np.float64)
+            return {"bill_length": lengths[:, 0], "flipper_length": lengths[:, 1]}
+        pixels = images.decode_digits([entry[1] for entry in window])
+        return drift.digit_features(model.probabilities(pixels), pixels)
+
+    def recommendation(self, name: str) -> tuple[bool, list[str]]:
+        """Whether to retrain `name`, and why, in words."""
+        reasons = []
+        report = self.drift(name)
+        if report.get("status") == "drift":
+            drifted = ", ".join(
+                f"{signal} (p = {values['p_value']:.2g})" for signal, values in report["signals"].items() if values["significant"]
+            )
+            reasons.append(f"drift in {drifted}, below {report['threshold']:.2g} on the last {report['window']} requests")
+        serving = self.kept.versions().get(name)
+        live = self.live(name).get(serving) if serving is not None else None
+        floor, needed = self.settings.retrain_accuracy_floor, self.settings.retrain_min_labels
+        if live and live["n_labels"] >= needed and live["accuracy"] < floor:
+            reasons.append(
+                f"live accuracy of version {serving} is {live['accuracy']:.1%} on {live['n_labels']} labels, "
+                f"below the floor of {floor:.1%}"
+            )
+        return bool(reasons), reasons
+
+    # -- the policy -----------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Called by the refresher loop: run the policy every retrain_check_interval seconds."""
+        import asyncio
+
+        if self.settings.retrain_policy == "off":
+            return
+        if time.monotonic() - self._last_policy_check < self.settings.retrain_check_interval:
+            return
+        self._last_policy_check = time.monotonic()
+        await asyncio.to_thread(self.apply_policy)
+
+    def apply_policy(self) -> Job | None:
+        """Queue one fine-tune on the feedback images when retraining is recommended (see above)."""
+        if self.settings.retrain_policy != "fine-tune-on-feedback":
+            return None
+        recommended, reasons = self.recommendation(mnist.MODEL_NAME)
+        if not recommended:
+            return None
+        feedback_images, labels = self.feedback.training_images(mnist.MODEL_NAME)
+        if not len(labels):
+            log.info("retraining is recommended (%s) but no feedback images were sent", "; ".join(reasons))
+            return None
+        if any(job.kind == "fine-tune" and not job.finished for job in self.jobs()):
+            return None
+        if not self.feedback.claim_retrain(mnist.MODEL_NAME, self.settings.retrain_min_interval):
+            return None
+        # unless_pending: if a fine-tune is already queued or running, that one stands (one atomic step).
+        job = self.submit("fine-tune", self.settings.epochs, feedback_images, labels, unless_pending="fine-tune")
+        log.info("queued fine-tune %s on %d feedback images: %s", job.id, len(labels), "; ".join(reasons))
+        return job
+
+    def fine_tune_on_feedback(self, epochs: int) -> Job:
+        """POST /train/feedback/: a fine-tune on every kept feedback image (ValueError if none)."""
+        feedback_images, labels = self.feedback.training_images(mnist.MODEL_NAME)
+        if not len(labels):
+            raise images.UploadError("no feedback images yet: send some to POST /feedback/image/ first")
+        return self.submit("fine-tune", epochs, feedback_images, labels)
+
+    # -- Prometheus -----------------------------------------------------------------------------
+    def collect(self):
+        """The gauges of /metrics, computed at scrape time (a custom collector)."""
+        accuracy = GaugeMetricFamily("workshop_live_accuracy", "Accuracy on labelled feedback, newest window", labels=["model", "version"])
+        labels = GaugeMetricFamily("workshop_live_labels", "Labelled feedbacks live accuracy rests on", labels=["model", "version"])
+        p_values = GaugeMetricFamily("workshop_drift_p_value", "Drift test p-value, this worker's window", labels=["model", "signal"])
+        statistics = GaugeMetricFamily("workshop_drift_statistic", "Drift test statistic, this worker's window", labels=["model", "signal"])
+        windows = GaugeMetricFamily("workshop_drift_window", "Live requests in this worker's drift window", labels=["model"])
+        recommended = GaugeMetricFamily("workshop_retrain_recommended", "1 when retraining is recommended", labels=["model"])
+        for name in self.kept.stores:
+            for version, live in self.live(name).items():
+                accuracy.add_metric([name, str(version)], live["accuracy"])
+                labels.add_metric([name, str(version)], live["n_labels"])
+            report = self.drift(name)
+            windows.add_metric([name], report.get("window", 0))
+            for signal, values in report.get("signals", {}).items():
+                p_values.add_metric([name, signal], values["p_value"])
+                statistics.add_metric([name, signal], values["statistic"])
+            recommended.add_metric([name], int(self.recommendation(name)[0]))
+        yield from (accuracy, labels, p_values, statistics, windows, recommended)

@@ -1,0 +1,117 @@
+"""Prediction ids: what an answer was, signed, so feedback can name it without the service storing it.
+
+    <base64url of "model|version|answer|unix time|nonce|image digest">.<base64url of its HMAC-SHA256>
+
+The prediction path writes nothing: the id carries what `POST /feedback/` needs (which model and
+version answered what, and when), and the HMAC under a secret every worker shares proves the
+service issued it, so any worker or replica can take the feedback and a forged or edited id is
+refused. For a digit the id also holds a digest of the uploaded bytes, so an image sent with the
+feedback must be the one that was predicted.
+
+The secret is WORKSHOP_FEEDBACK_SECRET, else `<models dir>/.secret`, made once: written to a
+temporary file and hard-linked into place, which fails if another process made it first (then
+that one is read), so every worker of every container on the store agrees.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SECRET_FILE = ".secret"
+SIGNATURE_BYTES = 16
+MAX_ID_LENGTH = 400
+ID_PATTERN = re.compile(r"^([A-Za-z0-9_-]{8,380})\.([A-Za-z0-9_-]{22})$")
+CLOCK_SKEW = 300.0  # seconds an id may seem to come from the future (another host's clock)
+
+
+class InvalidPredictionId(ValueError):
+    """An id this service did not issue, or one too old to take feedback on."""
+
+
+@dataclass(frozen=True)
+class IssuedPrediction:
+    key: str  # unique per prediction: the signed part of the id
+    model: str
+    version: int
+    answer: str
+    issued_at: float
+    image_digest: str  # "" for a penguin
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def image_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def shared_secret(models_dir: Path) -> bytes:
+    """The store's secret, created with the first call on this store (see the module docstring)."""
+    path = Path(models_dir) / SECRET_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".tmp-{secrets.token_hex(8)}-{SECRET_FILE}")
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_hex(32))
+        file.flush()
+        os.fsync(file.fileno())
+    try:
+        os.link(temp, path)  # atomic, and never replaces a secret another process made first
+    except FileExistsError:
+        pass
+    finally:
+        temp.unlink(missing_ok=True)
+    return bytes.fromhex(path.read_text().strip())
+
+
+class PredictionIds:
+    def __init__(self, secret: bytes, max_age: float) -> None:
+        self.secret = secret
+        self.max_age = max_age
+
+    def _sign(self, body: str) -> str:
+        return _b64(hmac.digest(self.secret, body.encode(), "sha256")[:SIGNATURE_BYTES])
+
+    def issue(self, model: str, version: int, answer: str, digest: str = "") -> str:
+        # A few microseconds: one HMAC, 6 random bytes, a base64 (bench/RESULTS.md has the ratio).
+        body = _b64(f"{model}|{version}|{answer}|{int(time.time())}|{secrets.token_hex(6)}|{digest}".encode())
+        return f"{body}.{self._sign(body)}"
+
+    def read(self, prediction_id: str) -> IssuedPrediction:
+        """What the id says, once its signature and age are checked; InvalidPredictionId otherwise."""
+        match = ID_PATTERN.match(prediction_id) if len(prediction_id) <= MAX_ID_LENGTH else None
+        if not match:
+            raise InvalidPredictionId("the prediction_id is not one this service issues (malformed)")
+        body, signature = match.groups()
+        if not hmac.compare_digest(signature, self._sign(body)):
+            raise InvalidPredictionId("the prediction_id was not issued by this service (its signature does not match)")
+        try:
+            model, version, answer, issued_at, _, digest = _unb64(body).decode().split("|")
+            issued = IssuedPrediction(body, model, int(version), answer, float(issued_at), digest)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidPredictionId("the prediction_id is not one this service issues (unreadable)") from None
+        age = time.time() - issued.issued_at
+        if age > self.max_age:
+            raise InvalidPredictionId(
+                f"the prediction_id expired: it is {age / 3600:.1f} h old and feedback is taken for "
+                f"{self.max_age / 3600:.1f} h (WORKSHOP_FEEDBACK_MAX_AGE)"
+            )
+        if age < -CLOCK_SKEW:
+            raise InvalidPredictionId("the prediction_id comes from the future")
+        return issued
