@@ -1,6 +1,6 @@
 """Part 2, extra challenge: at start-up, serve the saved models; train only when there is none.
 
-Run it:   fastapi dev exercises/part2/challenge_startup.py   (stop it and start it again: no training)
+Run it:   uv run fastapi dev exercises/part2/challenge_startup.py   (stop it and start it again: no training)
 Try:      ls models/mnist/ before and after a restart
 Check it: uv run workshop check part2/challenge_startup
 

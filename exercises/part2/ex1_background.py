@@ -1,6 +1,6 @@
 """Part 2, exercise 1: train a model in the background.
 
-Run it:   fastapi dev exercises/part2/ex1_background.py
+Run it:   uv run fastapi dev exercises/part2/ex1_background.py
 Try:      http://127.0.0.1:8000/train/ then, while it trains, http://127.0.0.1:8000/info/ and /
 Check it: uv run workshop check part2/ex1_background
 

@@ -1,6 +1,6 @@
 """Part 2, exercise 3: fine-tune the model on uploaded images, labelled by their file names.
 
-Run it:   fastapi dev exercises/part2/ex3_retrain.py
+Run it:   uv run fastapi dev exercises/part2/ex3_retrain.py
 Try:      http://127.0.0.1:8000/upload/ and choose the images of data/train_img.zip (or the zip itself)
 Check it: uv run workshop check part2/ex3_retrain
 

@@ -1,6 +1,6 @@
 """Part 2, exercise 4: no race conditions — the models live in a versioned store, not in memory.
 
-Run it:   fastapi dev exercises/part2/ex4_race_free.py
+Run it:   uv run fastapi dev exercises/part2/ex4_race_free.py
 Try:      curl -X POST http://127.0.0.1:8000/retrain/ twice at once, then ls models/mnist/
 Check it: uv run workshop check part2/ex4_race_free
 

@@ -1,6 +1,6 @@
 """Part 1, extra challenge: lengths with units.
 
-Run it:   fastapi dev exercises/part1/challenge_units.py
+Run it:   uv run fastapi dev exercises/part1/challenge_units.py
 Try:      http://127.0.0.1:8000/predict/?bill=4.03cm&flipper=195mm  (and flipper=19.5cm, bill=2ft)
 Check it: uv run workshop check part1/challenge_units
 

@@ -1,6 +1,6 @@
 """Part 1, exercise 1: FastAPI basics.
 
-Run it:   fastapi dev exercises/part1/ex1_hello.py
+Run it:   uv run fastapi dev exercises/part1/ex1_hello.py
 Try:      http://127.0.0.1:8000/  and  http://127.0.0.1:8000/users/johndoe?q=somequery
 Check it: uv run workshop check part1/ex1_hello
 """

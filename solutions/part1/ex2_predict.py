@@ -1,6 +1,6 @@
 """Part 1, exercise 2: prediction on demand.
 
-Run it:   fastapi dev exercises/part1/ex2_predict.py
+Run it:   uv run fastapi dev exercises/part1/ex2_predict.py
 Try:      http://127.0.0.1:8000/predict/?bill=40.3&flipper=195
 Check it: uv run workshop check part1/ex2_predict
 

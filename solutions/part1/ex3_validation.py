@@ -1,6 +1,6 @@
 """Part 1, exercise 3: query parameter validation.
 
-Run it:   fastapi dev exercises/part1/ex3_validation.py
+Run it:   uv run fastapi dev exercises/part1/ex3_validation.py
 Try:      http://127.0.0.1:8000/predict/?bill=-3&flipper=195  (and bill=nan, bill=1e9, bill=abc)
 Check it: uv run workshop check part1/ex3_validation
 

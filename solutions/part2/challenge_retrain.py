@@ -1,6 +1,6 @@
 """Part 2, extra challenge: `POST /retrain/` trains a new model from scratch.
 
-Run it:   fastapi dev exercises/part2/challenge_retrain.py
+Run it:   uv run fastapi dev exercises/part2/challenge_retrain.py
 Try:      curl -X POST http://127.0.0.1:8000/retrain/   then watch http://127.0.0.1:8000/info/
 Check it: uv run workshop check part2/challenge_retrain
 

@@ -1,6 +1,6 @@
 """Part 2, exercise 2: a model ready before the first request (lifespan), and predictions on images.
 
-Run it:   fastapi dev exercises/part2/ex2_lifespan.py     (the first training runs before it serves)
+Run it:   uv run fastapi dev exercises/part2/ex2_lifespan.py     (the first training runs before it serves)
 Try:      curl -F file=@data/test_image/test_img7.png http://127.0.0.1:8000/predict/
 Check it: uv run workshop check part2/ex2_lifespan
 

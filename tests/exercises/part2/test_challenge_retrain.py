@@ -4,6 +4,11 @@ import pytest
 
 from tests.part2_support import TrainingGate, as_upload, training_files
 
+HINTS = [
+    'A new route that trains a model from scratch: the same training, without a base model.',
+    'Give `training` a flag (from_scratch=True) and add it to background_tasks in the new route.',
+]
+
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
 
 

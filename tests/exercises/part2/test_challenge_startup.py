@@ -7,6 +7,11 @@ from fastapi.testclient import TestClient
 from app import mnist
 from tests.part2_support import TrainingGate, digit_image, good_model, import_again
 
+HINTS = [
+    'In the lifespan, look at what is saved first: train only when there is no model yet.',
+    '`store.active()` is None when the store has no version; `latest.get()` loads the one it serves.',
+]
+
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
 
 

@@ -4,6 +4,11 @@ import pytest
 
 from tests.part2_support import PendingRequest, TrainingGate, wait_until
 
+HINTS = [
+    'A route can take `background_tasks: BackgroundTasks`; `background_tasks.add_task(training)` runs `training` after the answer is sent, so GET /train/ answers at once.',
+    '/info/ answers {"Num of model in training": <trainings running>, "Num of trained models": <len(ml_models)>}.',
+]
+
 INFO_KEYS = {"Num of model in training", "Num of trained models"}
 
 

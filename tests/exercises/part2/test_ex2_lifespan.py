@@ -4,6 +4,12 @@ import pytest
 
 from tests.part2_support import digit_image, good_model, png
 
+HINTS = [
+    'Code before `yield` in the lifespan runs before the app takes its first request: call `training()` there.',
+    "POST /predict/ takes `file: UploadFile`: read its bytes, open them with Pillow (`Image.open(BytesIO(data)).convert('L')`), scale to [0, 1] with shape (1, 28, 28, 1) and take the argmax of the newest model's prediction.",
+    'Going further: `read_digit(file)` (app/part2/uploads.py) refuses what is not a 28x28 image with a 4xx, and `no_model_yet()` is a 503 with Retry-After while no model exists.',
+]
+
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
 
 

@@ -9,6 +9,12 @@ import pytest
 
 from tests.part2_support import TrainingGate, as_upload, label_of, png, training_files
 
+HINTS = [
+    'Fine-tune: start from `ml_models[-1]` when there is one instead of a new model.',
+    'POST /train/ takes `files: list[UploadFile]`; the label is the digit after the last `_` of each file name (img123_7.png is a 7). Hand the images and labels to `background_tasks.add_task(training, images, labels)`.',
+    'GET /upload/ answers an HTML form: action="/train/", method="post", enctype="multipart/form-data", and <input name="files" type="file" multiple>.',
+]
+
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
 
 

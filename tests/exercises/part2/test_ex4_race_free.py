@@ -7,6 +7,11 @@ from app.store import ModelStore
 from app.part2.serving import LatestModel
 from tests.part2_support import as_upload, digit_image, good_model, two_trainings_at_once
 
+HINTS = [
+    'Save every trained model to the models/ folder and load the newest from it: a training never changes the file a prediction reads.',
+    'Going further: two trainings at once both start from the same base; hold `store.training_lock()` from loading the base to publishing, and keep the served model in memory with `latest.get()`.',
+]
+
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
 
 
