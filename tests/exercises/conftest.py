@@ -48,7 +48,23 @@ def exercise(request):
     return import_exercise(exercise_path(Path(request.module.__file__)))
 
 
+class CheckClient(TestClient):
+    """A TestClient whose crashes read as a sentence: "POST /train/ crashed the app (a 500 for the user):
+    UnidentifiedImageError: ...", instead of a traceback into the learner's code."""
+
+    def request(self, method, url, *args, **kwargs):
+        try:
+            return super().request(method, url, *args, **kwargs)
+        except AssertionError:
+            raise
+        except Exception as error:
+            raise AssertionError(
+                f"{method} {url} crashed the app (a 500 for the user, or a failed background task): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+
 @pytest.fixture(scope="module")
 def client(exercise):
-    with TestClient(exercise.app) as test_client:
+    with CheckClient(exercise.app) as test_client:
         yield test_client
