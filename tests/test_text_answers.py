@@ -48,3 +48,17 @@ def test_the_texts_part2_code_does_each_step(tmp_path):
     problems = {name: failures(outcomes.get(name, workshop.Outcome())) or ["no check ran"]
                 for name in answers if not outcomes.get(name, workshop.Outcome()).passes(1)}
     assert not problems, problems
+
+
+@pytest.mark.slow
+def test_the_texts_download_fails_at_once_saying_what_to_write(tmp_path):
+    """Offline, the text's own `keras.datasets.mnist.load_data()` line fails the check at once (no wait on
+    a download or a timeout), and the failure names the one line to change."""
+    from app.datasets import _keras_mnist_cached
+
+    if _keras_mnist_cached():
+        pytest.skip("Keras has MNIST cached here: the text's line works")
+    code = TEXT_ANSWERS["part2/ex2_lifespan"].replace("mnist_load_data()  #", "keras.datasets.mnist.load_data()  #")
+    outcome = check_answers(tmp_path, {"part2/ex2_lifespan": code})["part2/ex2_lifespan"]
+    assert not outcome.passes(1)
+    assert all("mnist_load_data()" in check.reason for check in outcome.tier(1) if not check.passed), failures(outcome)

@@ -259,6 +259,48 @@ async def retrain_model(background_tasks: BackgroundTasks):
 '''
 )
 
+FROM_FILE = FINE_TUNE.format(condition="").replace("model = ml_models[-1]", 'model = keras.saving.load_model(f"models/{ml_models[-1]}")')
+
+SAVE_TO_FILE = '''
+    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_split=0.1)
+
+    model_name = f"model_{datetime.now()}.keras"
+    model.save(f"models/{model_name}")
+
+    ml_models.append(model_name)
+    num_train -= 1
+'''
+
+PREDICT_FROM_FILE = PREDICT.replace(
+    "    result = ml_models[-1].predict(image)",
+    '    model = keras.saving.load_model(f"models/{ml_models[-1]}")\n    result = model.predict(image)',
+)
+
+PART2_RACE_FREE = (
+    "from datetime import datetime\n" + MNIST_TRAINING_START.format(extra_parameter="") + FROM_FILE
+    + SAVE_TO_FILE + IMPORTS + LIFESPAN + ROUTES + PREDICT_FROM_FILE + POST_TRAIN_AND_UPLOAD
+)
+
+STARTUP_LIFESPAN = '''
+import os
+from contextlib import asynccontextmanager
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    # Load the saved models, in canonical order; train only if there is none
+    ml_models.extend(sorted(name for name in os.listdir("models") if name.endswith(".keras")))
+    if not ml_models:
+        training()
+
+    yield
+
+    ml_models.clear()
+
+app = FastAPI(lifespan=lifespan)
+'''
+
+PART2_STARTUP = PART2_RACE_FREE.replace(LIFESPAN, STARTUP_LIFESPAN)
+
 # exercise -> the text's answer
 TEXT_ANSWERS = {
     "part1/ex1_hello": PART1_HELLO,
@@ -267,6 +309,8 @@ TEXT_ANSWERS = {
     "part2/ex2_lifespan": PART2_LIFESPAN,
     "part2/ex3_retrain": PART2_RETRAIN,
     "part2/challenge_retrain": PART2_RETRAIN_CHALLENGE,
+    "part2/ex4_race_free": PART2_RACE_FREE,
+    "part2/challenge_startup": PART2_STARTUP,
 }
 # Exercise 3: "try adding a maximum value": any sensible maximum does the step.
 VALIDATION_BOUNDS = [("le=100", "le=300"), ("lt=60.5", "lt=232"), ("le=MAX_BILL_MM", "le=MAX_FLIPPER_MM"), ("lt=1000", "lt=1000")]

@@ -29,7 +29,9 @@ predictor = FastPenguinPredictor(train())
 LengthInMm = float
 
 app = FastAPI(title="Part 1, extra challenge: lengths with units")
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/predict/")

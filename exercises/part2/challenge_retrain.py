@@ -44,7 +44,9 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(title="Part 2, extra challenge: retrain from scratch", lifespan=lifespan)
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/")

@@ -18,7 +18,9 @@ from app.offline_docs import serve_docs_offline
 from app.part2.training import TrainingCounter
 
 app = FastAPI(title="Part 2, exercise 1: background training")
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 ml_models = []  # the trained models, newest last
 in_training = TrainingCounter()  # `with in_training:` counts a training while it runs, safely across threads

@@ -10,7 +10,10 @@ image or has no single-digit label: the workshop's `int(filename.split("_")[-1][
 `img_12.png` as a 1 and answers a 500 for `img.png`.
 
 The flaw left for exercise 4: the newest model is fine-tuned in place, so the model answering
-predictions changes under them, and two trainings at once both fine-tune it together.
+predictions changes under them. Two trainings at once call `fit` on that same Keras object from two
+threads: Keras refuses the second (`ValueError: generator already executing`, raised in the background
+task, so that training is lost and /info/ counts one model fewer) or, when their steps interleave,
+both change the same weights. Exercise 4 gives each training its own copy, loaded from disk.
 """
 
 from contextlib import asynccontextmanager
@@ -48,7 +51,9 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(title="Part 2, exercise 3: fine-tuning on uploaded images", lifespan=lifespan)
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/")

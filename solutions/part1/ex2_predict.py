@@ -30,7 +30,9 @@ model = train()  # once per start (and per reload under `fastapi dev`), not per 
 predictor = FastPenguinPredictor(model)
 
 app = FastAPI(title="Part 1, exercise 2: prediction on demand")
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/predict/")

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.paths import PROJECT_ROOT
+from tests.exercises.expect import CheckClient
 
 SIDE = os.environ.get("WORKSHOP_SIDE", "solutions")
 
@@ -46,22 +46,6 @@ def import_exercise(path: Path):
 def exercise(request):
     """The exercise module this test file checks."""
     return import_exercise(exercise_path(Path(request.module.__file__)))
-
-
-class CheckClient(TestClient):
-    """A TestClient whose crashes read as a sentence: "POST /train/ crashed the app (a 500 for the user):
-    UnidentifiedImageError: ...", instead of a traceback into the learner's code."""
-
-    def request(self, method, url, *args, **kwargs):
-        try:
-            return super().request(method, url, *args, **kwargs)
-        except AssertionError:
-            raise
-        except Exception as error:
-            raise AssertionError(
-                f"{method} {url} crashed the app (a 500 for the user, or a failed background task): "
-                f"{type(error).__name__}: {error}"
-            ) from error
 
 
 @pytest.fixture(scope="module")

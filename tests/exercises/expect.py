@@ -6,6 +6,8 @@
 
 from typing import Any
 
+from fastapi.testclient import TestClient
+
 
 def _what_it_said(response) -> str:
     try:
@@ -39,3 +41,19 @@ def expect(condition: bool, sentence: str) -> None:
     """`sentence` says what should be true and what was seen instead."""
     if not condition:
         raise AssertionError(sentence)
+
+
+class CheckClient(TestClient):
+    """A TestClient whose crashes read as a sentence: "POST /train/ crashed the app (a 500 for the user):
+    UnidentifiedImageError: ...", instead of a traceback into the learner's code."""
+
+    def request(self, method, url, *args, **kwargs):
+        try:
+            return super().request(method, url, *args, **kwargs)
+        except AssertionError:
+            raise
+        except Exception as error:
+            raise AssertionError(
+                f"{method} {url} crashed the app (a 500 for the user, or a failed background task): "
+                f"{type(error).__name__}: {error}"
+            ) from error

@@ -8,8 +8,6 @@ Before the exercise is imported, a module's checks
   in Keras' cache (there is no internet to download it).
 """
 
-from pathlib import Path
-
 import pytest
 
 from tests.part2_support import FitGate
@@ -61,8 +59,3 @@ def trainings(fit_gate):
     fit_gate.start = fit_gate.calls
     yield fit_gate
     fit_gate.open()
-
-
-def saved_models(folder: Path) -> list[Path]:
-    """Every Keras model file under the check's folder, however the exercise names them."""
-    return sorted(folder.rglob("*.keras"))
