@@ -68,6 +68,15 @@ def saved_models(folder) -> list:
     return sorted(folder.rglob("*.keras"))
 
 
+def expect_well_trained_answers(results: dict[int, dict], version: int) -> None:
+    """The predictions of test_img0..9 all come from `version`, a well-trained model, and read 9 right."""
+    from tests.exercises.expect import expect
+
+    expect({result["version"] for result in results.values()} == {version}, f"every prediction should come from version {version}")
+    right = [digit for digit, result in results.items() if result["result"] == str(digit)]
+    expect(len(right) >= 9, f"a well-trained version should read at least 9 of the 10 test images right: {results}")
+
+
 def label_of(name: str) -> int:
     return int(name.rsplit("_", 1)[1][0])
 
