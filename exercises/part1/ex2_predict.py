@@ -37,5 +37,5 @@ serve_docs_offline(app)
 
 @app.get("/predict/")
 def predict(bill: float, flipper: float) -> dict[str, Any]:
-    # TODO: return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <predictor.predict(bill, flipper)>}
-    raise HTTPException(status_code=501, detail='TODO: return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <predictor.predict(bill, flipper)>}')
+    # TODO: return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <the species the model predicts>}
+    raise HTTPException(status_code=501, detail='TODO: return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <the species the model predicts>}')

@@ -30,7 +30,7 @@ serve_docs_offline(app)
 
 @app.get("/predict/")
 def predict(
-    # TODO: bound both parameters: Annotated[float, Query(gt=0, lt=MAX_BILL_MM)], and MAX_FLIPPER_MM for flipper
+    # TODO: bound both parameters with Query(): above 0, and below a maximum of your choice
     bill: float,
     flipper: float,
 ) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from app.units import LENGTH_SCHEMA, to_millimetres
 
 predictor = FastPenguinPredictor(train())
 
-# BEGIN SOLUTION a float type that runs to_millimetres on the raw text first: Annotated[float, BeforeValidator(...), WithJsonSchema(LENGTH_SCHEMA)]
+# BEGIN SOLUTION a length type that reads text such as "12cm" as millimetres (app/units.py has to_millimetres)
 LengthInMm = Annotated[float, BeforeValidator(to_millimetres), WithJsonSchema(LENGTH_SCHEMA)]
 # EXERCISE: LengthInMm = float
 # END SOLUTION

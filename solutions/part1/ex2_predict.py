@@ -37,7 +37,7 @@ serve_docs_offline(app)
 
 @app.get("/predict/")
 def predict(bill: float, flipper: float) -> dict[str, Any]:
-    # BEGIN SOLUTION return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <predictor.predict(bill, flipper)>}
+    # BEGIN SOLUTION return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <the species the model predicts>}
     parameters = {"bill_length": bill, "flipper_length": flipper}
     return {"parameters": parameters, "result": predictor.predict(bill, flipper)}
     # END SOLUTION

@@ -30,7 +30,7 @@ serve_docs_offline(app)
 
 @app.get("/predict/")
 def predict(
-    # BEGIN SOLUTION bound both parameters: Annotated[float, Query(gt=0, lt=MAX_BILL_MM)], and MAX_FLIPPER_MM for flipper
+    # BEGIN SOLUTION bound both parameters with Query(): above 0, and below a maximum of your choice
     bill: Annotated[float, Query(gt=0, lt=MAX_BILL_MM)],
     flipper: Annotated[float, Query(gt=0, lt=MAX_FLIPPER_MM)],
     # EXERCISE: bill: float,

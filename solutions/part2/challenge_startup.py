@@ -39,7 +39,7 @@ def training(images=None, labels=None, from_scratch: bool = False) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    # BEGIN SOLUTION train only when the store has no version (store.active() is None), then load the served one with latest.get()
+    # BEGIN SOLUTION train only when nothing is saved yet, then load the saved model that serves
     if store.active() is None:
         training()
     latest.get()  # load it now, so the first prediction does not wait for it

@@ -25,7 +25,7 @@ from app import mnist
 from app.datasets import load_mnist
 from app.offline_docs import serve_docs_offline
 from app.part2.serving import no_model_yet
-from app.part2.training import TrainingCounter
+from app.part2.training import TrainingCounter, epoch_printer
 from app.part2.uploads import read_digit, read_training_images
 
 ml_models = []  # the trained models, newest last
@@ -37,11 +37,12 @@ def training(images=None, labels=None) -> None:
         if images is None or labels is None:
             data = load_mnist()  # Keras' MNIST, or the bundled subset when offline
             images, labels = data.x_train, data.y_train
-        # BEGIN SOLUTION fine-tune the newest model of ml_models when there is one: base = ..., else None
+        # BEGIN SOLUTION fine-tune the newest model in ml_models when there is one (base), else train a new one (None)
         base = ml_models[-1] if ml_models else None
         # EXERCISE: base = None
         # END SOLUTION
-        result = mnist.train(images, labels, base=base, epochs=mnist.default_epochs())
+        epochs = mnist.default_epochs()  # WORKSHOP_EPOCHS, else the workshop's 15
+        result = mnist.train(images, labels, base=base, epochs=epochs, on_epoch_end=epoch_printer(epochs))
         ml_models.append(result.model)
 
 
@@ -79,7 +80,7 @@ def predict(file: UploadFile) -> dict[str, str | None]:
 
 @app.post("/train/")
 def train_model(files: list[UploadFile], background_tasks: BackgroundTasks) -> dict[str, str | int]:
-    # BEGIN SOLUTION uploaded = read_training_images(files); add training(uploaded.images, uploaded.labels) to background_tasks; answer {"message": "Training model in the background", "images": <how many>}
+    # BEGIN SOLUTION read every uploaded image and its label (img123_7.png is a 7), train on them in the background, answer {"message": "Training model in the background"}
     uploaded = read_training_images(files)
     background_tasks.add_task(training, uploaded.images, uploaded.labels)
     return {"message": "Training model in the background", "images": len(uploaded.labels)}

@@ -22,6 +22,7 @@ from tests.part2_support import (
 HINTS = [
     'Save every trained model to the models/ folder and load the newest from it: a training never changes the file a prediction reads.',
     'In `training`, load the base with keras.saving.load_model(...) and save the result with model.save(...); in `predict`, load the newest saved model.',
+    "With this project's store: `with store.training_lock(): parent, base = load_base(store)` (None, None from scratch), then `train_and_publish(store, images, labels, base=base, parent=parent)`; in predict, `served = latest.get()`.",
     'Going further: two trainings at once both start from the same base; hold `store.training_lock()` from loading the base to publishing, and keep the served model in memory with `latest.get()`.',
 ]
 
