@@ -135,7 +135,9 @@ def run_checks(paths: list[Path], side: str, quiet: bool = True, extra: tuple[st
         report = Path(scratch) / "report.xml"
         command = [sys.executable, "-m", "pytest", *map(str, paths), "-q", "--tb=no", "-rN", "--no-header", "-p",
                    "no:cacheprovider", "-o", "addopts=", f"--junitxml={report}", "-W", "ignore", *extra]
-        env = {**os.environ, SIDE_ENV: side}
+        # The checks need none of the suite's pytest plugins (nbval, schemathesis, hypothesis...): not
+        # loading them saves most of a Part 1 check's time (about 20 of 26 s on a loaded machine).
+        env = {**os.environ, SIDE_ENV: side, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         if quiet:
             subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         else:  # the learner sees the checks' progress (and any training's epochs) as they run
