@@ -132,3 +132,13 @@ def load_mnist(source: str = "auto") -> MnistData:
     x_train, y_train = bundled_images("train")
     x_test, y_test = bundled_images("test")
     return MnistData(x_train, y_train, x_test, y_test, "bundled")
+
+
+def mnist_load_data() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """What the workshop's `keras.datasets.mnist.load_data()` returns, offline too.
+
+    `(x_train, y_train), (x_test, y_test)`: (n, 28, 28) uint8 images and their digits, from Keras when
+    it has MNIST (or can download it), else the bundled subset (see `load_mnist`). A learner typing
+    the workshop's code changes only that one call."""
+    data = load_mnist()
+    return (data.x_train, data.y_train), (data.x_test, data.y_test)

@@ -17,8 +17,16 @@ starter runs, serves its other routes, and fails its checks:
 Lines written `# EXERCISE: <code>` inside a block are the starter's code instead of the `raise`
 (for a learner's part that is not a function body, such as a parameter list or a Dockerfile line).
 Files without markers are copied as they are; non-Python files get only the TODO comment.
+
+exercises/ is also where the learner works, so generating never overwrites a learner's answer:
+app/exercise_starters.json (committed) records the sha256 of every starter as last generated, and
+`write_exercises` refuses to replace a file that no longer matches its record (it is someone's work)
+unless forced. The maintainers' drift checks compare the generator's output with that record, never
+with the files a learner edits.
 """
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -26,6 +34,7 @@ from app.paths import PROJECT_ROOT
 
 SOLUTIONS = PROJECT_ROOT / "solutions"
 EXERCISES = PROJECT_ROOT / "exercises"
+MANIFEST = PROJECT_ROOT / "app" / "exercise_starters.json"
 BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION\b ?(?P<hint>.*)$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 STARTER_LINE = re.compile(r"^(?P<indent>\s*)# EXERCISE: ?(?P<code>.*)$")
@@ -106,31 +115,90 @@ def expected_exercises() -> dict[Path, str]:
     }
 
 
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def recorded_starters() -> dict[str, str]:
+    """exercises/<path> -> sha256 of the starter the generator last wrote there."""
+    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+
+
+def starter_digests(expected: dict[Path, str]) -> dict[str, str]:
+    return {str(relative): digest(text) for relative, text in sorted(expected.items())}
+
+
 def stale_exercises() -> list[str]:
-    """What differs between exercises/ and what the solutions generate (missing, extra, changed)."""
-    expected = expected_exercises()
-    actual = {
-        path.relative_to(EXERCISES)
-        for path in EXERCISES.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
-    }
-    problems = [f"missing: exercises/{p}" for p in sorted(set(expected) - actual)]
-    problems += [f"extra: exercises/{p} (no such solution)" for p in sorted(actual - set(expected))]
-    problems += [
-        f"stale: exercises/{p}"
-        for p in sorted(set(expected) & actual)
-        if (EXERCISES / p).read_text() != expected[p]
-    ]
+    """How the record of generated starters differs from what the solutions generate now.
+
+    Never looks at exercises/: the files there are the learner's to change."""
+    expected = starter_digests(expected_exercises())
+    recorded = recorded_starters()
+    problems = [f"not generated yet: exercises/{p}" for p in sorted(set(expected) - set(recorded))]
+    problems += [f"no longer generated: exercises/{p} (no such solution)" for p in sorted(set(recorded) - set(expected))]
+    problems += [f"stale: exercises/{p}" for p in sorted(set(expected) & set(recorded)) if expected[p] != recorded[p]]
     return problems
 
 
-def write_exercises() -> list[Path]:
+def _working_files(root: Path) -> set[Path]:
+    return {
+        path.relative_to(root) for path in root.rglob("*") if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def edited_exercises(expected: dict[Path, str] | None = None) -> list[Path]:
+    """Files in exercises/ that are someone's work: not the starter last generated, nor the new one."""
+    root = EXERCISES
+    expected = expected_exercises() if expected is None else expected
+    recorded = recorded_starters()
+    edited = []
+    for relative in sorted(_working_files(root)):
+        now = digest((root / relative).read_text(errors="replace"))
+        if now != recorded.get(str(relative)) and (relative not in expected or now != digest(expected[relative])):
+            edited.append(relative)
+    return edited
+
+
+class LearnersWork(RuntimeError):
+    """`write_exercises` would have overwritten these files of exercises/."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__(", ".join(f"exercises/{p}" for p in paths))
+        self.paths = paths
+
+
+def write_exercises(root: Path | None = None, force: bool = False) -> list[Path]:
+    """Write every starter into exercises/ and record them, refusing to replace edited files unless
+    forced; or into another folder `root` (a scratch copy for the checks), recording nothing."""
     expected = expected_exercises()
+    learners = root is None
+    root = EXERCISES if root is None else root
+    if learners and not force and (edited := edited_exercises(expected)):
+        raise LearnersWork(edited)
     for relative, text in expected.items():
-        target = EXERCISES / relative
+        target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
-    for path in EXERCISES.rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts and path.relative_to(EXERCISES) not in expected:
-            path.unlink()
+    for relative in _working_files(root) - set(expected):
+        (root / relative).unlink()
+    if learners:
+        MANIFEST.write_text(json.dumps(starter_digests(expected), indent=2) + "\n")
     return sorted(expected)
+
+
+def reset(relative: Path, backups: Path) -> Path | None:
+    """Put the starter of exercises/<relative> back; the file it replaces is kept in `backups` first.
+
+    Returns the backup's path (None when there was nothing to keep)."""
+    expected = expected_exercises()
+    if relative not in expected:
+        raise KeyError(f"exercises/{relative} is not generated from a solution")
+    target = EXERCISES / relative
+    backup = None
+    if target.exists() and target.read_text(errors="replace") != expected[relative]:
+        backups.mkdir(parents=True, exist_ok=True)
+        backup = backups / f"{str(relative).replace('/', '__')}.{digest(target.read_text(errors='replace'))[:8]}"
+        backup.write_text(target.read_text(errors="replace"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(expected[relative])
+    return backup

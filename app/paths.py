@@ -15,3 +15,11 @@ DATA_DIR = Path(os.environ.get("WORKSHOP_DATA_DIR", PROJECT_ROOT / "data"))
 def models_dir() -> Path:
     """The model store's root; read at call time so tests can point it at a temporary folder."""
     return Path(os.environ.get("WORKSHOP_MODELS_DIR", PROJECT_ROOT / "models"))
+
+
+def exercise_models_dir() -> Path:
+    """The exercises' own model store, models/exercises/ (inside WORKSHOP_MODELS_DIR when it is set).
+
+    The notebooks publish into models_dir() itself, which app/part1, app/part2 and Part 3 serve; the
+    exercises keep theirs apart, so a notebook run never replaces the model a learner's exercise serves."""
+    return models_dir() / "exercises"

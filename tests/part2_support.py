@@ -12,6 +12,7 @@
 
 import importlib.util
 import io
+import os
 import sys
 import threading
 import time
@@ -62,6 +63,20 @@ def as_upload(files: list[tuple[str, bytes]], field: str = "files") -> list[tupl
     return [(field, (name, data, "image/png")) for name, data in files]
 
 
+def saved_models(folder) -> list:
+    """Every Keras model file under a check's folder, however the exercise names them."""
+    return sorted(folder.rglob("*.keras"))
+
+
+def expect_well_trained_answers(results: dict[int, dict], version: int) -> None:
+    """The predictions of test_img0..9 all come from `version`, a well-trained model, and read 9 right."""
+    from tests.exercises.expect import expect
+
+    expect({result["version"] for result in results.values()} == {version}, f"every prediction should come from version {version}")
+    right = [digit for digit, result in results.items() if result["result"] == str(digit)]
+    expect(len(right) >= 9, f"a well-trained version should read at least 9 of the 10 test images right: {results}")
+
+
 def label_of(name: str) -> int:
     return int(name.rsplit("_", 1)[1][0])
 
@@ -78,11 +93,108 @@ def import_again(module: ModuleType) -> ModuleType:
 
 @lru_cache(maxsize=1)
 def good_model():
-    """A model trained on the bundled training split for a few epochs: right on the test images."""
-    from app.datasets import bundled_images
+    """A model trained on the bundled training split for a few epochs: right on the test images.
 
-    images, labels = bundled_images("train")
-    return mnist.train(images, labels, epochs=6, seed=0).model
+    Trained once per machine and kept in the system's temporary folder (named after the code that
+    trains it), so each exercise check loads it in a second instead of training it again."""
+    import hashlib
+    import inspect
+    import tempfile
+    from pathlib import Path
+
+    from app import datasets
+
+    recipe = hashlib.sha256((inspect.getsource(mnist) + inspect.getsource(datasets)).encode()).hexdigest()[:16]
+    cached = Path(tempfile.gettempdir()) / f"workshop-good-mnist-{recipe}.keras"
+    if cached.exists():
+        try:
+            return mnist.load(cached)
+        except Exception:  # a damaged copy: train again below
+            pass
+    images, labels = datasets.bundled_images("train")
+    _full_training.active = True  # a FitGate's small settings are for the code under test, not this model
+    try:
+        model = mnist.train(images, labels, epochs=6, seed=0).model
+    finally:
+        _full_training.active = False
+    partial = cached.with_name(f"{cached.stem}.{os.getpid()}.keras")
+    model.save(partial)
+    partial.replace(cached)  # whole or not at all, for the other processes
+    return model
+
+
+_full_training = threading.local()
+CHECK_IMAGES = 512  # a check's trainings: at most this many images, one epoch
+
+
+class FitGate:
+    """Every Keras `fit` while installed (`keras.Model.fit` replaced): the exercise checks' trainings.
+
+    Whatever the learner's file says (the workshop's 15 epochs on 60,000 images), a training in a check
+    fits one epoch on at most CHECK_IMAGES images, and says so as it starts and ends. Each call's model
+    and labels are recorded, so a check sees a training however it was written (app.mnist or the
+    workshop's own `model.fit`); `hold()` makes trainings wait inside fit until `open()`.
+    """
+
+    def __init__(self) -> None:
+        self.models: list = []
+        self.labels: list[np.ndarray] = []
+        self._entered = threading.Condition()
+        self._released = threading.Event()
+        self._released.set()
+        self.start = 0  # `new_models` are those fitted since; a check's fixture moves it per test
+
+    @property
+    def new_models(self) -> list:
+        return self.models[self.start :]
+
+    @property
+    def new_labels(self) -> list[np.ndarray]:
+        return self.labels[self.start :]
+
+    def install(self, monkeypatch) -> "FitGate":
+        import keras
+
+        real_fit = keras.Model.fit
+        gate = self
+
+        def fit(model, x=None, y=None, *args, **kwargs):
+            if getattr(_full_training, "active", False):
+                return real_fit(model, x, y, *args, **kwargs)
+            x, y = x[:CHECK_IMAGES], y[:CHECK_IMAGES]
+            args = args[:1]  # batch_size may come by position; epochs is the check's
+            kwargs.update(epochs=1, verbose=0)
+            with gate._entered:
+                gate.models.append(model)
+                labels = np.asarray(y)
+                gate.labels.append(labels.argmax(axis=-1) if labels.ndim == 2 else labels)
+                gate._entered.notify_all()
+            if not gate._released.wait(WAIT):
+                raise RuntimeError("the check never released the training")
+            started = time.monotonic()
+            print(f"\n    [check] training on {len(y)} images for 1 epoch (the check's own small settings) ...", flush=True)
+            history = real_fit(model, x, y, *args, **kwargs)
+            print(f"    [check] trained in {time.monotonic() - started:.1f} s", flush=True)
+            return history
+
+        monkeypatch.setattr(keras.Model, "fit", fit)
+        return self
+
+    @property
+    def calls(self) -> int:
+        return len(self.models)
+
+    def hold(self) -> None:
+        self._released.clear()
+
+    def open(self) -> None:
+        self._released.set()
+
+    def wait_for(self, calls: int) -> None:
+        """Until `calls` trainings have started since `start`."""
+        with self._entered:
+            if not self._entered.wait_for(lambda: len(self.new_models) >= calls, WAIT):
+                raise AssertionError(f"{calls} training(s) should have started; {len(self.new_models)} did")
 
 
 class TrainingGate:

@@ -42,6 +42,16 @@ class TrainingCounter:
             self._count -= 1
 
 
+def epoch_printer(epochs: int):
+    """An `on_epoch_end` for mnist.train that prints one line per epoch: under `fastapi dev` the
+    console shows the model training, as the workshop promises (Keras itself is kept quiet)."""
+
+    def show(epoch: int, logs: dict[str, float]) -> None:
+        print(f"training: epoch {epoch + 1}/{epochs}, accuracy {logs.get('accuracy', float('nan')):.3f}", flush=True)
+
+    return show
+
+
 def load_base(store: ModelStore) -> tuple[int | None, Any]:
     """The version the store serves and a fresh copy of its model to fine-tune, or (None, None).
 
@@ -75,7 +85,7 @@ def train_and_publish(
     else:
         data = {"source": "upload", "size": int(len(labels))}
     epochs = epochs or mnist.default_epochs()
-    result = mnist.train(images, labels, base=base, parent=parent, epochs=epochs)
+    result = mnist.train(images, labels, base=base, parent=parent, epochs=epochs, on_epoch_end=epoch_printer(epochs))
     metrics = mnist.evaluate(result.model, mnist_data.x_test, mnist_data.y_test)
     parameters = {"epochs": epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "fine_tuned": base is not None}
     return mnist.publish(result, metrics, parameters, data, store)

@@ -1,6 +1,6 @@
 """Part 1, extra challenge: lengths with units.
 
-Run it:   fastapi dev exercises/part1/challenge_units.py
+Run it:   uv run fastapi dev exercises/part1/challenge_units.py
 Try:      http://127.0.0.1:8000/predict/?bill=4.03cm&flipper=195mm  (and flipper=19.5cm, bill=2ft)
 Check it: uv run workshop check part1/challenge_units
 
@@ -25,11 +25,13 @@ from app.units import LENGTH_SCHEMA, to_millimetres
 
 predictor = FastPenguinPredictor(train())
 
-# TODO: a float type that runs to_millimetres on the raw text first: Annotated[float, BeforeValidator(...), WithJsonSchema(LENGTH_SCHEMA)]
+# TODO: a length type that reads text such as "12cm" as millimetres (app/units.py has to_millimetres)
 LengthInMm = float
 
 app = FastAPI(title="Part 1, extra challenge: lengths with units")
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/predict/")

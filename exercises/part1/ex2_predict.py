@@ -1,6 +1,6 @@
 """Part 1, exercise 2: prediction on demand.
 
-Run it:   fastapi dev exercises/part1/ex2_predict.py
+Run it:   uv run fastapi dev exercises/part1/ex2_predict.py
 Try:      http://127.0.0.1:8000/predict/?bill=40.3&flipper=195
 Check it: uv run workshop check part1/ex2_predict
 
@@ -30,10 +30,12 @@ model = train()  # once per start (and per reload under `fastapi dev`), not per 
 predictor = FastPenguinPredictor(model)
 
 app = FastAPI(title="Part 1, exercise 2: prediction on demand")
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/predict/")
 def predict(bill: float, flipper: float) -> dict[str, Any]:
-    # TODO: return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <predictor.predict(bill, flipper)>}
-    raise HTTPException(status_code=501, detail='TODO: return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <predictor.predict(bill, flipper)>}')
+    # TODO: return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <the species the model predicts>}
+    raise HTTPException(status_code=501, detail='TODO: return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <the species the model predicts>}')

@@ -1,6 +1,6 @@
 """Part 2, exercise 3: fine-tune the model on uploaded images, labelled by their file names.
 
-Run it:   fastapi dev exercises/part2/ex3_retrain.py
+Run it:   uv run fastapi dev exercises/part2/ex3_retrain.py
 Try:      http://127.0.0.1:8000/upload/ and choose the images of data/train_img.zip (or the zip itself)
 Check it: uv run workshop check part2/ex3_retrain
 
@@ -10,7 +10,10 @@ image or has no single-digit label: the workshop's `int(filename.split("_")[-1][
 `img_12.png` as a 1 and answers a 500 for `img.png`.
 
 The flaw left for exercise 4: the newest model is fine-tuned in place, so the model answering
-predictions changes under them, and two trainings at once both fine-tune it together.
+predictions changes under them. Two trainings at once call `fit` on that same Keras object from two
+threads: Keras refuses the second (`ValueError: generator already executing`, raised in the background
+task, so that training is lost and /info/ counts one model fewer) or, when their steps interleave,
+both change the same weights. Exercise 4 gives each training its own copy, loaded from disk.
 """
 
 from contextlib import asynccontextmanager
@@ -22,7 +25,7 @@ from app import mnist
 from app.datasets import load_mnist
 from app.offline_docs import serve_docs_offline
 from app.part2.serving import no_model_yet
-from app.part2.training import TrainingCounter
+from app.part2.training import TrainingCounter, epoch_printer
 from app.part2.uploads import read_digit, read_training_images
 
 ml_models = []  # the trained models, newest last
@@ -34,9 +37,10 @@ def training(images=None, labels=None) -> None:
         if images is None or labels is None:
             data = load_mnist()  # Keras' MNIST, or the bundled subset when offline
             images, labels = data.x_train, data.y_train
-        # TODO: fine-tune the newest model of ml_models when there is one: base = ..., else None
+        # TODO: fine-tune the newest model in ml_models when there is one (base), else train a new one (None)
         base = None
-        result = mnist.train(images, labels, base=base, epochs=mnist.default_epochs())
+        epochs = mnist.default_epochs()  # WORKSHOP_EPOCHS, else the workshop's 15
+        result = mnist.train(images, labels, base=base, epochs=epochs, on_epoch_end=epoch_printer(epochs))
         ml_models.append(result.model)
 
 
@@ -48,7 +52,9 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(title="Part 2, exercise 3: fine-tuning on uploaded images", lifespan=lifespan)
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/")
@@ -72,8 +78,8 @@ def predict(file: UploadFile) -> dict[str, str | None]:
 
 @app.post("/train/")
 def train_model(files: list[UploadFile], background_tasks: BackgroundTasks) -> dict[str, str | int]:
-    # TODO: uploaded = read_training_images(files); add training(uploaded.images, uploaded.labels) to background_tasks; answer {"message": "Training model in the background", "images": <how many>}
-    raise HTTPException(status_code=501, detail='TODO: uploaded = read_training_images(files); add training(uploaded.images, uploaded.labels) to background_tasks; answer {"message": "Training model in the background", "images": <how many>}')
+    # TODO: read every uploaded image and its label (img123_7.png is a 7), train on them in the background, answer {"message": "Training model in the background"}
+    raise HTTPException(status_code=501, detail='TODO: read every uploaded image and its label (img123_7.png is a 7), train on them in the background, answer {"message": "Training model in the background"}')
 
 
 @app.get("/upload/", response_class=HTMLResponse)

@@ -1,6 +1,6 @@
 """Part 1, exercise 1: FastAPI basics.
 
-Run it:   fastapi dev exercises/part1/ex1_hello.py
+Run it:   uv run fastapi dev exercises/part1/ex1_hello.py
 Try:      http://127.0.0.1:8000/  and  http://127.0.0.1:8000/users/johndoe?q=somequery
 Check it: uv run workshop check part1/ex1_hello
 """
@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from app.offline_docs import serve_docs_offline
 
 app = FastAPI(title="Part 1, exercise 1: hello")
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/")

@@ -1,6 +1,6 @@
 """Part 1, exercise 3: query parameter validation.
 
-Run it:   fastapi dev exercises/part1/ex3_validation.py
+Run it:   uv run fastapi dev exercises/part1/ex3_validation.py
 Try:      http://127.0.0.1:8000/predict/?bill=-3&flipper=195  (and bill=nan, bill=1e9, bill=abc)
 Check it: uv run workshop check part1/ex3_validation
 
@@ -23,12 +23,14 @@ from app.penguins import FastPenguinPredictor, train
 predictor = FastPenguinPredictor(train())
 
 app = FastAPI(title="Part 1, exercise 3: query parameter validation")
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/predict/")
 def predict(
-    # BEGIN SOLUTION bound both parameters: Annotated[float, Query(gt=0, lt=MAX_BILL_MM)], and MAX_FLIPPER_MM for flipper
+    # BEGIN SOLUTION bound both parameters with Query(): above 0, and below a maximum of your choice
     bill: Annotated[float, Query(gt=0, lt=MAX_BILL_MM)],
     flipper: Annotated[float, Query(gt=0, lt=MAX_FLIPPER_MM)],
     # EXERCISE: bill: float,

@@ -1,7 +1,7 @@
 """Part 2, extra challenge: at start-up, serve the saved models; train only when there is none.
 
-Run it:   fastapi dev exercises/part2/challenge_startup.py   (stop it and start it again: no training)
-Try:      ls models/mnist/ before and after a restart
+Run it:   uv run fastapi dev exercises/part2/challenge_startup.py   (stop it and start it again: no training)
+Try:      ls models/exercises/mnist/ before and after a restart
 Check it: uv run workshop check part2/challenge_startup
 
 Exercise 4 trains a new model at every start, although the store keeps every model it ever trained.
@@ -17,12 +17,14 @@ from fastapi.responses import HTMLResponse
 
 from app import mnist
 from app.offline_docs import serve_docs_offline
+from app.paths import exercise_models_dir
 from app.part2.serving import LatestModel
 from app.part2.training import TrainingCounter, load_base, train_and_publish
 from app.part2.uploads import read_digit, read_training_images
 from app.store import ModelStore
 
-store = ModelStore(mnist.MODEL_NAME)  # models/mnist/ (WORKSHOP_MODELS_DIR moves it)
+# models/exercises/mnist/: the exercises' own store; the notebooks publish to models/mnist/, never here
+store = ModelStore(mnist.MODEL_NAME, root=exercise_models_dir())
 latest = LatestModel(store)  # the served model, kept in memory
 in_training = TrainingCounter()  # `with in_training:` counts a training while it runs (or waits its turn)
 
@@ -37,7 +39,7 @@ def training(images=None, labels=None, from_scratch: bool = False) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    # BEGIN SOLUTION train only when the store has no version (store.active() is None), then load the served one with latest.get()
+    # BEGIN SOLUTION train only when nothing is saved yet, then load the saved model that serves
     if store.active() is None:
         training()
     latest.get()  # load it now, so the first prediction does not wait for it
@@ -48,7 +50,9 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(title="Part 2, extra challenge: serve the saved models at start-up", lifespan=lifespan)
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/")

@@ -1,10 +1,12 @@
 """Part 2, exercise 4: no race conditions — the models live in a versioned store, not in memory.
 
-Run it:   fastapi dev exercises/part2/ex4_race_free.py
-Try:      curl -X POST http://127.0.0.1:8000/retrain/ twice at once, then ls models/mnist/
+Run it:   uv run fastapi dev exercises/part2/ex4_race_free.py
+Try:      curl -X POST http://127.0.0.1:8000/retrain/ twice at once, then ls models/exercises/mnist/
 Check it: uv run workshop check part2/ex4_race_free
 
-Every trained model is published to the store (app/store.py) as models/mnist/<version>/: a complete
+The workshop's step, yours to write: save every trained model, fine-tune from the newest saved one, and
+predict with the saved models (the starter still keeps exercise 3's models in memory). Here every
+trained model is published to the store (app/store.py) as models/exercises/mnist/<version>/: a complete
 model with its metadata (parent version, data, metrics, sha256), written under a temporary name and
 renamed into place, so a reader never sees half a model. The workshop's `model_{datetime.now()}.keras`
 puts spaces and colons in file names and shows readers half-written files; numbers do neither.
@@ -26,38 +28,50 @@ from fastapi import BackgroundTasks, FastAPI, UploadFile
 from fastapi.responses import HTMLResponse
 
 from app import mnist
+from app.datasets import load_mnist  # the starter's way (exercise 3's), as are ServedModel and no_model_yet
 from app.offline_docs import serve_docs_offline
-from app.part2.serving import LatestModel, ServedModel, no_model_yet  # the last two: for the starter's way
-from app.part2.training import TrainingCounter, load_base, train_and_publish
+from app.paths import exercise_models_dir
+from app.part2.serving import LatestModel, ServedModel, no_model_yet
+from app.part2.training import TrainingCounter, epoch_printer, load_base, train_and_publish
 from app.part2.uploads import read_digit, read_training_images
 from app.store import ModelStore
 
-store = ModelStore(mnist.MODEL_NAME)  # models/mnist/ (WORKSHOP_MODELS_DIR moves it)
+# models/exercises/mnist/: the exercises' own store; the notebooks publish to models/mnist/, never here
+store = ModelStore(mnist.MODEL_NAME, root=exercise_models_dir())
 latest = LatestModel(store)  # the served model, kept in memory
 in_training = TrainingCounter()  # `with in_training:` counts a training while it runs (or waits its turn)
+ml_models = []  # the starter's models, in memory as in exercise 3: the store replaces them
 
 
 def training(images=None, labels=None, from_scratch: bool = False) -> None:
     """Train on the images (MNIST when none) and publish the result as the store's next version."""
     with in_training:
-        # BEGIN SOLUTION hold store.training_lock() from load_base to train_and_publish, so that two trainings run one after the other and the second fine-tunes the first's result
-        with store.training_lock():
+        # BEGIN SOLUTION save every trained model under models/ and fine-tune a copy of the newest saved one, not the model in memory (see `workshop hint`)
+        with store.training_lock():  # one training at a time: the second starts from the first's result
             parent, base = (None, None) if from_scratch else load_base(store)
             train_and_publish(store, images, labels, base=base, parent=parent)
-        # EXERCISE: parent, base = (None, None) if from_scratch else load_base(store)
-        # EXERCISE: train_and_publish(store, images, labels, base=base, parent=parent)
+        # EXERCISE: if images is None or labels is None:  # exercise 3's way: the models live in memory
+        # EXERCISE:     data = load_mnist()
+        # EXERCISE:     images, labels = data.x_train, data.y_train
+        # EXERCISE: base = ml_models[-1] if ml_models and not from_scratch else None
+        # EXERCISE: ml_models.append(mnist.train(images, labels, base=base, epochs=mnist.default_epochs(), on_epoch_end=epoch_printer(mnist.default_epochs())).model)
         # END SOLUTION
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     training()
-    latest.get()  # load the new version now, so the first prediction does not wait for it
+    # BEGIN SOLUTION load the served version now with latest.get(), so the first prediction does not wait for it
+    latest.get()
+    # EXERCISE: pass
+    # END SOLUTION
     yield
 
 
 app = FastAPI(title="Part 2, exercise 4: a race-free model store", lifespan=lifespan)
-serve_docs_offline(app)  # /docs and /redoc with no internet: FastAPI's own pages load from a CDN
+# Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
+# load their scripts from a CDN, so without it they are blank pages offline.
+serve_docs_offline(app)
 
 
 @app.get("/")
@@ -73,12 +87,11 @@ async def read_models() -> dict[str, int]:
 @app.post("/predict/")
 def predict(file: UploadFile) -> dict[str, str | int | None]:
     pixels = read_digit(file)
-    # BEGIN SOLUTION served = latest.get(): the model kept in memory, reloaded only when the store has a newer version
+    # BEGIN SOLUTION predict with the newest saved model (served: a ServedModel of its version and model)
     served = latest.get()
-    # EXERCISE: version = store.active()  # the workshop's way: load the model from disk for every prediction
-    # EXERCISE: if version is None:
+    # EXERCISE: if not ml_models:  # exercise 3's way
     # EXERCISE:     raise no_model_yet()
-    # EXERCISE: served = ServedModel(version, store.load(version, mnist.load))
+    # EXERCISE: served = ServedModel(len(ml_models), ml_models[-1])
     # END SOLUTION
     digit = mnist.predict_digits(served.model, pixels)[0]
     return {"filename": file.filename, "result": str(digit), "version": served.version}

@@ -1,4 +1,5 @@
-"""Load the exercise a test file checks, from solutions/ (default) or exercises/ (WORKSHOP_SIDE).
+"""Load the exercise a test file checks, from solutions/ (default) or exercises/ (WORKSHOP_SIDE, a
+folder of the project or any path: the maintainers' checks run a freshly generated copy).
 
 tests/exercises/part1/test_ex2_predict.py checks <side>/part1/ex2_predict.py. The `exercise` fixture
 imports that file as a fresh module; `client` wraps its `app` in a TestClient entered as a context
@@ -11,11 +12,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.paths import PROJECT_ROOT
+from tests.exercises.expect import CheckClient
 
 SIDE = os.environ.get("WORKSHOP_SIDE", "solutions")
+
+
+def pytest_collection_modifyitems(items):
+    """A `going_further(why, hint=...)` check tells `workshop check` its tier, why and hint (junit properties)."""
+    for item in items:
+        marker = item.get_closest_marker("going_further")
+        if marker is not None:
+            item.user_properties.append(("going_further", marker.args[0] if marker.args else "going further"))
+            if marker.kwargs.get("hint"):
+                item.user_properties.append(("hint", marker.kwargs["hint"]))
 
 
 def exercise_path(test_file: Path) -> Path:
@@ -23,7 +34,7 @@ def exercise_path(test_file: Path) -> Path:
 
 
 def import_exercise(path: Path):
-    name = f"workshop_{SIDE}_{path.parent.name}_{path.stem}"
+    name = f"workshop_{Path(SIDE).name}_{path.parent.name}_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -39,5 +50,5 @@ def exercise(request):
 
 @pytest.fixture(scope="module")
 def client(exercise):
-    with TestClient(exercise.app) as test_client:
+    with CheckClient(exercise.app) as test_client:
         yield test_client

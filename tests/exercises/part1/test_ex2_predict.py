@@ -4,6 +4,14 @@ import pytest
 
 from app.datasets import PENGUIN_FEATURES, load_penguins
 from app.penguins import train
+from tests.exercises.expect import expect_json, expect_status
+
+HINTS = [
+    "The query parameters are the function's parameters: `def predict(bill: float, flipper: float)`; "
+    "the model wants one row of two numbers.",
+    "Answer {\"parameters\": {\"bill_length\": bill, \"flipper_length\": flipper}, \"result\": <the species>}: "
+    "in the starter, `predictor.predict(bill, flipper)` gives the species name.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -13,9 +21,9 @@ def reference_model():
 
 
 def test_the_workshops_example_is_an_adelie(client):
-    response = client.get("/predict/", params={"bill": 40.3, "flipper": 195})
-    assert response.status_code == 200, response.text
-    assert response.json() == {"parameters": {"bill_length": 40.3, "flipper_length": 195.0}, "result": "Adelie"}
+    expect_json(client.get("/predict/", params={"bill": 40.3, "flipper": 195}),
+                {"parameters": {"bill_length": 40.3, "flipper_length": 195.0}, "result": "Adelie"},
+                "GET /predict/?bill=40.3&flipper=195")
 
 
 def test_predictions_match_the_model_for_every_species(client, reference_model):
@@ -24,12 +32,9 @@ def test_predictions_match_the_model_for_every_species(client, reference_model):
     expected = reference_model.predict(frame[list(PENGUIN_FEATURES)])
     assert set(expected) == {"Adelie", "Chinstrap", "Gentoo"}
     for (bill, flipper), species in zip(frame[list(PENGUIN_FEATURES)].itertuples(index=False), expected):
-        response = client.get("/predict/", params={"bill": bill, "flipper": flipper})
-        assert response.status_code == 200, response.text
-        assert response.json() == {
-            "parameters": {"bill_length": bill, "flipper_length": flipper},
-            "result": species,
-        }, f"bill={bill}, flipper={flipper}"
+        expect_json(client.get("/predict/", params={"bill": bill, "flipper": flipper}),
+                    {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": species},
+                    f"GET /predict/?bill={bill}&flipper={flipper} (a {species} penguin)")
 
 
 @pytest.mark.parametrize(
@@ -38,5 +43,4 @@ def test_predictions_match_the_model_for_every_species(client, reference_model):
     ids=["text", "no flipper", "no bill"],
 )
 def test_missing_or_non_numeric_parameters_are_refused(client, query):
-    response = client.get("/predict/", params=query)
-    assert response.status_code == 422, response.text
+    expect_status(client.get("/predict/", params=query), 422, f"GET /predict/ with {query}")

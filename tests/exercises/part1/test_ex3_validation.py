@@ -1,9 +1,22 @@
-"""Checks for part1/ex3_validation: bill and flipper must be > 0 and below a maximum taken from the data."""
+"""Checks for part1/ex3_validation: bill and flipper must be > 0 and below a maximum.
+
+The workshop's step: `Annotated[float, Query(gt=0)]`, and "try adding a maximum": any sensible maximum
+(`le=` or `lt=`, any value above the largest penguin) does the step. Going further: this project's
+maxima, taken from the data."""
 
 import pytest
 
 from app.datasets import PENGUIN_FEATURES, load_penguins
 from app.penguin_api import MAX_BILL_MM, MAX_FLIPPER_MM
+from tests.exercises.expect import expect, expect_json, expect_status
+
+HINTS = [
+    "`Annotated[float, Query(gt=0)]` from `typing` and `fastapi` lets FastAPI refuse a value before "
+    "your function runs, with a 422 naming the parameter.",
+    "Query() also takes a maximum: `le=` (at most) or `lt=` (below). Any value above the largest "
+    "penguin does the step: the data's longest bill is 59.6 mm, its longest flipper 231 mm.",
+    "Going further: app/penguin_api.py has MAX_BILL_MM and MAX_FLIPPER_MM; use them with `lt=`.",
+]
 
 VALID = {"bill": "40.3", "flipper": "195"}
 BAD_VALUES = {
@@ -19,43 +32,53 @@ BAD_VALUES = {
 
 
 def test_a_valid_query_still_predicts(client):
-    response = client.get("/predict/", params=VALID)
-    assert response.status_code == 200, response.text
-    assert response.json() == {"parameters": {"bill_length": 40.3, "flipper_length": 195.0}, "result": "Adelie"}
+    expect_json(client.get("/predict/", params=VALID),
+                {"parameters": {"bill_length": 40.3, "flipper_length": 195.0}, "result": "Adelie"},
+                "GET /predict/?bill=40.3&flipper=195")
 
 
 @pytest.mark.parametrize("parameter", ["bill", "flipper"])
 @pytest.mark.parametrize("value", BAD_VALUES.values(), ids=BAD_VALUES.keys())
 def test_a_bad_value_is_a_422_naming_the_parameter(client, parameter, value):
     response = client.get("/predict/", params={**VALID, parameter: value})
-    assert response.status_code == 422, f"{parameter}={value!r} should be refused with a 422, got {response.status_code}: {response.text}"
-    assert [error["loc"] for error in response.json()["detail"]] == [["query", parameter]]
+    expect_status(response, 422, f"GET /predict/ with {parameter}={value!r}")
+    named = [error["loc"] for error in response.json()["detail"]]
+    expect(named == [["query", parameter]], f"the 422 should name only {parameter}; it named {named}")
 
 
 @pytest.mark.parametrize("parameter", ["bill", "flipper"])
 def test_a_missing_parameter_is_a_422_naming_it(client, parameter):
     response = client.get("/predict/", params={name: v for name, v in VALID.items() if name != parameter})
-    assert response.status_code == 422, response.text
-    assert response.json()["detail"][0]["loc"] == ["query", parameter]
-
-
-@pytest.mark.parametrize(("parameter", "maximum"), [("bill", MAX_BILL_MM), ("flipper", MAX_FLIPPER_MM)])
-def test_the_maximum_is_exclusive(client, parameter, maximum):
-    assert client.get("/predict/", params={**VALID, parameter: maximum}).status_code == 422
-    assert client.get("/predict/", params={**VALID, parameter: maximum - 0.1}).status_code == 200
+    expect_status(response, 422, f"GET /predict/ without {parameter}")
+    expect(response.json()["detail"][0]["loc"] == ["query", parameter], f"the 422 should name {parameter}")
 
 
 def test_every_penguin_in_the_data_is_accepted(client):
     frame = load_penguins()
     for column, parameter in zip(PENGUIN_FEATURES, ["bill", "flipper"]):
         for value in (frame[column].min(), frame[column].max()):
-            response = client.get("/predict/", params={**VALID, parameter: value})
-            assert response.status_code == 200, f"{parameter}={value}: {response.text}"
+            expect_status(client.get("/predict/", params={**VALID, parameter: value}), 200,
+                          f"GET /predict/ with {parameter}={value} (a real penguin's)")
 
 
 def test_the_bounds_are_in_the_docs(client):
     """Declared with Query(), the bounds reach /docs; checked inside the function, they would not."""
     parameters = client.get("/openapi.json").json()["paths"]["/predict/"]["get"]["parameters"]
-    schemas = {parameter["name"]: parameter["schema"] for parameter in parameters}
-    assert schemas["bill"]["exclusiveMinimum"] == 0 and schemas["bill"]["exclusiveMaximum"] == MAX_BILL_MM
-    assert schemas["flipper"]["exclusiveMinimum"] == 0 and schemas["flipper"]["exclusiveMaximum"] == MAX_FLIPPER_MM
+    for parameter in parameters:
+        schema, name = parameter["schema"], parameter["name"]
+        expect(schema.get("exclusiveMinimum", schema.get("minimum")) is not None,
+               f"/docs should show a minimum for {name}: declare it in Query(gt=0)")
+        expect(schema.get("exclusiveMaximum", schema.get("maximum")) is not None,
+               f"/docs should show a maximum for {name}: declare it in Query(le=...) or Query(lt=...)")
+
+
+@pytest.mark.going_further(
+    "a maximum read from the data (app/penguin_api.py) says why it is that number; `lt` also refuses the limit itself",
+    hint="bill: Annotated[float, Query(gt=0, lt=MAX_BILL_MM)], and MAX_FLIPPER_MM for flipper",
+)
+@pytest.mark.parametrize(("parameter", "maximum"), [("bill", MAX_BILL_MM), ("flipper", MAX_FLIPPER_MM)])
+def test_the_maximum_is_the_datas_and_exclusive(client, parameter, maximum):
+    expect_status(client.get("/predict/", params={**VALID, parameter: maximum}), 422,
+                  f"GET /predict/ with {parameter}={maximum} (the maximum itself)")
+    expect_status(client.get("/predict/", params={**VALID, parameter: maximum - 0.1}), 200,
+                  f"GET /predict/ with {parameter}={maximum - 0.1} (just below the maximum)")

@@ -1,48 +1,75 @@
 """Checks for part2/challenge_startup: at start-up the saved models are served; a training happens
-only when the store is empty."""
+only when there is none.
+
+The workshop's step: the first start (nothing saved) trains one model; a restart finds the saved
+models, trains nothing, counts them in /info/ and predicts with them. Going further: the newest
+version is served whoever published it, and a version pinned in the store is served at start-up."""
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app import mnist
-from tests.part2_support import TrainingGate, digit_image, good_model, import_again
+from tests.exercises.expect import CheckClient, expect, expect_status
+from tests.part2_support import digit_image, expect_well_trained_answers, good_model, import_again, saved_models
+
+HINTS = [
+    'In the lifespan, look at what is saved first: train only when there is no model yet.',
+    'The workshop way: fill `ml_models` with the saved file names, sorted, and call `training()` only when it stays empty.',
+    '`store.active()` is None when the store has no version; `latest.get()` loads the one it serves.',
+]
 
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
+TRAINED = "Num of trained models"
 
 
 def predict(client, digit: int = 7) -> dict:
     response = client.post("/predict/", files={"file": digit_image(digit)})
-    assert response.status_code == 200, response.text
+    expect_status(response, 200, f"POST /predict/ with test_img{digit}.png")
     return response.json()
 
 
-def test_an_empty_store_gets_one_first_training(client, exercise):
-    assert exercise.store.versions() == [1]
-    assert client.get("/info/").json() == {"Num of model in training": 0, "Num of trained models": 1}
-    assert predict(client)["version"] == 1
+def test_an_empty_folder_gets_one_first_training(client, check_folder, fit_gate):
+    expect(fit_gate.calls == 1, f"the first start, with nothing saved, should train 1 model; it trained {fit_gate.calls}")
+    expect(len(saved_models(check_folder)) == 1, "the first model should be saved in models/")
+    counts = client.get("/info/").json()
+    expect(counts.get(TRAINED) == 1, f"after the first start, GET /info/ should count 1 trained model; it answered {counts}")
+    predict(client)
 
 
-def test_a_restart_serves_the_newest_saved_model_without_training(client, exercise, monkeypatch):
+def test_a_restart_trains_nothing_and_serves_the_saved_models(client, exercise, check_folder, trainings):
+    saved = len(saved_models(check_folder))
+    restarted = import_again(exercise)
+    with CheckClient(restarted.app) as again:
+        expect(not trainings.new_models, f"a restart with {saved} saved model(s) should train nothing; it trained {len(trainings.new_models)}")
+        counts = again.get("/info/").json()
+        expect(counts.get(TRAINED) == saved, f"after a restart, GET /info/ should count the {saved} saved model(s); it answered {counts}")
+        body = predict(again)
+        expect(body.get("result") in [str(d) for d in range(10)], f"POST /predict/ should answer a digit; it answered {body}")
+    expect(len(saved_models(check_folder)) == saved, "a restart should save no new model")
+
+
+@pytest.mark.going_further(
+    "the store decides what serves: a version published by the notebook or another process serves after a restart",
+    hint="`latest.get()` in the lifespan loads the version `store.active()` names",
+)
+def test_a_restart_serves_the_newest_version_of_the_store(client, exercise, trainings):
+    expect(hasattr(exercise, "store"), "going further keeps the models in a ModelStore named `store`")
     store = exercise.store
     newest = mnist.publish(mnist.TrainingResult(good_model(), {}, None), {}, {}, {"source": "test"}, store).number
-    versions = store.versions()
-    gate = TrainingGate(monkeypatch)
     restarted = import_again(exercise)
-    with TestClient(restarted.app) as again:
+    with CheckClient(restarted.app) as again:
         results = {digit: predict(again, digit) for digit in range(10)}
-        assert again.get("/info/").json() == {"Num of model in training": 0, "Num of trained models": len(versions)}
-    assert gate.calls == 0, "the restart trained a model although the store had some"
-    assert store.versions() == versions
-    assert {result["version"] for result in results.values()} == {newest}
-    right = [digit for digit, result in results.items() if result["result"] == str(digit)]
-    assert len(right) >= 9, results
+    expect(not trainings.new_models, "the restart trained a model although the store had some")
+    expect_well_trained_answers(results, newest)
 
 
-def test_a_pinned_version_is_served_at_start_up(client, exercise, monkeypatch):
-    store = exercise.store
-    store.activate(1)
+@pytest.mark.going_further(
+    "rolling back is pinning an older version (ModelStore.activate): the start-up must respect it",
+    hint="serve `store.active()`, not the newest folder",
+)
+def test_a_pinned_version_is_served_at_start_up(client, exercise, trainings):
+    expect(hasattr(exercise, "store"), "going further keeps the models in a ModelStore named `store`")
+    exercise.store.activate(1)
     restarted = import_again(exercise)
-    gate = TrainingGate(monkeypatch)
-    with TestClient(restarted.app) as again:
-        assert predict(again)["version"] == 1
-    assert gate.calls == 0
+    with CheckClient(restarted.app) as again:
+        expect(predict(again)["version"] == 1, "the pinned version 1 should answer")
+    expect(not trainings.new_models, "the restart trained a model although the store had some")

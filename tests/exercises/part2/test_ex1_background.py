@@ -1,58 +1,92 @@
-"""Checks for part2/ex1_background: GET /train/ trains in the background; /info/ counts."""
+"""Checks for part2/ex1_background: GET /train/ trains in the background; /info/ counts.
+
+The workshop's step: GET /train/ answers at once, the server answers while the model trains, and
+/info/ counts the trainings running and the models trained. Going further: the count stays right when
+a training fails (the workshop's `num_train` stays up for good)."""
 
 import pytest
 
-from tests.part2_support import PendingRequest, TrainingGate, wait_until
+from tests.exercises.expect import expect, expect_json, expect_status
+from tests.part2_support import PendingRequest, wait_until
 
-INFO_KEYS = {"Num of model in training", "Num of trained models"}
+HINTS = [
+    'A route can take `background_tasks: BackgroundTasks`; `background_tasks.add_task(training)` runs `training` after the answer is sent, so GET /train/ answers at once.',
+    '/info/ answers {"Num of model in training": <trainings running>, "Num of trained models": <len(ml_models)>}.',
+    "Going further: `with in_training:` (a TrainingCounter) around the training counts it, and takes the count back down even when the training fails.",
+]
+
+pytestmark = pytest.mark.slow  # imports Keras and trains
+IN_TRAINING, TRAINED = "Num of model in training", "Num of trained models"
 
 
 def info(client) -> dict[str, int]:
     response = client.get("/info/")
-    assert response.status_code == 200, response.text
-    return response.json()
+    expect_status(response, 200, "GET /info/")
+    counts = response.json()
+    expect(set(counts) >= {IN_TRAINING, TRAINED}, f"GET /info/ should answer the workshop's two counts; it answered {counts}")
+    return counts
 
 
 def test_root_answers(client):
-    response = client.get("/")
-    assert response.status_code == 200, response.text
-    assert response.json() == {"Hello": "World"}
+    expect_json(client.get("/"), {"Hello": "World"}, "GET /")
 
 
-def test_info_has_the_workshop_keys(client):
+def test_info_counts_nothing_before_any_training(client):
     counts = info(client)
-    assert set(counts) == INFO_KEYS
-    assert all(isinstance(value, int) and value >= 0 for value in counts.values())
+    expect(counts[IN_TRAINING] == 0 and counts[TRAINED] == 0,
+           f"before any GET /train/, /info/ should count 0 in training and 0 trained; it counted {counts}")
 
 
-@pytest.mark.slow
-def test_train_answers_at_once_and_the_server_answers_while_it_trains(client, exercise, monkeypatch):
+def test_train_answers_at_once_and_the_server_answers_while_it_trains(client, exercise, trainings):
     before = info(client)
-    gate = TrainingGate(monkeypatch, hold=True)
+    trainings.hold()
     request = PendingRequest(client, exercise.app, "GET", "/train/")
     try:
         # A background task starts after the answer is sent; a training run inside the route would
-        # start first and hold the answer back until the test opens the gate.
-        wait_until(lambda: request.answered.is_set() or gate.calls > 0, "GET /train/ answers or trains")
-        assert request.answered.is_set(), "GET /train/ did not answer before its training ended"
-        assert request.status == 200, request.body
-        assert request.json() == {"message": "Training model in the background"}
-        gate.wait_for(1)
-        assert client.get("/").json() == {"Hello": "World"}
-        assert info(client) == {**before, "Num of model in training": before["Num of model in training"] + 1}
+        # start first and hold the answer back until the check lets the training go on.
+        wait_until(lambda: request.answered.is_set() or trainings.new_models, "GET /train/ answers or trains")
+        expect(request.answered.is_set(), "GET /train/ should answer before the training ends: add the training to background_tasks")
+        expect(request.status == 200, f"GET /train/ should answer 200; it answered {request.status}: {request.body[:300]!r}")
+        body = request.json()
+        expect(body == {"message": "Training model in the background"},
+               f"GET /train/ should answer {{'message': 'Training model in the background'}}; it answered {body}")
+        trainings.wait_for(1)
+        expect_json(client.get("/"), {"Hello": "World"}, "GET / during a training")
+        during = info(client)
+        expect(during[IN_TRAINING] == before[IN_TRAINING] + 1,
+               f"during a training, /info/ should count {before[IN_TRAINING] + 1} in training; it counted {during[IN_TRAINING]}")
     finally:
-        gate.open()
+        trainings.open()
         request.finish()
-    assert info(client) == {
-        "Num of model in training": before["Num of model in training"],
-        "Num of trained models": before["Num of trained models"] + 1,
-    }
+    after = info(client)
+    expect(after == {**before, IN_TRAINING: before[IN_TRAINING], TRAINED: before[TRAINED] + 1},
+           f"after the training, /info/ should count {before[IN_TRAINING]} in training and {before[TRAINED] + 1} trained; it answered {after}")
 
 
-@pytest.mark.slow
-def test_each_train_request_adds_a_trained_model(client, exercise):
-    before = info(client)["Num of trained models"]
+def test_each_train_request_adds_a_trained_model(client, exercise, trainings):
+    before = info(client)[TRAINED]
     for _ in range(2):  # the TestClient returns once the app, background task included, is done
-        assert client.get("/train/").status_code == 200
-    assert info(client) == {"Num of model in training": 0, "Num of trained models": before + 2}
-    assert len(exercise.ml_models) == before + 2
+        expect_status(client.get("/train/"), 200, "GET /train/")
+    counts = info(client)
+    expect(counts[TRAINED] == before + 2, f"after two more GET /train/, /info/ should count {before + 2} trained models; it counted {counts[TRAINED]}")
+    expect(counts[IN_TRAINING] == 0, f"with no training running, /info/ should count 0 in training; it counted {counts[IN_TRAINING]}")
+    expect(len(exercise.ml_models) == before + 2, f"ml_models should hold {before + 2} models; it holds {len(exercise.ml_models)}")
+
+
+@pytest.mark.going_further(
+    "a training can fail (no data, no memory); the workshop's `num_train` then counts it as running for ever",
+    hint="count with `with in_training:` (app.part2.training.TrainingCounter): its exit runs however the block ends",
+)
+def test_a_failed_training_is_no_longer_counted(client, trainings, monkeypatch):
+    import keras
+
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("a training that fails, from the check")
+
+    before = info(client)[IN_TRAINING]
+    monkeypatch.setattr(keras.Model, "fit", broken_fit)
+    with pytest.raises(AssertionError, match="a training that fails"):
+        client.get("/train/")  # the background task's error reaches the test client
+    monkeypatch.undo()
+    now = info(client)[IN_TRAINING]
+    expect(now == before, f"after a training failed, /info/ should count {before} in training; it counted {now}")

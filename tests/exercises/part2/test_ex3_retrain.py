@@ -1,13 +1,25 @@
-"""Checks for part2/ex3_retrain: POST /train/ fine-tunes on uploaded images; GET /upload/."""
+"""Checks for part2/ex3_retrain: POST /train/ fine-tunes on uploaded images; GET /upload/.
+
+The workshop's step: GET /upload/ serves a form that posts many files to /train/, which reads each
+image with Pillow, labels it by its name (img123_7.png is a 7) and fine-tunes the newest model in the
+background. Going further: a zip of the images works too, and one bad file (no label, not an image,
+not 28x28) refuses the whole request with a 4xx naming it before anything trains (the workshop's
+code answers a 500, or reads img_12.png as a 1)."""
 
 import io
 import zipfile
 from html.parser import HTMLParser
 
-import numpy as np
 import pytest
 
-from tests.part2_support import TrainingGate, as_upload, label_of, png, training_files
+from tests.exercises.expect import expect, expect_status
+from tests.part2_support import as_upload, digit_image, label_of, png, training_files
+
+HINTS = [
+    'Fine-tune: start from `ml_models[-1]` when there is one instead of a new model.',
+    'POST /train/ takes `files: list[UploadFile]`; the label is the digit after the last `_` of each file name (img123_7.png is a 7). Hand the images and labels to `background_tasks.add_task(training, images, labels)`.',
+    'GET /upload/ answers an HTML form: action="/train/", method="post", enctype="multipart/form-data", and <input name="files" type="file" multiple>.',
+]
 
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
 
@@ -26,43 +38,64 @@ class FormParser(HTMLParser):
 
 def test_upload_page_posts_many_files_to_train(client):
     response = client.get("/upload/")
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/html")
+    expect_status(response, 200, "GET /upload/")
+    expect(response.headers["content-type"].startswith("text/html"), "GET /upload/ should answer an HTML page (HTMLResponse)")
     parser = FormParser()
     parser.feed(response.text)
+    expect(len(parser.forms) == 1, f"GET /upload/ should hold one <form>; it holds {len(parser.forms)}")
     [form] = parser.forms
-    assert form["action"] == "/train/"
-    assert form["method"].lower() == "post"
-    assert form["enctype"] == "multipart/form-data"
-    [files] = [field for field in form["inputs"] if field.get("type") == "file"]
-    assert files["name"] == "files"
-    assert "multiple" in files
+    expect(form.get("action") == "/train/", f"the form should post to /train/ (action=\"/train/\"); its action is {form.get('action')!r}")
+    expect(form.get("method", "").lower() == "post", "the form should use method=\"post\"")
+    expect(form.get("enctype") == "multipart/form-data", "the form should send files: enctype=\"multipart/form-data\"")
+    files = [field for field in form["inputs"] if field.get("type") == "file"]
+    expect(len(files) == 1 and files[0].get("name") == "files" and "multiple" in files[0],
+           f"the form should have one <input name=\"files\" type=\"file\" multiple>; it has {files}")
 
 
-def test_train_fine_tunes_the_newest_model_on_the_uploaded_images(client, exercise, monkeypatch):
-    gate = TrainingGate(monkeypatch)
+def test_train_fine_tunes_the_newest_model_on_the_uploaded_images(client, exercise, trainings):
     newest = exercise.ml_models[-1]
-    count = len(exercise.ml_models)
+    trained = client.get("/info/").json()["Num of trained models"]
     files = training_files(40)
     response = client.post("/train/", files=as_upload(files))
-    assert response.status_code == 200, response.text
-    assert response.json()["message"] == "Training model in the background"
-    assert gate.bases == [newest], "the training did not start from the newest model"
-    np.testing.assert_array_equal(gate.labels[0], [label_of(name) for name, _ in files])
-    assert len(exercise.ml_models) == count + 1
-    assert client.get("/info/").json() == {"Num of model in training": 0, "Num of trained models": count + 1}
+    expect_status(response, 200, "POST /train/ with 40 images")
+    expect(response.json().get("message") == "Training model in the background",
+           f"POST /train/ should answer {{'message': 'Training model in the background'}}; it answered {response.json()}")
+    expect(len(trainings.new_models) == 1, f"POST /train/ should start 1 training; it started {len(trainings.new_models)}")
+    expect(trainings.new_models[0] is newest, "the training should fine-tune the newest model (ml_models[-1]), not a new one")
+    labels = sorted(trainings.new_labels[0].tolist())
+    expect(labels == sorted(label_of(name) for name, _ in files),
+           "the training should use the uploaded images' labels: the digit after the last `_` of each name")
+    now = client.get("/info/").json()
+    expect(now == {"Num of model in training": 0, "Num of trained models": trained + 1},
+           f"after the training, /info/ should count 0 in training and {trained + 1} trained; it answered {now}")
 
 
-def test_train_takes_a_zip_of_images(client, exercise, monkeypatch):
-    gate = TrainingGate(monkeypatch)
+def test_train_without_files_is_a_422(client):
+    response = client.post("/train/")
+    expect_status(response, 422, "POST /train/ without files")
+    expect("files" in response.text, f"the 422 should name the missing `files`; it said {response.text}")
+
+
+def test_predict_still_answers(client):
+    response = client.post("/predict/", files={"file": digit_image(3)})
+    expect_status(response, 200, "POST /predict/ with test_img3.png")
+    expect(response.json().get("result") in [str(digit) for digit in range(10)], f"POST /predict/ should answer a digit; it answered {response.json()}")
+
+
+@pytest.mark.going_further(
+    "data/train_img.zip has 1,000 images: one zip is easier to send than 1,000 files",
+    hint="`read_training_images(files)` (app/part2/uploads.py) opens zips of images too",
+)
+def test_train_takes_a_zip_of_images(client, exercise, trainings):
     files = training_files(30)
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
         for name, data in files:
             zipped.writestr(f"train_img/{name}", data)
     response = client.post("/train/", files={"files": ("train_img.zip", archive.getvalue(), "application/zip")})
-    assert response.status_code == 200, response.text
-    np.testing.assert_array_equal(gate.labels[0], [label_of(name) for name, _ in files])
+    expect_status(response, 200, "POST /train/ with train_img.zip")
+    expect(sorted(trainings.new_labels[0].tolist()) == sorted(label_of(name) for name, _ in files),
+           "the training should use the zipped images, labelled by their names")
 
 
 BAD_UPLOADS = {
@@ -75,20 +108,26 @@ BAD_UPLOADS = {
 }
 
 
+@pytest.mark.going_further(
+    "one bad file must not crash the request (a 500) nor teach the model a wrong label (img_12.png read as a 1)",
+    hint="`uploaded = read_training_images(files)` checks every file before any training starts",
+)
 @pytest.mark.parametrize("case", BAD_UPLOADS)
-def test_bad_uploads_get_a_4xx_naming_the_problem_and_train_nothing(client, exercise, monkeypatch, case):
-    gate = TrainingGate(monkeypatch)
+def test_bad_uploads_get_a_4xx_naming_the_problem_and_train_nothing(client, exercise, trainings, case):
     count = len(exercise.ml_models)
     bad, status, says = BAD_UPLOADS[case]
     files = training_files(3) + bad  # one bad file refuses the whole request
     response = client.post("/train/", files=as_upload(files))
-    assert response.status_code == status, response.text
-    assert says in response.json()["detail"]
-    assert gate.calls == 0 and len(exercise.ml_models) == count
+    expect_status(response, status, f"POST /train/ with {bad[0][0]} ({case})")
+    expect(says in response.json()["detail"], f"the {status} should say {says!r}; it said {response.json()['detail']!r}")
+    expect(not trainings.new_models and len(exercise.ml_models) == count, "a refused upload should train nothing")
 
 
+@pytest.mark.going_further(
+    "a browser sends the form with no file chosen as one nameless, empty part: that is a 422, not a 500",
+    hint="read_training_images refuses it with a 422 naming `files`",
+)
 def test_the_upload_form_sent_with_no_file_chosen_says_so(client):
-    # What a browser sends: one part with an empty file name and no bytes.
     body = (
         b"--boundary\r\n"
         b'Content-Disposition: form-data; name="files"; filename=""\r\n'
@@ -96,19 +135,5 @@ def test_the_upload_form_sent_with_no_file_chosen_says_so(client):
         b"\r\n--boundary--\r\n"
     )
     response = client.post("/train/", content=body, headers={"Content-Type": "multipart/form-data; boundary=boundary"})
-    assert response.status_code == 422, response.text
-    assert "files" in response.text
-
-
-def test_train_without_files_is_a_422(client):
-    response = client.post("/train/")
-    assert response.status_code == 422, response.text
-    assert "files" in response.text
-
-
-def test_predict_still_answers(client):
-    from tests.part2_support import digit_image
-
-    response = client.post("/predict/", files={"file": digit_image(3)})
-    assert response.status_code == 200, response.text
-    assert response.json()["result"] in [str(digit) for digit in range(10)]
+    expect_status(response, 422, "POST /train/ from the form with no file chosen")
+    expect("files" in response.text, f"the 422 should name `files`; it said {response.text}")

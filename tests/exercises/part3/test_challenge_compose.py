@@ -4,6 +4,11 @@ from pathlib import PurePosixPath
 
 import pytest
 
+HINTS = [
+    'compose.yaml: one service built from the Dockerfile, port 80 published, the models on a named volume.',
+    'A top-level `volumes:` section declares the named volume the service mounts.',
+]
+
 MODELS = PurePosixPath("/code/models")
 
 

@@ -9,6 +9,11 @@ from pathlib import PurePosixPath
 from app.dockerfile import DockerIgnore
 from app.paths import PROJECT_ROOT
 
+HINTS = [
+    'The workshop\'s Dockerfile: FROM python:3.12, WORKDIR /code, COPY requirements.txt, RUN pip install, COPY your app, CMD ["fastapi", "run", ..., "--port", "80"].',
+    'Copy the `app/` package your Part 2 app imports, not only its file.',
+]
+
 
 def test_starts_from_python_3_12(dockerfile):
     assert dockerfile.base_image().startswith("python:3.12"), (

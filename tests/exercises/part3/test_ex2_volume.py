@@ -5,6 +5,11 @@ from pathlib import PurePosixPath
 from app.dockerfile import DockerIgnore
 from app.paths import PROJECT_ROOT
 
+HINTS = [
+    'The models must live on a volume: declare `VOLUME` for the folder the store writes to.',
+    'Leave ./models out of the image (.dockerignore), or copy less than the whole folder.',
+]
+
 
 def _models_dir(dockerfile) -> PurePosixPath:
     """Where the service saves models: WORKSHOP_MODELS_DIR, else models/ beside app/ (app/paths.py)."""
