@@ -66,15 +66,6 @@ class FastPenguinPredictor:
             raise ValueError("the fast path implements uniform weights and the euclidean metric only")
         self._keep(scaler.mean_, scaler.scale_, knn._fit_X, knn._y, knn.n_neighbors, knn.classes_)
 
-    @classmethod
-    def from_arrays(cls, mean, scale, points, point_labels, k: int, classes) -> "FastPenguinPredictor":
-        """The same predictor from the fitted arrays themselves, as app/penguin_file.py reads them
-        from a skops file without scikit-learn: the scaler's mean_ and scale_, the KNN's _fit_X, _y
-        (indices into classes_), n_neighbors and classes_."""
-        predictor = cls.__new__(cls)
-        predictor._keep(mean, scale, points, point_labels, k, classes)
-        return predictor
-
     def _keep(self, mean, scale, points, point_labels, k: int, classes) -> None:
         self.mean = np.asarray(mean, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
@@ -119,6 +110,15 @@ def save(pipeline: "Pipeline", folder: Path) -> str:
     return MODEL_FILE
 
 
+def save_with_serving_file(pipeline: "Pipeline", folder: Path) -> str:
+    """The .skops file and model.onnx (services serve it), checked against each other on every penguin
+    in data/penguins.csv before the version is published (app/onnx_export.py)."""
+    from app.onnx_export import export_penguins
+
+    export_penguins(pipeline, folder)
+    return save(pipeline, folder)
+
+
 def load(path: Path) -> "Pipeline":
     import skops.io as sio
 
@@ -140,7 +140,9 @@ def library_versions() -> dict[str, str]:
 
 
 def publish(pipeline: "Pipeline", metrics: dict[str, Any], parameters: dict[str, Any], store=None):
-    """Export a trained pipeline as the next version in the store, with its metadata."""
+    """Export a trained pipeline as the next version in the store, with its metadata and its serving
+    file; raises app.onnx_export.ServingExportFailed (nothing published) if that cannot be made."""
+    from app.onnx_export import SERVING_FILE, penguin_serving
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
@@ -150,8 +152,11 @@ def publish(pipeline: "Pipeline", metrics: dict[str, Any], parameters: dict[str,
         "metrics": metrics,
         "parameters": parameters,
         "libraries": library_versions(),
+        **penguin_serving(len(features_of(pipeline))),
     }
-    return store.publish(lambda folder: save(pipeline, folder), json.loads(json.dumps(metadata)))
+    return store.publish(
+        lambda folder: save_with_serving_file(pipeline, folder), json.loads(json.dumps(metadata)), SERVING_FILE
+    )
 
 
 def load_latest(store=None) -> ExportedPenguins | None:

@@ -2,10 +2,11 @@
 
 Start-up returns at once, so /health/live answers while the models load (importing Keras alone
 takes seconds) or, on an empty store, while the first models train. Then, in the background:
-1. leftovers of crashed saves are removed and the penguin model is trained if the store has none
-   (a fraction of a second; under the store's training lock, so two workers never both publish);
-2. on an empty MNIST store, one "initial" job is queued (under the job store's submit lock, so
-   two workers starting together queue one);
+1. leftovers of crashed saves are removed;
+2. when a model has no version yet, or a version has no serving file (a store made before serving
+   files), one "initial" job is queued (under the job store's submit lock, so two workers starting
+   together queue one): its trainer process trains what is missing and exports the serving files.
+   A worker never trains or exports: it imports no training library;
 3. the refresher loads what the store serves and keeps polling it (see kept_models.py), and the
    job runner takes queued jobs (see runner.py).
 """
@@ -18,14 +19,13 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, Request
 
-from app import mnist, penguins
-from app.datasets import load_penguins
 from app.part3 import metrics
 from app.part3.jobs import Job, JobKind, JobStore
 from app.part3.kept_models import KeptModels
 from app.part3.predictor import Predictor
 from app.part3.runner import JobRunner, remove_unfinished_saves
 from app.part3.settings import Settings
+from app.part3.trainer import needs_first_models
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ class Service:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        self.predictor.start()
         self._refresher = asyncio.create_task(self._bootstrap_then_refresh(), name="model-refresher")
 
     async def stop(self) -> None:
@@ -59,7 +58,6 @@ class Service:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
-        await self.predictor.stop()
         await asyncio.to_thread(self.runner.stop)
         metrics.forget_this_process()
 
@@ -95,7 +93,9 @@ class Service:
             if name in self.kept.problems:
                 number, problem = self.kept.problems[name]
                 reasons.append(f"{name} version {number} could not be loaded ({problem})")
-            elif name == mnist.MODEL_NAME and (first := self._first_training()) is not None:
+            elif name in self.kept.waiting:
+                reasons.append(self.kept.waiting[name])
+            elif (first := self._first_training()) is not None:
                 advice = " (restart the service, or POST /retrain/, to try again)" if first.status == "failed" else ""
                 reasons.append(f"the first {name} training (job {first.id}): {first.progress}{advice}")
             else:
@@ -109,32 +109,16 @@ class Service:
         for store in self.stores.values():
             remove_unfinished_saves(store)
         self.jobs.clean_temporary(older_than=60)
-        self.ensure_penguin_model()
-        self.ensure_first_digit_training()
+        self.ensure_first_models()
 
-    def ensure_penguin_model(self) -> None:
-        store = self.stores[penguins.MODEL_NAME]
-        if store.latest() is not None:
-            return
-        with store.training_lock():
-            if store.latest() is not None:  # another worker trained it while we waited
-                return
-            frame = load_penguins()
-            pipeline = penguins.train(frame)
-            metrics_on_training_data = penguins.evaluate(pipeline, frame)
-            parameters = {"n_neighbors": 11, "metrics": "on the training data (the first start trains on all of it)"}
-            version = penguins.publish(pipeline, metrics_on_training_data, parameters, store=store)
-            log.info("trained penguins version %s on the bundled data", version.number)
-
-    def ensure_first_digit_training(self) -> None:
-        store = self.stores[mnist.MODEL_NAME]
-        if store.latest() is not None:
+    def ensure_first_models(self) -> None:
+        if not needs_first_models(self.settings.models_dir):
             return
         with self.jobs.submit_lock():
             pending = any(job.kind == "initial" and not job.finished for job in self.jobs.all())
-            if store.latest() is None and not pending:
+            if needs_first_models(self.settings.models_dir) and not pending:
                 job = self.submit("initial", self.settings.first_training_epochs)
-                log.info("no digit model yet: queued the first training, job %s", job.id)
+                log.info("a model or a serving file is missing: queued the first training, job %s", job.id)
 
     # -- jobs -----------------------------------------------------------------------------------
     def submit(
