@@ -63,10 +63,12 @@ MNIST_SERVING = serving_metadata([None, 28, 28, 1], "float32")
 
 
 def parity_images() -> np.ndarray:
-    """1,000 MNIST images that ship with the project (the upload split of the bundled subset)."""
-    from app.datasets import bundled_images
+    """The 1,000 MNIST images that ship with the project, in data/train_img.zip (the learners' uploads)."""
+    from app.images import decode_digits, unzip_images
+    from app.paths import DATA_DIR
 
-    return bundled_images("upload")[0]
+    entries = unzip_images((DATA_DIR / "train_img.zip").read_bytes(), "train_img.zip")
+    return decode_digits([content for _, content in entries], [name for name, _ in entries])
 
 
 def export_mnist(model, folder: Path, images: np.ndarray | None = None) -> str:

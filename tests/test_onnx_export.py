@@ -91,3 +91,27 @@ def test_compare_refuses_another_class_or_a_probability_gap():
         onnx_export.compare("m", [0, 1], [0, 0], probabilities, probabilities)
     with pytest.raises(ServingExportFailed, match="probabilities differ"):
         onnx_export.compare("m", [0, 1], [0, 1], probabilities, probabilities + 2e-4)
+
+
+@pytest.mark.slow  # builds Keras models
+def test_a_digit_version_is_published_only_when_onnx_runtime_agrees_on_1000_images(tmp_path):
+    from app import mnist
+    from app.part3.onnx_models import DigitModel
+
+    store = ModelStore("mnist", tmp_path)
+    model, other = mnist.build_model(seed=1), mnist.build_model(seed=2)
+    images = onnx_export.parity_images()
+    assert len(images) >= onnx_export.MIN_PARITY_IMAGES
+    other(mnist.to_model_input(images[:1]))
+    model.export = lambda path, **options: other.export(path, **options)  # another model's serving file
+    result = mnist.TrainingResult(model, {}, None)
+    with pytest.raises(ServingExportFailed, match="mnist: ONNX Runtime gives another class|probabilities differ"):
+        mnist.publish(result, {}, {}, {}, store=store)
+    assert store.versions() == []
+    with pytest.raises(ServingExportFailed, match="at least 1000 images"):
+        onnx_export.export_mnist(other, tmp_path, images[:999])
+
+    version = mnist.publish(mnist.TrainingResult(other, {}, None), {}, {}, {}, store=store)
+    assert version.metadata["serving_input"] == {"shape": [None, 28, 28, 1], "dtype": "float32"}
+    served = DigitModel(version.serving_file).probabilities(images)
+    assert np.abs(served - mnist.predict_probabilities(other, images)).max() <= onnx_export.PROBABILITY_TOLERANCE

@@ -89,6 +89,8 @@ class Service:
         reasons = []
         for name, version in self.kept.versions().items():
             if version is not None:
+                if name in self.kept.waiting:  # served, by an older version than the store's
+                    reasons.append(self.kept.waiting[name])
                 continue
             if name in self.kept.problems:
                 number, problem = self.kept.problems[name]
