@@ -31,18 +31,20 @@ RUN groupadd --system --gid 10001 workshop \
 WORKDIR /code
 
 # The dependencies first, from the lock alone: this layer is rebuilt when uv.lock changes, not when the
-# code does. --locked refuses a lock that no longer matches pyproject.toml; --no-dev leaves out Jupyter,
-# pytest and the other tools of the dependency-groups.
+# code does. --locked refuses a lock that no longer matches pyproject.toml; --no-default-groups leaves
+# out every dependency group (Jupyter, pytest, the benchmark's LitServe) but `train`: this image's
+# training jobs run Keras and scikit-learn in their trainer process; its workers need only the
+# project's own dependencies (ONNX Runtime).
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-install-project
+    uv sync --locked --no-default-groups --group train --no-install-project
 
 # Then the code and the bundled data, and the project itself (editable, so app/ finds data/ beside it).
 COPY README.md ./
 COPY app ./app
 COPY data ./data
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev
+    uv sync --locked --no-default-groups --group train
 
 ENV PATH="/code/.venv/bin:$PATH" \
     WORKSHOP_MODELS_DIR=/code/models \
