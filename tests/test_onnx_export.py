@@ -61,14 +61,17 @@ def test_a_knn_tie_that_onnx_topk_breaks_otherwise_is_found_and_left_out_of_the_
         onnx_export.compare("tied", ["Adelie"], ["Adelie"], np.array([[2 / 3, 1 / 3, 0]]), answers[(3, 2, 1, 0, 4, 5)][None])
 
 
-def test_on_the_workshops_penguins_even_the_tied_ones_get_the_same_answers(tmp_path):
+def test_on_the_workshops_penguins_even_the_tied_ones_get_the_same_class(tmp_path):
     frame = load_penguins()
     pipeline = penguins.train(frame)
     inputs = frame[list(PENGUIN_FEATURES)]
-    assert onnx_export.tied_neighbours(pipeline, inputs).sum() > 0  # repeated measurements tie
+    tied = onnx_export.tied_neighbours(pipeline, inputs)
+    assert tied.sum() > 0  # repeated measurements tie
     onnx_export.export_penguins(pipeline, tmp_path)
     labels, probabilities = onnx_export.session(tmp_path / "model.onnx").run(None, {"measurements": inputs.to_numpy()})
-    onnx_export.compare("all", pipeline.predict(inputs), labels, pipeline.predict_proba(inputs), probabilities)
+    assert list(labels) == list(pipeline.predict(inputs))
+    expected = pipeline.predict_proba(inputs)
+    assert np.abs(probabilities - expected)[~tied].max() <= onnx_export.PROBABILITY_TOLERANCE
 
 
 def test_a_version_whose_serving_file_disagrees_is_not_published(tmp_path, monkeypatch):
