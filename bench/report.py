@@ -180,8 +180,8 @@ each thread's CPU time from /proc while wrk drives it.
     so a lone client keeps the event-loop path and its latency. If the child dies, the requests
     waiting on it are answered by the worker and the next one starts a new child (tested).
 
-11. **Read a small one-file upload without Starlette's general multipart parser** (removed with
-    issue 11, see 14: `app/part3/small_uploads.py`, a custom request class behind the predict router's `APIRoute`).
+11. **Read a small one-file upload without Starlette's general multipart parser** (kept after
+    issue 11's measurement, see 14: `app/part3/small_uploads.py`, a custom request class behind the predict router's `APIRoute`).
     Profile of the image floor in-process: of its 207 us, Starlette's streaming parse
     (python-multipart callbacks, a spooled file per part) and FastAPI's form extraction took about
     95 us; a bare app that splits the body itself answers in 112 us. The lean path only builds the
@@ -220,9 +220,11 @@ each thread's CPU time from /proc while wrk drives it.
     - the digit helper process against the thread pool at 8 connections: helper 0.99 x the floor,
       thread pool 1.06 x (answering every image on the event loop: 0.64 x). Not ahead by 15 %:
       removed; queued single images go to the thread pool (ONNX Runtime releases the GIL).
-    - the lean one-file upload parser (small_uploads.py): one digit p50 1.50 x the floor with it,
-      1.52 x without (1 %); 8 connections 0.75 x with, 0.71 x without (6 %). Under 10 %: removed
-      (it also used Starlette's private `_get_form`/`_form`).
+    - the lean one-file upload parser (small_uploads.py): at load average 7, one digit p50 1.50 x
+      the floor with it, 1.52 x without, 8 connections 0.75 x with, 0.71 x without (6 %); measured
+      again at load average 4 (four turns): 8 connections 0.80 x with, 0.68 x without (+17.5 %),
+      one digit p50 1.56 x with, 1.66 x without (6 %). At least 10 % on row 4b: kept (it uses
+      Starlette's private `_get_form`/`_form`; a test fails when they change).
     - the PNG walker (item 4, `app.images.decode_digits`'s plain-PNG path): a batch of 256 over
       HTTP 5,600 images/s with it, 3,200 without (+74 %). Kept.
 

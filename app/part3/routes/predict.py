@@ -3,7 +3,8 @@
 These routes answer in a fraction of a millisecond, so they take the service from the request
 (`service_of`) rather than through `ServiceDep`: FastAPI's dependency solving costs about 25 us a
 request here, a tenth of a penguin prediction (measured, bench/RESULTS.md). The other routes use
-`ServiceDep`.
+`ServiceDep`. Their route class reads a one-image upload without Starlette's general multipart
+parser (app/part3/small_uploads.py); `file: UploadFile` is validated and documented as usual.
 """
 
 from fastapi import APIRouter, Request, UploadFile
@@ -13,9 +14,10 @@ from pydantic import BaseModel
 from app import penguin_api
 from app.part3.routes.errors import documented
 from app.part3.service import service_of
+from app.part3.small_uploads import SmallUploadRoute
 from app.penguin_api import BillLength, FlipperLength, PenguinMeasurements
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], route_class=SmallUploadRoute)
 
 
 class PenguinPrediction(penguin_api.PenguinPrediction):
