@@ -6,7 +6,6 @@ importing it takes about 12 s and Part 1 never needs it.
 """
 
 import os
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from app import promotion
+from app.onnx_export import SERVING_FILE
 
 MODEL_NAME = "mnist"
 MODEL_FILE = "model.keras"
@@ -95,107 +95,14 @@ def fit(
 def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
     """Class probabilities for (n, 28, 28) uint8 images (or one (28, 28) image).
 
-    Never `model.predict`, which builds a data pipeline and a progress bar on every call. uint8
-    batches go through the model's compiled graph (see `compiled_predictor`); anything else through
-    a direct eager call, which gives the same numbers more slowly.
+    Keras' `predict_on_batch`, not `model.predict`, which builds a data pipeline and a progress bar
+    on every call; the first call traces the model's predict function, later calls reuse it.
     """
-    images = np.asarray(images)
-    if images.ndim == 2:
-        images = images[None]
-    predictor = compiled_predictor(model) if images.dtype == np.uint8 else None
-    if predictor is None:
-        return np.asarray(model(to_model_input(images), training=False))
-    return predictor(images).numpy()
-
-
-# One compiled graph per model object, dropped with the model (a newer version is a new object).
-_compiled_predictors: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
-
-
-def compiled_predictor(model):
-    """The model's forward pass as one TensorFlow graph, traced once for every batch size.
-
-    Profiled: calling a Keras model eagerly dispatches each layer's ops from Python, about 11 ms for
-    one image on the workshop's machine; the graph takes under 1 ms, and a batch of 256 goes from
-    about 2,400 to 14,000-24,000 images/s. The graph also does to_model_input's scaling
-    (uint8 / 255 as float32, a trailing channel axis), so a quarter of the bytes cross into
-    TensorFlow. None on another Keras backend.
-    """
-    predictor = _compiled_predictors.get(model)
-    if predictor is not None:
-        return predictor
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    model_ref = weakref.ref(model)  # the cache must not keep the model alive
-
-    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE[:2]], tf.uint8)])
-    def predictor(pixels):
-        return model_ref()(tf.cast(pixels, tf.float32)[..., None] / 255.0, training=False)
-
-    _compiled_predictors[model] = predictor
-    return predictor
-
-
-class FastDigitPredictor:
-    """The trained CNN in NumPy for a few images (app/mnist_numpy.py), the compiled graph for more.
-
-    Profiled: for one image the compiled graph spends about 0.8 ms in TensorFlow's call machinery;
-    the NumPy forward pass takes about 0.08 ms, and about 0.06 ms an image up to a few dozen
-    images. Above `small_batch` TensorFlow's kernels (two threads) win, so larger batches go to
-    `predict_probabilities`. The answers are the same (the tests compare both with a direct Keras
-    call, within 1e-5).
-
-    A snapshot, like penguins.FastPenguinPredictor: the weights are read once, so wrap a model that
-    no longer changes (a service's kept version; a new version is a new model and a new predictor).
-    A model whose layers app/mnist_numpy.py does not implement is served by the compiled graph.
-
-    NumPy's BLAS runs its small products best on one thread; a server should call
-    `one_blas_thread()` once at start-up (with two, OpenBLAS's threads wait on each other whenever
-    the machine is busy: 1.3 ms instead of 0.2 ms for one image, measured under load).
-    """
-
-    def __init__(self, model, small_batch: int = 32) -> None:
-        from app.mnist_numpy import forward_from_specs, layer_specs
-
-        self.model = model
-        self.small_batch = small_batch
-        self.specs = layer_specs(model)  # the weights as plain arrays (app/part3/digit_helper.py sends them)
-        self.forward = forward_from_specs(self.specs) if self.specs else None  # None: not a model NumPy can run
-
-    def uses_numpy(self, images: np.ndarray) -> bool:
-        return self.forward is not None and len(images) <= self.small_batch and images.dtype == np.uint8
-
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        images = _as_batch(images)
-        if self.uses_numpy(images):
-            return self.forward.probabilities(images)
-        return predict_probabilities(self.model, images)
-
-    def digits(self, images: np.ndarray) -> list[int]:
-        images = _as_batch(images)
-        scores = self.forward.scores(images) if self.uses_numpy(images) else predict_probabilities(self.model, images)
-        return scores.argmax(axis=-1).tolist()
-
-
-def _as_batch(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    return images[None] if images.ndim == 2 else images
-
-
-def one_blas_thread() -> None:
-    """Limit NumPy's BLAS to one thread in this process: a server's parallelism is its requests and
-    workers, and these products are too small to share (TensorFlow has its own thread pool)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
+    return np.asarray(model.predict_on_batch(to_model_input(images)))
 
 
 def warm_up(model) -> None:
-    """Trace the compiled graph now (a few hundred ms) rather than on the first request."""
+    """Trace the predict function now (a few hundred ms) rather than on the first request."""
     predict_probabilities(model, np.zeros((1, *INPUT_SHAPE[:2]), dtype=np.uint8))
 
 
@@ -226,6 +133,15 @@ def save(model, folder: Path) -> str:
     """The store's save hook: write the model as a .keras file in `folder`, return its name."""
     model.save(Path(folder) / MODEL_FILE)
     return MODEL_FILE
+
+
+def save_with_serving_file(model, folder: Path) -> str:
+    """The .keras file (fine-tunes start from it) and model.onnx (services serve it), checked against
+    each other before the version is published (app/onnx_export.py)."""
+    from app.onnx_export import export_mnist
+
+    export_mnist(model, folder)
+    return save(model, folder)
 
 
 def load(path: Path):
@@ -301,8 +217,11 @@ def publish(
 ):
     """Export a trained model as the next version in the store, through the promotion gate: it
     serves only if promoted (see app/promotion.py; call it under `store.training_lock()`). The
-    floor and margin default to the WORKSHOP_GATE_* settings; `holdout` to the MNIST test split."""
+    floor and margin default to the WORKSHOP_GATE_* settings; `holdout` to the MNIST test split.
+    The version carries its serving file (model.onnx); app.onnx_export.ServingExportFailed (nothing
+    published) when that cannot be made or disagrees with Keras."""
     from app import drift
+    from app.onnx_export import MNIST_SERVING
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
@@ -314,6 +233,7 @@ def publish(
         "history": result.history,
         "libraries": library_versions(),
         "drift_reference": drift.digit_reference_of(result.model),  # what live requests are compared with
+        **MNIST_SERVING,
     }
     return promotion.publish(store, GATE_KIND, result.model, metadata, floor, margin, holdout)
 
@@ -325,4 +245,6 @@ def default_epochs() -> int:
 
 # How the promotion gate evaluates, saves and reloads a digit model; bound once, so the gate keeps
 # the real functions even where a test wraps this module's.
-GATE_KIND = promotion.ModelKind(promotion.mnist_holdout, predict_classes, save, load)
+GATE_KIND = promotion.ModelKind(
+    promotion.mnist_holdout, predict_classes, save, load, save_with_serving_file, SERVING_FILE
+)

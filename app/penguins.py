@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app import promotion
+from app.onnx_export import SERVING_FILE
 from app.datasets import PENGUIN_FEATURES, PENGUIN_TARGET, load_penguins
 
 if TYPE_CHECKING:  # imported where used: pandas and scikit-learn cost seconds at a service's start-up
@@ -67,15 +68,6 @@ class FastPenguinPredictor:
             raise ValueError("the fast path implements uniform weights and the euclidean metric only")
         self._keep(scaler.mean_, scaler.scale_, knn._fit_X, knn._y, knn.n_neighbors, knn.classes_)
 
-    @classmethod
-    def from_arrays(cls, mean, scale, points, point_labels, k: int, classes) -> "FastPenguinPredictor":
-        """The same predictor from the fitted arrays themselves, as app/penguin_file.py reads them
-        from a skops file without scikit-learn: the scaler's mean_ and scale_, the KNN's _fit_X, _y
-        (indices into classes_), n_neighbors and classes_."""
-        predictor = cls.__new__(cls)
-        predictor._keep(mean, scale, points, point_labels, k, classes)
-        return predictor
-
     def _keep(self, mean, scale, points, point_labels, k: int, classes) -> None:
         self.mean = np.asarray(mean, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
@@ -120,6 +112,15 @@ def save(pipeline: "Pipeline", folder: Path) -> str:
     return MODEL_FILE
 
 
+def save_with_serving_file(pipeline: "Pipeline", folder: Path) -> str:
+    """The .skops file and model.onnx (services serve it), checked against each other on every penguin
+    in data/penguins.csv before the version is published (app/onnx_export.py)."""
+    from app.onnx_export import export_penguins
+
+    export_penguins(pipeline, folder)
+    return save(pipeline, folder)
+
+
 def load(path: Path) -> "Pipeline":
     import skops.io as sio
 
@@ -155,8 +156,11 @@ def publish(
     """Export a trained pipeline as the next version in the store, through the promotion gate: it
     serves only if promoted (see app/promotion.py; call it under `store.training_lock()`). The
     holdout is `promotion.penguin_split`'s: fit on its training rows, or the gate's figures are
-    measured on penguins the model has seen."""
+    measured on penguins the model has seen. The version carries its serving file (model.onnx);
+    app.onnx_export.ServingExportFailed (nothing published) when that cannot be made or disagrees
+    with scikit-learn."""
     from app import drift
+    from app.onnx_export import penguin_serving
     from app.store import ModelStore
 
     store = store or ModelStore(MODEL_NAME)
@@ -167,6 +171,7 @@ def publish(
         "parameters": parameters,
         "libraries": library_versions(),
         "drift_reference": drift.penguin_reference(),  # what live requests are compared with
+        **penguin_serving(len(features_of(pipeline))),
     }
     return promotion.publish(store, GATE_KIND, pipeline, json.loads(json.dumps(metadata)), floor, margin)
 
@@ -184,4 +189,6 @@ def load_latest(store=None) -> ExportedPenguins | None:
 
 # How the promotion gate evaluates, saves and reloads a penguin model; bound once, so the gate keeps
 # the real functions even where a test wraps this module's.
-GATE_KIND = promotion.ModelKind(promotion.penguin_holdout, predict_species, save, load)
+GATE_KIND = promotion.ModelKind(
+    promotion.penguin_holdout, predict_species, save, load, save_with_serving_file, SERVING_FILE
+)

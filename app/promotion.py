@@ -4,7 +4,8 @@ Every publication (a trainer job, the first start, a notebook) evaluates its can
 holdout set per model, the same examples for every version and identified by the sha256 of their
 bytes, then decides (after TFX's Evaluator and MLflow's `validate_evaluation_results`):
 
-- smoke:  the saved file, loaded again, must answer like the trained model on the whole holdout;
+- smoke:  the saved file, loaded again, must answer like the trained model on the whole holdout
+          (and the serving file must give the training library's answers, or nothing is published);
 - floor:  its accuracy must be at least an absolute floor;
 - margin: when a version serves, the candidate must be within a margin of that version's accuracy
           on the same holdout (the serving version is evaluated again if its figures came from
@@ -156,8 +157,12 @@ class ModelKind:
 
     holdout: Callable[[], Holdout]
     answers: Callable[[Any, Any], np.ndarray]  # (model, holdout inputs) -> predicted labels
-    save: Callable[[Any, Path], str]
+    save: Callable[[Any, Path], str]  # the training file alone (the smoke test's scratch copy)
     load: Callable[[Path], Any]
+    # The published version: the training file and the serving file, checked against each other
+    # (app/onnx_export.py raises ServingExportFailed, and nothing is published, when they disagree).
+    save_for_serving: Callable[[Any, Path], str]
+    serving_file: str
 
 
 def accuracy_on(holdout: Holdout, answers: np.ndarray) -> float:
@@ -165,8 +170,9 @@ def accuracy_on(holdout: Holdout, answers: np.ndarray) -> float:
 
 
 def reload_answers(kind: ModelKind, model: Any, holdout: Holdout) -> np.ndarray:
-    """The smoke test's half: save the model to a scratch folder, load it as a service would, answer.
-    (Issue 11's serving-runtime check belongs here too: the same answers from the exported file.)"""
+    """The smoke test's half: save the training file to a scratch folder, load it again, answer (a
+    fine-tune starts from that file). The serving file's own check, the same answers in ONNX Runtime,
+    runs when the version is written (`ModelKind.save_for_serving`)."""
     with tempfile.TemporaryDirectory(prefix="gate-") as folder:
         reloaded = kind.load(Path(folder) / kind.save(model, Path(folder)))
         return kind.answers(reloaded, holdout.inputs)
@@ -217,4 +223,4 @@ def publish(
         floor = default_floor if floor is None else floor
         margin = default_margin if margin is None else margin
     gate = evaluate(store, kind, model, floor, margin, holdout)
-    return store.publish(lambda folder: kind.save(model, folder), {**metadata, "gate": gate})
+    return store.publish(lambda folder: kind.save_for_serving(model, folder), {**metadata, "gate": gate}, kind.serving_file)

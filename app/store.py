@@ -1,6 +1,6 @@
 """A versioned model store on disk, after TF Serving's layout.
 
-    models/<name>/<version>/<model file> + metadata.json
+    models/<name>/<version>/<model file> + metadata.json (+ a serving file, e.g. model.onnx)
     models/<name>/ACTIVE          optional: the version to serve instead of the newest promoted one
 
 A version is written complete under a temporary name in the same folder and renamed into place, so a
@@ -53,6 +53,11 @@ def _write_json_atomically(path: Path, payload: Any) -> None:
     os.replace(temp, path)
 
 
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -71,6 +76,12 @@ class Version:
     @property
     def model_file(self) -> Path:
         return self.path / self.metadata["file"]
+
+    @property
+    def serving_file(self) -> Path | None:
+        """The file made for serving (metadata's `serving_file`), or None for a version without one."""
+        name = self.metadata.get("serving_file")
+        return self.path / name if name else None
 
 
 class ModelStore:
@@ -146,25 +157,68 @@ class ModelStore:
             raise CorruptModel(f"{self.name} version {number}: sha256 {actual} != metadata's {expected}")
         return loader(version.model_file)
 
-    def load_newest_loadable(self, loader: Callable[[Path], Any], below: int | None = None) -> tuple[int, Any]:
+    def load_serving(self, number: int, loader: Callable[[Path], Any]) -> Any:
+        """Load a version's serving file with `loader(path)` after checking its sha256."""
+        version = self.get(number)
+        if version.serving_file is None:
+            raise ModelNotFound(f"{self.name} version {number} has no serving file yet")
+        expected = version.metadata.get("serving_sha256")
+        actual = sha256_of(version.serving_file)
+        if actual != expected:
+            raise CorruptModel(f"{self.name} version {number}: serving file sha256 {actual} != metadata's {expected}")
+        return loader(version.serving_file)
+
+    def servable(self) -> list[int]:
+        """Numbers of the versions that have a serving file, oldest first."""
+        return [version.number for version in self.all_versions() if version.serving_file is not None]
+
+    def newest_servable(self, below: int | None = None) -> int | None:
+        numbers = [number for number in self.servable() if below is None or number < below]
+        return numbers[-1] if numbers else None
+
+    def add_serving_file(self, number: int, save: Callable[[Path], str], metadata: dict[str, Any]) -> Version:
+        """Give an existing version a serving file: `save(folder)` writes it into an empty temporary
+        folder and returns its name; it is moved beside the model, then the metadata names it (so a
+        reader never sees a metadata entry without its file)."""
+        version = self.get(number)
+        temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.path))
+        try:
+            file_name = save(temp)
+            _fsync_file(temp / file_name)
+            os.replace(temp / file_name, version.path / file_name)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+        updated = {**version.metadata, **metadata, "serving_file": file_name,
+                   "serving_sha256": sha256_of(version.path / file_name)}
+        _write_json_atomically(version.path / METADATA_FILE, updated)
+        return self.get(number)
+
+    def load_newest_loadable(
+        self, loader: Callable[[Path], Any], below: int | None = None, load: Callable[..., Any] | None = None
+    ) -> tuple[int, Any]:
         """(number, model) of the newest version, below `below` if given, that loads: what a service
         that has nothing to serve yet falls back to when the version it should serve is corrupt.
 
         Every version goes through `load` (sha256 first); one that fails for any reason is skipped,
         so a tampered or unreadable newest version never leaves a starting service with nothing.
+        `load=store.load_serving` reads the serving files instead.
         """
+        load = load or self.load
         for number in reversed(self.versions()):
             if (below is not None and number >= below) or not self.promoted(number):
                 continue  # a version the gate rejected never serves by accident
             try:
-                return number, self.load(number, loader)
+                return number, load(number, loader)
             except Exception:  # corrupt, or refused by the loader (e.g. untrusted types): try an older one
                 continue
         raise ModelNotFound(f"{self.name} has no loadable version" + (f" below {below}" if below else ""))
 
     # -- writing -----------------------------------------------------------------------------
-    def publish(self, save: Callable[[Path], str], metadata: dict[str, Any]) -> Version:
+    def publish(
+        self, save: Callable[[Path], str], metadata: dict[str, Any], serving_file: str | None = None
+    ) -> Version:
         """Write a new version: `save(folder)` writes the model into `folder` and returns its file name.
+        With `serving_file`, save also writes that file (made for serving) and its sha256 is recorded.
 
         Returns the published version, numbered one past the newest at the moment of the rename.
         """
@@ -173,8 +227,10 @@ class ModelStore:
         try:
             file_name = save(temp)
             model_file = temp / file_name
-            with open(model_file, "rb") as file:
-                os.fsync(file.fileno())
+            _fsync_file(model_file)
+            if serving_file is not None:
+                _fsync_file(temp / serving_file)
+                metadata = {**metadata, "serving_file": serving_file, "serving_sha256": sha256_of(temp / serving_file)}
             metadata = {
                 **metadata,
                 "name": self.name,

@@ -4,8 +4,9 @@
 
 Runs as its own process so that the benchmark's driver never imports Keras. Trains a small MNIST
 model and the penguin pipeline with app.mnist / app.penguins, publishes both to STORE_DIR (a
-model store, as Part 3 expects), then times the MNIST model on batches of 256 with
-app.mnist.predict_probabilities, the call every service here makes. Prints one JSON line.
+model store, as Part 3 expects, each version with its model.onnx), then times the MNIST model
+in-process on one image and on batches of 256: in Keras (app.mnist.predict_probabilities) and in
+ONNX Runtime (app.part3.onnx_models.DigitModel, what Part 3 serves). Prints one JSON line.
 """
 
 import argparse
@@ -30,24 +31,33 @@ def prepare(store_dir: Path, train_images: int, epochs: int) -> dict:
                            store=ModelStore(mnist.MODEL_NAME, root=store_dir), floor=0.0)
     pipeline = penguins.train()
     penguins.publish(pipeline, {}, {"n_neighbors": 11}, store=ModelStore(penguins.MODEL_NAME, root=store_dir))
-    return {"model_file": str(digits.model_file), "accuracy": metrics["accuracy"], "model": result.model,
-            "test_images": data.x_test}
+    return {"model_file": str(digits.model_file), "serving_file": str(digits.serving_file),
+            "accuracy": metrics["accuracy"], "model": result.model, "test_images": data.x_test}
 
 
-def throughput(model, images: np.ndarray, batch: int, seconds: float) -> float:
-    """Images per second on batches of `batch` (the median of several timed rounds)."""
-    from app import mnist
-
+def throughput(predict, images: np.ndarray, batch: int, seconds: float) -> float:
+    """Images per second of `predict(pixels)` on batches of `batch` (the median of several timed rounds)."""
     pixels = np.resize(images, (batch, *images.shape[1:]))
-    mnist.warm_up(model)
-    mnist.predict_probabilities(model, pixels)
+    predict(pixels)
+    predict(pixels)
     rounds = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(rounds) < 3:
         started = time.perf_counter()
-        mnist.predict_probabilities(model, pixels)
+        predict(pixels)
         rounds.append(batch / (time.perf_counter() - started))
     return statistics.median(rounds)
+
+
+def in_process_rates(prepared: dict, batch: int, seconds: float) -> dict[str, float]:
+    """Images/s of the same model in Keras and in ONNX Runtime, on one image and on `batch`."""
+    from app import mnist
+    from app.part3.onnx_models import DigitModel
+
+    runtimes = {"keras": lambda pixels: mnist.predict_probabilities(prepared["model"], pixels),
+                "onnxruntime": DigitModel(prepared["serving_file"]).probabilities}
+    return {f"{name}_{size}": throughput(predict, prepared["test_images"], size, seconds)
+            for name, predict in runtimes.items() for size in (1, batch)}
 
 
 def main() -> None:
@@ -59,9 +69,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     prepared = prepare(args.store_dir, args.train_images, args.epochs)
-    images_per_second = throughput(prepared["model"], prepared["test_images"], args.batch, args.seconds)
-    print(json.dumps({"model_file": prepared["model_file"], "accuracy": prepared["accuracy"],
-                      "images_per_second": images_per_second}))
+    rates = in_process_rates(prepared, args.batch, args.seconds)
+    print(json.dumps({"model_file": prepared["model_file"], "serving_file": prepared["serving_file"],
+                      "accuracy": prepared["accuracy"], "batch": args.batch, "rates": rates}))
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ keep-alive connections. Each figure is the median of {results.config.repeats} ru
 - `python -c "import keras"`: {facts.get('import_keras_seconds', float('nan')):.2f} s, \
 {facts.get('import_keras_rss_mb', float('nan')):.0f} MiB
 - the MNIST model's own throughput in-process on batches of {results.config.batch}: \
-{facts.get('in_process_images_per_second', float('nan')):,.0f} images/s (`app.mnist.predict_probabilities`)
+{facts.get('in_process_images_per_second', float('nan')):,.0f} images/s in ONNX Runtime (what Part 3 serves), \
+{facts.get('in_process_keras_images_per_second', float('nan')):,.0f} images/s in Keras (`app.mnist.predict_probabilities`)
 
 ## Results
 
@@ -109,14 +110,14 @@ each thread's CPU time from /proc while wrk drives it.
    request. Predicted: the workshop's design pays a model load (tens to hundreds of ms) on every
    request, so about two orders of magnitude. Did: see rows 4a/4b, the workshop's design against
    Part 3.
-2. **Call the model through a compiled graph** (`app.mnist.compiled_predictor`: one
+2. **Call the model through a compiled graph** (removed with issue 11, ONNX Runtime serves instead) (`app.mnist.compiled_predictor`: one
    `tf.function` with a fixed `[None, 28, 28]` uint8 signature, traced once at load by
    `mnist.warm_up`, scaling inside the graph). Profile: an eager `model(x)` call spent almost all
    its time dispatching each layer's ops from Python. Predicted: about 10 x for one image. Did,
    in-process on the 2-core EPYC: one image 11 ms -> 0.8 ms; a batch of 256 2,400 -> 14,000-24,000
    images/s (`model.predict_on_batch` about 8,000-14,000; XLA `jit_compile` faster for one image
    but slower for 256, so not used).
-3. **Run a few images in NumPy** (`app.mnist.FastDigitPredictor`, `app/mnist_numpy.py`). Profile
+3. **Run a few images in NumPy** (removed with issue 11: `app.mnist.FastDigitPredictor`, `app/mnist_numpy.py`). Profile
    of the graph call for one image: most of its 0.8-1.1 ms is TensorFlow's call machinery, not
    arithmetic (the CNN is about 2.5 M multiply-adds). Predicted: the two convolutions as two small
    matrix products take well under 0.5 ms. Did, first version (sliding windows, a 4-d max for
@@ -167,7 +168,7 @@ each thread's CPU time from /proc while wrk drives it.
 9. **Look up the metrics' label children once** (`RequestMetricsMiddleware.series`,
    `metrics.predictions_of`): `Counter.labels()` validates and locks on every call. A few
    microseconds a request.
-10. **A digit helper process per worker** (`app/part3/digit_helper.py`). Profile at 8
+10. **A digit helper process per worker** (removed with issue 11, see 14: `app/part3/digit_helper.py`). Profile at 8
     connections: the event loop is the bottleneck (100 % of a core), and decoding plus the model
     were about 0.19 ms of its 0.5 ms per request. A child process has its own GIL; it gets the
     weights as arrays (no Keras import: it starts in under a second), and the images of requests
@@ -179,8 +180,8 @@ each thread's CPU time from /proc while wrk drives it.
     so a lone client keeps the event-loop path and its latency. If the child dies, the requests
     waiting on it are answered by the worker and the next one starts a new child (tested).
 
-11. **Read a small one-file upload without Starlette's general multipart parser**
-    (`app/part3/small_uploads.py`, a custom request class behind the predict router's `APIRoute`).
+11. **Read a small one-file upload without Starlette's general multipart parser** (kept after
+    issue 11's measurement, see 14: `app/part3/small_uploads.py`, a custom request class behind the predict router's `APIRoute`).
     Profile of the image floor in-process: of its 207 us, Starlette's streaming parse
     (python-multipart callbacks, a spooled file per part) and FastAPI's form extraction took about
     95 us; a bare app that splits the body itself answers in 112 us. The lean path only builds the
@@ -194,7 +195,7 @@ each thread's CPU time from /proc while wrk drives it.
     turns of three (1.53 x in the third, where the floor was at its fastest), and 0.91-0.94 x its
     throughput at 8 connections (0.78-0.80 x before). In the next two full runs of this
     benchmark: 1.44 x and 1.42 x, and 1.04 x and 0.96 x.
-13. **Read the penguin model's arrays without scikit-learn** (`app/penguin_file.py`). Profile of
+13. **Read the penguin model's arrays without scikit-learn** (removed with issue 11: `app/penguin_file.py`). Profile of
     start-up, phase by phase: importing the app 1.2 s, loading the penguin model 4.5 s (importing
     scikit-learn, which pulls in SciPy and pandas, then skops), importing Keras 7.4 s after that,
     loading and warming the CNN 0.3 s. Loading both models in two threads changed nothing (13.5 s:
@@ -204,7 +205,30 @@ each thread's CPU time from /proc while wrk drives it.
     (1.02-1.10 x `import keras` in three turns, from 1.13-1.30 x), and the worker's peak RSS 755 ->
     674 MiB.
 
-Where one digit's time goes on the event-loop path (in-process, a pause between requests, 2-core
+14. **Serve a file made for serving: `model.onnx` in ONNX Runtime** (issue 11). Items 2, 3, 10, 11
+    and 13 fitted this one CNN and this one pipeline, and the worker still imported Keras (start-up
+    1.07 x `import keras`, 724 MiB). Predicted: without Keras and scikit-learn in the worker,
+    start-up to ready in 1-3 s and a worker near 100 MiB; ONNX Runtime's kernels at least as fast
+    as the NumPy path. Did, in-process on the same model before the NumPy path was removed (load
+    average 0.8): one image 0.038 ms in ONNX Runtime (one intra-op thread), 0.060 ms in NumPy,
+    0.76 ms in Keras' compiled graph; 256 images 32,600 images/s in ONNX Runtime with one thread
+    (62,400 with two), 19,500 in NumPy, 43,400 in the compiled graph. Row 9 measures ONNX Runtime
+    against Keras' own `predict_on_batch` in each run. Over HTTP, on a loaded machine (load average
+    3.5-7): start-up to ready 1.2-2.4 s, RSS 112-115 MiB.
+    Then each hand-written piece on the prediction path was measured against its removal (three
+    turns, Part 3 against the image floor, back to back, load average 3.5 then 7):
+    - the digit helper process against the thread pool at 8 connections: helper 0.99 x the floor,
+      thread pool 1.06 x (answering every image on the event loop: 0.64 x). Not ahead by 15 %:
+      removed; queued single images go to the thread pool (ONNX Runtime releases the GIL).
+    - the lean one-file upload parser (small_uploads.py): at load average 7, one digit p50 1.50 x
+      the floor with it, 1.52 x without, 8 connections 0.75 x with, 0.71 x without (6 %); measured
+      again at load average 4 (four turns): 8 connections 0.80 x with, 0.68 x without (+17.5 %),
+      one digit p50 1.56 x with, 1.66 x without (6 %). At least 10 % on row 4b: kept (it uses
+      Starlette's private `_get_form`/`_form`; a test fails when they change).
+    - the PNG walker (item 4, `app.images.decode_digits`'s plain-PNG path): a batch of 256 over
+      HTTP 5,600 images/s with it, 3,200 without (+74 %). Kept.
+
+Before issue 11 (the NumPy path), where one digit's time went on the event-loop path (in-process, a pause between requests, 2-core
 EPYC), after 11 and 12: the image floor about 255 us; Part 3 about 360 us. The model (decoded
 pixels to digit) takes 72 us when timed alone in a loop, 95-125 us with the same pause between
 calls, and 140-170 us inside a request (Part 3 with the model replaced by a constant answers that

@@ -48,18 +48,6 @@ class Server:
         """The worker's peak resident memory so far (VmHWM), in MiB."""
         return peak_rss_mb(self.process.pid)
 
-    def children_peak_rss_mb(self, command_contains: str) -> float:
-        """The summed peak resident memory of the worker's child processes whose command line
-        contains `command_contains` (Part 3's digit helper), in MiB."""
-        total = 0.0
-        for child in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split():
-            try:
-                if command_contains in Path(f"/proc/{child}/cmdline").read_text().replace("\0", " "):
-                    total += peak_rss_mb(int(child))
-            except OSError:  # it ended meanwhile
-                continue
-        return total
-
 
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

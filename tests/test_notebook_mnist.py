@@ -72,3 +72,9 @@ def test_the_notebook_draws_its_plots(run):
     notebook, _ = run
     images = [o for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 3  # the training curves, the confusion matrix, the sample predictions
+
+
+def test_the_notebook_publishes_a_serving_file_and_shows_its_parity(run):
+    notebook, store = run
+    assert store.get(1).serving_file.exists() and store.get(1).metadata["serving_runtime"] == "onnxruntime"
+    assert "1000 images: the same digits" in printed(notebook)

@@ -269,3 +269,44 @@ def test_clean_temporary_removes_only_old_leftovers(store):
 def test_model_names_must_be_identifiers(tmp_path):
     with pytest.raises(ValueError):
         ModelStore("../elsewhere", root=tmp_path)
+
+
+def with_serving_file(content: bytes, serving: bytes):
+    def save(folder):
+        (folder / "model.onnx").write_bytes(serving)
+        return saver(content)(folder)
+
+    return save
+
+
+def test_a_serving_file_is_recorded_checked_and_listed(store):
+    store.publish(saver(b"old"), {})  # a version from before serving files
+    version = store.publish(with_serving_file(b"new", b"onnx"), {}, serving_file="model.onnx")
+    assert version.metadata["serving_file"] == "model.onnx" and version.serving_file.read_bytes() == b"onnx"
+    assert store.get(1).serving_file is None
+    assert store.servable() == [2] and store.newest_servable() == 2 and store.newest_servable(below=2) is None
+    assert store.load_serving(2, read) == b"onnx"
+    with pytest.raises(ModelNotFound, match="no serving file"):
+        store.load_serving(1, read)
+    version.serving_file.write_bytes(b"tampered")
+    with pytest.raises(CorruptModel, match="serving file sha256"):
+        store.load_serving(2, read)
+
+
+def test_an_old_version_gets_its_serving_file_added(store):
+    store.publish(saver(b"old"), {"metrics": {"accuracy": 0.9}})
+
+    def save_serving(folder):
+        (folder / "model.onnx").write_bytes(b"exported later")
+        return "model.onnx"
+
+    version = store.add_serving_file(1, save_serving, {"serving_runtime": "onnxruntime"})
+    assert version.metadata["metrics"] == {"accuracy": 0.9} and version.metadata["serving_runtime"] == "onnxruntime"
+    assert store.load_serving(1, read) == b"exported later" and store.load(1, read) == b"old"
+    assert [entry.name for entry in store.path.iterdir() if entry.name.startswith(TEMP_PREFIX)] == []
+
+
+def test_a_serving_file_that_save_did_not_write_publishes_nothing(store):
+    with pytest.raises(FileNotFoundError):
+        store.publish(saver(b"model"), {}, serving_file="model.onnx")
+    assert store.versions() == [] and list(store.path.iterdir()) == []

@@ -3,8 +3,11 @@
 Requests never load from disk: they read the kept (version, model) pair, one attribute read, so a
 request always reports the version of the model that answered it. A background refresher calls
 `refresh()` every few seconds; it compares the store's active version with the kept one and, when
-they differ, loads the new version (sha256 checked by the store), warms it with one prediction and
-swaps the pair. Every worker does this on its own, which is how a version published by any process
+they differ, loads the new version's serving file (`model.onnx`, sha256 checked by the store) into
+ONNX Runtime (onnx_models.py), warms it with one prediction and swaps the pair. A version published
+before serving files existed has none until the trainer side exports one (trainer.py
+--export-missing, or the first start's job): meanwhile the worker serves the newest version that
+has one, and says so (`waiting`). Every worker does this on its own, which is how a version published by any process
 (another worker, another container on the same volume, the notebook) reaches all of them.
 """
 
@@ -15,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from app import mnist, penguin_file, penguins
+from app import mnist, penguins
+from app.part3.onnx_models import DigitModel, PenguinModel
 from app.store import ModelNotFound, ModelStore
 
 log = logging.getLogger(__name__)
@@ -29,38 +31,23 @@ class Kept:
     model: Any
 
 
-def open_penguins(path: Path) -> penguins.FastPenguinPredictor:
-    # Read from the file's arrays when it is the usual pipeline: no scikit-learn import (seconds).
-    predictor = penguin_file.read_fast_predictor(path) or penguins.FastPenguinPredictor(penguins.load(path))
-    predictor.predict(40.0, 190.0)
-    return predictor
-
-
-def open_mnist(path: Path) -> mnist.FastDigitPredictor:
-    """The CNN behind its fast path: NumPy for a few images, the compiled graph for batches."""
-    mnist.one_blas_thread()  # see FastDigitPredictor
-    predictor = mnist.FastDigitPredictor(mnist.load(path))
-    # The first call of each path traces and allocates; do it here, not in a user's request.
-    predictor.digits(np.zeros((1, 28, 28), dtype=np.uint8))
-    predictor.digits(np.zeros((predictor.small_batch + 1, 28, 28), dtype=np.uint8))
-    return predictor
-
-
 class KeptModels:
     def __init__(self, models_dir: Path) -> None:
         self.stores = {
             penguins.MODEL_NAME: ModelStore(penguins.MODEL_NAME, models_dir),
             mnist.MODEL_NAME: ModelStore(mnist.MODEL_NAME, models_dir),
         }
-        # Each opens a model file the store has checked (sha256) and warms it.
+        # Each opens a serving file the store has checked (sha256) and warms it.
         self.loaders: dict[str, Callable[[Path], Any]] = {
-            penguins.MODEL_NAME: open_penguins,
-            mnist.MODEL_NAME: open_mnist,
+            penguins.MODEL_NAME: PenguinModel,
+            mnist.MODEL_NAME: DigitModel,
         }
         self.kept: dict[str, Kept | None] = dict.fromkeys(self.stores)
         # The version of each model that failed to load, and why: not retried (a published version
         # never changes) until the store serves another one.
         self.problems: dict[str, tuple[int, str]] = {}
+        # The version of each model the store serves that has no serving file yet, and why it waits.
+        self.waiting: dict[str, str] = {}
         self._refreshing = threading.Lock()
 
     def get(self, name: str) -> Kept | None:
@@ -79,14 +66,14 @@ class KeptModels:
         swapped = {}
         with self._refreshing:
             for name, store in self.stores.items():
-                number = store.active()
+                number = self._servable(name, store.active())
                 kept = self.kept[name]
                 if number is None or (kept is not None and kept.version == number):
                     continue
                 if self.problems.get(name, (None,))[0] == number:
                     continue
                 try:
-                    model = store.load(number, self.loaders[name])
+                    model = store.load_serving(number, self.loaders[name])
                 except Exception as error:  # a corrupt or unreadable version must not stop the worker serving
                     log.exception("could not load %s version %s; still serving %s", name, number, kept and kept.version)
                     self.problems[name] = (number, f"{type(error).__name__}: {error}")
@@ -100,11 +87,24 @@ class KeptModels:
                 log.info("serving %s version %s (was %s)", name, number, kept and kept.version)
         return swapped
 
+    def _servable(self, name: str, active: int | None) -> int | None:
+        """The active version if it has a serving file, else the newest that has one (noted in `waiting`)."""
+        store = self.stores[name]
+        if active is None or store.get(active).serving_file is not None:
+            self.waiting.pop(name, None)
+            return active
+        self.waiting[name] = (
+            f"{name} version {active} has no model.onnx yet: the trainer side exports it "
+            "(the first start's job, or `python -m app.part3.trainer --export-missing`)"
+        )
+        return store.newest_servable(below=active) or store.newest_servable()
+
     def _newest_loadable(self, name: str, below: int) -> Kept | None:
         """A worker with nothing to serve (just started) whose version does not load serves the newest
         older version that does, rather than staying unready until someone publishes another."""
+        store = self.stores[name]
         try:
-            number, model = self.stores[name].load_newest_loadable(self.loaders[name], below=below)
+            number, model = store.load_newest_loadable(self.loaders[name], below=below, load=store.load_serving)
         except ModelNotFound:
             return None
         log.warning("serving %s version %s, the newest that loads, instead of %s", name, number, below)

@@ -2,10 +2,11 @@
 
 Start-up returns at once, so /health/live answers while the models load (importing Keras alone
 takes seconds) or, on an empty store, while the first models train. Then, in the background:
-1. leftovers of crashed saves are removed and the penguin model is trained if the store has none
-   (a fraction of a second; under the store's training lock, so two workers never both publish);
-2. on an empty MNIST store, one "initial" job is queued (the records store it only if no other is
-   unfinished, so two workers starting together queue one);
+1. leftovers of crashed saves are removed;
+2. when a model has no version yet, or a version has no serving file (a store made before serving
+   files), one "initial" job is queued (the records store it only if no other is unfinished, so two
+   workers starting together queue one): its trainer trains what is missing and exports the serving
+   files. A worker never trains or exports: it imports no training library;
 3. the refresher loads what the store serves and keeps polling it (see kept_models.py); in the
    embedded mode the trainer keeper makes sure the store has its one trainer (trainer_keeper.py).
 Training jobs go on the queue (training_queue.py) and trainers run them (trainer_worker.py).
@@ -20,8 +21,6 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, Request
 
-from app import mnist, penguins, promotion
-from app.datasets import load_penguins
 from app.part3 import metrics
 from app.part3.job_records import JobRecords
 from app.part3.jobs import Job, JobKind
@@ -32,6 +31,7 @@ from app.part3.recovery import fail_silent_jobs, remove_unfinished_saves
 from app.part3.settings import Settings
 from app.part3.trainer_keeper import TrainerKeeper
 from app.part3.training_queue import QUEUE_ERRORS, QueueUnavailable, TrainingQueue
+from app.part3.trainer import needs_first_models
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,6 @@ class Service:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        self.predictor.start()
         self._refresher = asyncio.create_task(self._bootstrap_then_refresh(), name="model-refresher")
 
     async def stop(self) -> None:
@@ -93,7 +92,6 @@ class Service:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
-        await self.predictor.stop()
         if self.keeper is not None:
             await asyncio.to_thread(self.keeper.stop)
         self.monitoring.feedback.close()
@@ -133,18 +131,22 @@ class Service:
         reasons = []
         for name, version in self.kept.versions().items():
             if version is not None:
+                if name in self.kept.waiting:  # served, by an older version than the store's
+                    reasons.append(self.kept.waiting[name])
                 continue
             store = self.stores[name]
             if name in self.kept.problems:
                 number, problem = self.kept.problems[name]
                 reasons.append(f"{name} version {number} could not be loaded ({problem})")
+            elif name in self.kept.waiting:
+                reasons.append(self.kept.waiting[name])
             elif store.active() is None and (newest := store.latest()) is not None:
                 gate = store.get(newest).metadata.get("gate") or {}
                 reasons.append(
                     f"the promotion gate promoted no {name} version (version {newest}: {gate.get('reason')}); "
                     f"train a better one, or serve one anyway with POST /models/{name}/{newest}/activate?force=true"
                 )
-            elif name == mnist.MODEL_NAME and (first := self._first_training()) is not None:
+            elif (first := self._first_training()) is not None:
                 advice = " (restart the service, or POST /retrain/, to try again)" if first.status == "failed" else ""
                 reasons.append(f"the first {name} training (job {first.id}): {first.progress}{advice}")
             else:
@@ -161,36 +163,13 @@ class Service:
         for store in self.stores.values():
             remove_unfinished_saves(store)
         _ = self.monitoring.ids  # make or read the store's feedback secret now, not in a request
-        self.ensure_penguin_model()
-        self.ensure_first_digit_training()
+        self.ensure_first_models()
 
-    def ensure_penguin_model(self) -> None:
-        store = self.stores[penguins.MODEL_NAME]
-        if store.latest() is not None:
-            return
-        with store.training_lock():
-            if store.latest() is not None:  # another worker trained it while we waited
-                return
-            # Fitted on the training rows only: the gate measures every version on the held-out rest.
-            training_rows, holdout_rows = promotion.penguin_split(load_penguins())
-            pipeline = penguins.train(training_rows)
-            parameters = {"n_neighbors": 11, "n_train": len(training_rows)}
-            version = penguins.publish(
-                pipeline,
-                penguins.evaluate(pipeline, holdout_rows),
-                parameters,
-                store=store,
-                floor=self.settings.gate_floor_penguins,
-                margin=self.settings.gate_margin,
-            )
-            log.info("trained penguins version %s on the bundled data: %s", version.number, version.metadata["gate"]["reason"])
-
-    def ensure_first_digit_training(self) -> None:
-        store = self.stores[mnist.MODEL_NAME]
-        if store.latest() is not None:
+    def ensure_first_models(self) -> None:
+        if not needs_first_models(self.settings.models_dir):
             return
         job = self.submit("initial", self.settings.first_training_epochs, unless_pending="initial")
-        log.info("no digit model yet: the first training is job %s", job.id)
+        log.info("a model or a serving file is missing: the first training is job %s", job.id)
 
     # -- jobs -----------------------------------------------------------------------------------
     def submit(

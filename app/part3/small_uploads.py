@@ -80,6 +80,8 @@ def one_file_form(content_type: bytes, body: bytes) -> FormData | None:
 
 
 class SmallUploadRequest(Request):
+    # Private API: overrides Starlette's `Request._get_form` and sets its `_form` cache
+    # (tests/part3/test_small_uploads.py fails when either changes).
     async def _get_form(self, **limits: Any) -> FormData:
         # Starlette keeps the parsed form in `_form` and returns it from then on (and closes its
         # files with the request); the limits cannot bite on one file.

@@ -1,12 +1,12 @@
-"""A bare app that micro-batches in a thread, built from the project's fast pieces, as a reference:
-the model kept in memory (app.mnist.FastDigitPredictor), bulk decoding (app.images.decode_digits)
-and concurrent requests sharing model calls (app.batching.MicroBatcher).
+"""A bare app that micro-batches in a thread, built from the project's pieces, as a reference: the
+model kept in memory (Part 3's ONNX Runtime session, app.part3.onnx_models.DigitModel), bulk decoding
+(app.images.decode_digits) and concurrent requests sharing model calls (app.batching.MicroBatcher).
 
 Every image goes through the batcher's thread; the images of requests that arrive together share one
-NumPy call (app/mnist_numpy.py), whose arithmetic runs outside the GIL while the event loop reads
-the next requests. The Part 3 service measured this design and answers on the event loop instead
-(see app/part3/predictor.py); this app keeps it as the reference for what batching does here.
-BENCH_MODEL_FILE names the .keras file.
+ONNX Runtime call, which runs outside the GIL while the event loop reads the next requests. The
+Part 3 service sends a request to the thread pool only when requests queue up (see
+app/part3/predictor.py); this app keeps micro-batching as the reference for what it does here.
+BENCH_MODEL_FILE names the model.onnx file.
 """
 
 import os
@@ -14,14 +14,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, UploadFile
 
-from app import mnist
 from app.batching import MicroBatcher
 from app.images import decode_digits
+from app.part3.onnx_models import DigitModel
 
-model = mnist.load(os.environ["BENCH_MODEL_FILE"])
-mnist.warm_up(model)
-mnist.one_blas_thread()
-predictor = mnist.FastDigitPredictor(model)
+predictor = DigitModel(os.environ["BENCH_MODEL_FILE"])
 batcher = MicroBatcher(predictor.digits)
 
 

@@ -1,8 +1,8 @@
-"""LitServe serving the same exported model, with the fastest decoding and model call this project
-has (app.images.decode_digits, app.mnist.FastDigitPredictor), so the comparison is between the
-serving frameworks:
+"""LitServe serving the same exported model, with the decoding and model call Part 3 uses
+(app.images.decode_digits, ONNX Runtime through app.part3.onnx_models.DigitModel), so the comparison
+is between the serving frameworks:
 
-    python -m bench.apps.litserve_digits MODEL_FILE PORT [--batch 8]
+    python -m bench.apps.litserve_digits MODEL_ONNX_FILE PORT [--batch 8]
 
 With --batch, LitServe gathers up to that many requests (waiting at most 1 ms) into one model call.
 """
@@ -12,7 +12,8 @@ import argparse
 import litserve as ls
 import numpy as np
 
-from app import images, mnist
+from app import images
+from app.part3.onnx_models import DigitModel
 
 
 class DigitAPI(ls.LitAPI):
@@ -21,9 +22,7 @@ class DigitAPI(ls.LitAPI):
         self.model_file = model_file
 
     def setup(self, device) -> None:
-        model = mnist.load(self.model_file)
-        mnist.warm_up(model)
-        self.predictor = mnist.FastDigitPredictor(model)
+        self.predictor = DigitModel(self.model_file)
 
     def decode_request(self, request) -> np.ndarray:
         upload = request["file"]

@@ -3,7 +3,7 @@
 replay.py copies only what the Dockerfile's COPY lines copy (after .dockerignore) into a temporary
 folder standing for the image's `/`, runs its `uv sync` lines into a NEW virtual environment there,
 then starts its CMD (port changed, bound to loopback) with its ENV and nothing of this test session's.
-A missing COPY, a dependency left out of --no-dev, or an ENV the service needs fails here.
+A missing COPY, a dependency left out of the synced groups, or an ENV the service needs fails here.
 """
 
 import json
@@ -135,9 +135,10 @@ def test_the_environment_is_new_and_holds_no_dev_tools(replay):
     python = venv / "bin" / "python"
     assert python.exists(), f"uv sync made no environment at {venv}"
     assert (venv / "bin" / "fastapi").exists()
-    assert not (venv / "bin" / "pytest").exists() and not (venv / "bin" / "jupyter").exists(), "--no-dev leaked dev tools"
+    assert not (venv / "bin" / "pytest").exists() and not (venv / "bin" / "jupyter").exists(), "dev tools leaked in"
+    assert not list((venv / "lib").glob("python*/site-packages/litserve")), "the benchmark's LitServe leaked in"
     located = subprocess.run(
-        [python, "-c", "import app, fastapi, keras, sklearn; print(app.__file__)"],
+        [python, "-c", "import app, fastapi, onnxruntime, keras, sklearn; print(app.__file__)"],
         env=replay.process_env(), cwd=replay.root, capture_output=True, text=True,  # from `/`: the install, not the cwd
     )
     assert located.returncode == 0, located.stderr

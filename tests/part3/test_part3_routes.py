@@ -192,7 +192,7 @@ def test_activating_an_unknown_version_is_404_and_changes_nothing(client, models
 def test_a_corrupt_version_is_not_served_and_readiness_says_why(models_dir, tmp_path):
     folder = copy_store(models_dir, tmp_path / "models")
     version = ModelStore("mnist", folder).get(1)
-    version.model_file.write_bytes(version.model_file.read_bytes() + b"tampered")
+    version.serving_file.write_bytes(version.serving_file.read_bytes() + b"tampered")  # what a worker reads
     with running_service(folder, wait_ready=False) as service:
         wait_until(lambda: "could not be loaded" in service.get("/health/ready").json()["detail"], "the load fails")
         ready = service.get("/health/ready")

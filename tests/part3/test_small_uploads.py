@@ -154,3 +154,28 @@ def test_the_lean_form_is_starlettes_form_whenever_it_is_used(upload):
     if lean is not None:
         assert lean == starlette_form(content_type, body)
 
+
+
+def test_starlettes_private_form_cache_still_returns_the_lean_form(monkeypatch):
+    """small_uploads overrides Starlette's private `Request._get_form` and fills its `_form` cache:
+    this fails when Starlette renames either or stops returning the cached form."""
+    from app.part3 import small_uploads
+
+    built = []
+    real = small_uploads.one_file_form
+    monkeypatch.setattr(small_uploads, "one_file_form", lambda *args: built.append(real(*args)) or built[-1])
+    request = httpx.Request("POST", "http://test/predict/", files={"file": ("img_7.png", PNG, "image/png")})
+    body = request.read()
+    scope = {"type": "http", "method": "POST", "path": "/predict/", "headers": [
+        (b"content-type", request.headers["content-type"].encode()), (b"content-length", str(len(body)).encode())]}
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def parse():
+        lean = small_uploads.SmallUploadRequest(scope, receive)
+        assert lean._form is None
+        return await lean.form()
+
+    form = run_in_own_thread(parse())
+    assert built and built[0] is not None and form is built[0]

@@ -14,7 +14,7 @@ class Health(BaseModel):
     status: str
     pid: int  # the worker that answered: several workers share one port
     models: dict[str, int | None] = {}
-    detail: str | None = None  # why the service is not ready yet
+    detail: str | None = None  # why the service is not ready yet, or what it waits for while ready
 
 
 @router.get("/live")
@@ -25,11 +25,13 @@ def live() -> Health:
 
 @router.get("/ready", responses={503: {"model": Health, "description": "the models are not loaded yet"}})
 def ready(service: ServiceDep, response: Response) -> Health:
-    """200 once both models are loaded and warmed in this worker, with their versions; 503 before."""
+    """200 once both models are loaded and warmed in this worker, with their versions; 503 before.
+    While a version waits for its serving file (an older version serves meanwhile), `detail` says so."""
     if not service.kept.ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = "5"
         return Health(
             status="starting", pid=os.getpid(), models=service.kept.versions(), detail=service.not_ready_reason()
         )
-    return Health(status="ready", pid=os.getpid(), models=service.kept.versions())
+    waiting = "; ".join(service.kept.waiting.values()) or None
+    return Health(status="ready", pid=os.getpid(), models=service.kept.versions(), detail=waiting)
