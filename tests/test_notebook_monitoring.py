@@ -1,5 +1,5 @@
 """notebooks/monitoring.ipynb run by papermill with tiny parameters: the signals react to shifted
-digits, and a fine-tune on the feedback runs to the end."""
+digits, the gate refuses a fine-tune on wrong labels, and a fine-tune on the feedback runs to the end."""
 
 import re
 
@@ -10,7 +10,9 @@ from tests.notebook_support import run_notebook
 from tests.test_notebook_mnist import printed
 
 PARAMETERS = {"train_images": 600, "epochs": 1, "fine_tune_epochs": 1, "batch": 40, "steps_in_distribution": 4, "steps_shifted": 5,
-              "window": 120, "seed": 1}
+              "window": 120, "seed": 1, "gate_floor": 0.0, "gate_margin": 0.02, "wrong_epochs": 3}
+# gate_floor 0: the suite's one-epoch model scores too little for the default floor; the margin alone
+# must refuse the fine-tune on wrong labels.
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +31,14 @@ def test_drift_shows_on_shifted_digits_and_not_before(notebook):
     assert "retrain_recommended: True" in printed(notebook)
 
 
+def test_the_gate_refuses_the_fine_tune_on_wrong_labels_and_serving_stays(notebook):
+    text = printed(notebook)
+    assert re.search(r"'status': 'succeeded', 'version': 2, 'promoted': False, 'gate_reason': 'holdout accuracy", text), text
+    before, now = re.search(r"serving before: (\d+)  serving now: (\d+)", text).groups()
+    assert before == now == "1"
+    assert re.search(r"version 2: rejected", text)
+
+
 def test_the_fine_tune_on_feedback_ran(notebook):
     text = printed(notebook)
     assert "'status': 'succeeded'" in text, text[-2000:]
@@ -37,4 +47,4 @@ def test_the_fine_tune_on_feedback_ran(notebook):
 
 def test_the_notebook_draws_its_plots(notebook):
     pictures = [o for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(pictures) == 3  # the digits, the signals over time, before and after
+    assert len(pictures) == 4  # the digits, the signals over time, the gate's decisions, before and after
