@@ -133,7 +133,7 @@ def decode_digits(contents: Sequence[bytes], filenames: Sequence[str | None] | N
     pixels = np.empty((len(contents), SIDE, SIDE), dtype=np.uint8)
     separator = bytes(SCANLINE)  # filter type 0 and 28 zeros
     fast_rows, fast_parts = [], []
-    for row, (data, filename) in enumerate(zip(contents, filenames)):
+    for row, (data, filename) in enumerate(zip(contents, filenames, strict=True)):
         scanlines = _plain_png_scanlines(data)
         if scanlines is not None and max(scanlines[:: SCANLINE]) <= MAX_FILTER_TYPE:
             fast_rows.append(row)

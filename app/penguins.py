@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app import promotion
-from app.onnx_export import SERVING_FILE
 from app.datasets import PENGUIN_FEATURES, PENGUIN_TARGET, load_penguins
+from app.onnx_export import SERVING_FILE
 
 if TYPE_CHECKING:  # imported where used: pandas and scikit-learn cost seconds at a service's start-up
     import pandas as pd

@@ -9,10 +9,10 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from bench.load import Load, load_tool, measure, multipart

@@ -33,14 +33,14 @@ def penguins_csv() -> bytes:
 
 def test_images() -> dict[str, bytes]:
     images, labels = bundled_images("test_image")
-    return {f"test_img{label}.png": encode_png(image) for image, label in zip(images, labels)}
+    return {f"test_img{label}.png": encode_png(image) for image, label in zip(images, labels, strict=True)}
 
 
 def train_zip() -> bytes:
     images, labels = bundled_images("upload")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for number, (image, label) in enumerate(zip(images, labels)):
+        for number, (image, label) in enumerate(zip(images, labels, strict=True)):
             info = zipfile.ZipInfo(f"train_img/img{number:03d}_{label}.png", date_time=FIXED_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, encode_png(image))

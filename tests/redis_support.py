@@ -40,9 +40,10 @@ class RedisServer:
             try:
                 client.ping()
                 return self
-            except redis.exceptions.ConnectionError:
+            except redis.exceptions.ConnectionError as error:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"redis-server did not start:\n{(self.folder / 'redis.log').read_text()[-2000:]}")
+                    log = (self.folder / "redis.log").read_text()[-2000:]
+                    raise AssertionError(f"redis-server did not start:\n{log}") from error
                 time.sleep(0.05)
             finally:
                 client.close()

@@ -50,7 +50,7 @@ def test_concurrent_callers_share_one_call_and_get_their_own_results():
         return requests, answers
 
     requests, answers = run(scenario())
-    for request, answer in zip(requests, answers):
+    for request, answer in zip(requests, answers, strict=True):
         assert list(answer) == digit_sums(request)
     assert model.sizes == [sum(len(request) for request in requests)]  # all queued before the worker ran
 
@@ -92,7 +92,7 @@ def test_one_bad_request_does_not_poison_the_others():
     good, answers = run(scenario())
     assert isinstance(answers[1], ValueError) and "negative" in str(answers[1])
     assert list(answers[3]) == [0]  # alone, the 3x3 request is fine
-    for request, answer in zip(good, [answers[0], answers[2], answers[4], answers[5]]):
+    for request, answer in zip(good, [answers[0], answers[2], answers[4], answers[5]], strict=True):
         assert list(answer) == digit_sums(request)
 
 

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 from PIL import Image
 
-from app.datasets import bundled_mnist_split, load_mnist, load_penguins, PENGUIN_FEATURES
+from app.datasets import PENGUIN_FEATURES, bundled_mnist_split, load_mnist, load_penguins
 from app.paths import DATA_DIR
 from scripts import make_data
 

@@ -31,7 +31,7 @@ def handmade_png(pixels: np.ndarray, filters=None, interlaced=False, idat_parts=
         )
     else:
         filters = filters or [0] * height
-        raw = b"".join(bytes([kind]) + bytes(row) for kind, row in zip(filters, filter_rows(pixels, filters)))
+        raw = b"".join(bytes([kind]) + bytes(row) for kind, row in zip(filters, filter_rows(pixels, filters), strict=True))
     stream = zlib.compress(raw) + extra
     step = -(-len(stream) // idat_parts)
     idats = b"".join(chunk(b"IDAT", stream[i : i + step]) for i in range(0, len(stream), step))
@@ -121,7 +121,7 @@ def test_same_pixels_as_decode_digit_on_the_workshop_zip():
 def test_same_pixels_as_decode_digit_on_odd_images(digit):
     images = odd_images(digit)
     decoded = decode_digits(list(images.values()), list(images))
-    for (kind, data), pixels in zip(images.items(), decoded):
+    for (kind, data), pixels in zip(images.items(), decoded, strict=True):
         np.testing.assert_array_equal(pixels, decode_digit(data, kind), err_msg=kind)
     # The hand-written PNGs hold the pixels they were written from.
     np.testing.assert_array_equal(decoded[list(images).index("Paeth everywhere")], digit)

@@ -100,7 +100,7 @@ def test_predict_accepts_units(client, bill, flipper):
 def test_predict_answers_every_species(client):
     frame = load_penguins().groupby("species").head(2)
     expected = train().predict(frame[list(PENGUIN_FEATURES)])
-    for (bill, flipper), species in zip(frame[list(PENGUIN_FEATURES)].itertuples(index=False), expected):
+    for (bill, flipper), species in zip(frame[list(PENGUIN_FEATURES)].itertuples(index=False), expected, strict=True):
         assert client.get("/predict/", params={"bill": bill, "flipper": flipper}).json()["result"] == species
 
 

@@ -6,8 +6,8 @@ from fastapi.testclient import TestClient
 
 import app.part2.main
 from app import mnist
-from app.store import ModelStore
 from app.part2.serving import LatestModel
+from app.store import ModelStore
 from tests.part2_support import (
     TrainingGate,
     as_upload,

@@ -260,7 +260,7 @@ class RedisJobRecords(JobRecords):
         if not ordered:
             return []
         bodies = self.client.mget([self._key(job_id.decode()) for job_id, _ in ordered])
-        return [_job(body, sequence) for (_, sequence), body in zip(ordered, bodies) if body is not None]
+        return [_job(body, sequence) for (_, sequence), body in zip(ordered, bodies, strict=True) if body is not None]
 
     def update(self, job_id: str, when: Condition | None = None, **changes: Any) -> Job:
         key = self._key(job_id)

@@ -26,8 +26,8 @@ from app.part3.metrics import RequestMetricsMiddleware
 from app.part3.predictor import ModelNotReady
 from app.part3.routes import feedback, health, jobs, metrics, models, predict, root, training, upload
 from app.part3.service import QueueFull, Service
-from app.part3.training_queue import QueueUnavailable
 from app.part3.settings import Settings
+from app.part3.training_queue import QueueUnavailable
 from app.store import ModelNotFound
 
 # The predict routes first: FastAPI tries the routers in this order, and these are the hot ones.

@@ -29,9 +29,9 @@ from app.part3.monitoring import Monitoring
 from app.part3.predictor import Predictor
 from app.part3.recovery import fail_silent_jobs, remove_unfinished_saves
 from app.part3.settings import Settings
+from app.part3.trainer import needs_first_models
 from app.part3.trainer_keeper import TrainerKeeper
 from app.part3.training_queue import QUEUE_ERRORS, QueueUnavailable, TrainingQueue
-from app.part3.trainer import needs_first_models
 
 log = logging.getLogger(__name__)
 

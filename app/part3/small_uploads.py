@@ -73,7 +73,7 @@ def one_file_form(content_type: bytes, body: bytes) -> FormData | None:
         field, filename = disposition[1].decode(), disposition[2].decode()
     except UnicodeDecodeError:
         return None
-    file = SpooledTemporaryFile(max_size=SMALL_BODY_BYTES)  # noqa: SIM115 (the request closes it, as Starlette's)
+    file = SpooledTemporaryFile(max_size=SMALL_BODY_BYTES)
     file.write(content)
     file.seek(0)
     return FormData([(field, UploadFile(file, size=len(content), filename=filename, headers=Headers(raw=headers)))])

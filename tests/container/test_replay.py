@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from replay import Replay
 
 from app.dockerfile import Dockerfile
 from app.paths import DATA_DIR, PROJECT_ROOT
-from replay import Replay
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ from part3_support import copy_store, digit_file, metric, running_service, wait_
 
 from app import images, mnist
 from app.part3 import small_uploads
-from app.part3.trainer_worker import embedded_trainer_lock
 from app.part3.settings import Settings
+from app.part3.trainer_worker import embedded_trainer_lock
 from app.store import ModelStore
 
 MAX_UPLOAD = 2 << 20  # small, so the 413 test sends little

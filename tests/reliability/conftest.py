@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "part3"))
 
-from part3_support import API_KEY, ServiceProcess, copy_store, wait_until  # noqa: E402
+from part3_support import API_KEY, ServiceProcess, copy_store, wait_until
 
 
 @pytest.fixture(scope="session")

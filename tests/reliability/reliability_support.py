@@ -16,11 +16,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from bad_requests import BadRequest
 from fastapi.testclient import TestClient
 
 from app.paths import PROJECT_ROOT
 from app.store import ACTIVE_FILE, METADATA_FILE, sha256_of
-from bad_requests import BadRequest
 
 
 class RawResponse:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bad_requests import ALL, BOUNDS, CORPUS, UNITS, applies, digit_png, message, routes_of
 from fastapi.testclient import TestClient
+from part3_support import API_KEY
+from reliability_support import import_fresh, send, store_state
 
 from app import datasets
 from app.paths import PROJECT_ROOT
-from bad_requests import ALL, BOUNDS, CORPUS, UNITS, applies, digit_png, message, routes_of
-from part3_support import API_KEY
-from reliability_support import import_fresh, send, store_state
 
 SMALL_TRAINING = 256  # images the Part 2 apps' start-up trainings use here: the point is input handling
 GOOD_PENGUIN = {"bill": "40.3", "flipper": "195"}

@@ -8,15 +8,16 @@ tests/part3/test_part3_job_store.py; here:
   answer names a version the store has (and the answers move on to the new versions).
 """
 
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from bad_requests import digit_png
+from part3_support import API_KEY, running_service, wait_for_job, wait_until
 
 from app import mnist
 from app.store import ModelStore
-from bad_requests import digit_png
-from part3_support import API_KEY, running_service, wait_for_job, wait_until
 
 KEY = {"X-API-Key": API_KEY}
 FINE_TUNES = 8
@@ -64,7 +65,7 @@ def test_eight_fine_tunes_at_once_make_eight_chained_versions(client, models_dir
     # One at a time, in submission order, each fine-tuning the version the previous one published.
     assert [job["parent"] for job in in_order] == [start] + [job["version"] for job in in_order[:-1]]
     assert [job["version"] for job in in_order] == list(range(start + 1, start + FINE_TUNES + 1))
-    for before, after in zip(in_order, in_order[1:]):
+    for before, after in itertools.pairwise(in_order):
         assert before["finished_at"] <= after["started_at"]
     assert store.versions()[-FINE_TUNES:] == [job["version"] for job in in_order]
     for job in in_order:  # nothing lost: each version names its job, its parent and the images it learnt
@@ -97,12 +98,12 @@ def test_predictions_keep_answering_while_versions_are_published(client, models_
 
     def publish_during_predictions():
         for k in range(1, PUBLISHES + 1):
-            wait_until(lambda: done >= k * PREDICTIONS // (PUBLISHES + 1), "predictions go on")
+            wait_until(lambda k=k: done >= k * PREDICTIONS // (PUBLISHES + 1), "predictions go on")
             result = mnist.TrainingResult(model, {}, store.active())
             number = mnist.publish(result, {"accuracy": 0.0}, {"republished": k}, {"source": "test"}, store).number
             # wait until the service serves it, so the predictions that follow see it
             wait_until(
-                lambda: client.get("/health/ready").json()["models"]["mnist"] == number, "the new version serves"
+                lambda number=number: client.get("/health/ready").json()["models"]["mnist"] == number, "the new version serves"
             )
 
     with ThreadPoolExecutor(1) as background, ThreadPoolExecutor(CLIENT_THREADS) as pool:

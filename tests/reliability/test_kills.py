@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from app.store import ModelStore, sha256_of
 from bad_requests import digit_png
 from part3_support import API_KEY, ServiceProcess, copy_store, running_service, wait_for_job, wait_until
 from reliability_support import leftovers, store_state
+
+from app.store import ModelStore, sha256_of
 
 pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}

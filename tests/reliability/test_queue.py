@@ -11,6 +11,7 @@ and two trainers (`workshop trainer`), each in its own working directory with it
 Every wait polls for a state; its deadline is only a safety net.
 """
 
+import itertools
 import os
 import signal
 import subprocess
@@ -19,14 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from bad_requests import digit_png
+from part3_support import API_KEY, ServiceProcess, copy_store, training_zip, wait_for_job, wait_until
+from reliability_support import store_state
 
 from app.part3.settings import Settings
 from app.part3.training_queue import TrainingQueue
 from app.paths import PROJECT_ROOT
 from app.store import ModelStore, sha256_of
-from bad_requests import digit_png
-from part3_support import API_KEY, ServiceProcess, copy_store, training_zip, wait_for_job, wait_until
-from reliability_support import store_state
 
 pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}
@@ -104,7 +105,7 @@ def test_eight_fine_tunes_on_two_apis_chain_eight_versions_one_at_a_time(cluster
     # One at a time, in submission order, each fine-tuning the version the previous one published.
     assert [job["parent"] for job in in_order] == [start] + [job["version"] for job in in_order[:-1]]
     assert [job["version"] for job in in_order] == list(range(start + 1, start + FINE_TUNES + 1))
-    for before, after in zip(in_order, in_order[1:]):
+    for before, after in itertools.pairwise(in_order):
         assert before["finished_at"] <= after["started_at"]
     for job in in_order:  # nothing lost: each version names its job and the images it learnt
         metadata = store.get(job["version"]).metadata

@@ -17,11 +17,11 @@ bodies and headers matching the schema, Allow headers, auth...) runs on every op
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from part3_support import API_KEY
 
 from app.part3.main import create_app
 from app.part3.settings import Settings
 from app.store import ModelStore
-from part3_support import API_KEY
 
 pytestmark = pytest.mark.slow
 EXAMPLES = settings(

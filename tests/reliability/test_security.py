@@ -22,7 +22,10 @@ from pathlib import Path
 
 import pytest
 import skops.io as sio
+from bad_requests import digit_png, zip_of
 from fastapi.testclient import TestClient
+from part3_support import API_KEY, copy_store, running_service, wait_for_job, wait_until
+from reliability_support import import_fresh
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -30,9 +33,6 @@ import app.store
 from app import mnist, penguins
 from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
-from bad_requests import digit_png, zip_of
-from part3_support import API_KEY, copy_store, running_service, wait_for_job, wait_until
-from reliability_support import import_fresh
 
 pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}

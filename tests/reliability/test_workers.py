@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from app.store import ModelStore
 from bad_requests import digit_png
 from part3_support import API_KEY, WAIT, ServiceProcess, copy_store, wait_until
+
+from app.store import ModelStore
 
 pytestmark = pytest.mark.slow
 PROPAGATION_LIMIT = 3.0  # seconds from a version appearing in the store to a worker serving it (issue 6)
