@@ -61,9 +61,7 @@ class MnistData:
         rng = np.random.default_rng(seed)
         train = rng.permutation(len(self.y_train))[:limit]
         test = rng.permutation(len(self.y_test))[: max(limit // 5, 10)]
-        return MnistData(
-            self.x_train[train], self.y_train[train], self.x_test[test], self.y_test[test], self.source
-        )
+        return MnistData(self.x_train[train], self.y_train[train], self.x_test[test], self.y_test[test], self.source)
 
 
 @lru_cache(maxsize=1)

@@ -224,10 +224,11 @@ class Dockerfile:
             if instruction.keyword in {"COPY", "ADD"} and instruction.flag("from") is None:
                 words = instruction.words()
                 if len(words) < 2:
-                    raise DockerfileError(f"line {instruction.line}: {instruction.keyword} needs a source and a destination")
+                    raise DockerfileError(
+                        f"line {instruction.line}: {instruction.keyword} needs a source and a destination"
+                    )
                 found.append((words[:-1], words[-1], instruction))
         return found
-
 
     def landings(self, context: Path) -> list[tuple[str, PurePosixPath]]:
         """(source in the context, where it lands in the image) for each COPY source, by Docker's rules:
@@ -246,6 +247,7 @@ class Dockerfile:
 
     def sources_copied_to(self, context: Path, image_path: PurePosixPath) -> list[str]:
         return [source for source, landed in self.landings(context) if landed == image_path]
+
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     """A .dockerignore pattern as a regex: Go's filepath.Match plus `**` for any number of folders."""

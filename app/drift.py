@@ -61,7 +61,9 @@ def quantile_sample(values: np.ndarray, points: int = REFERENCE_POINTS) -> list[
     return [round(float(value), 5) for value in np.quantile(values, levels, method="inverted_cdf")]
 
 
-def reference_for_digits(probabilities: np.ndarray, images: np.ndarray, holdout: str = "bundled test split") -> dict[str, Any]:
+def reference_for_digits(
+    probabilities: np.ndarray, images: np.ndarray, holdout: str = "bundled test split"
+) -> dict[str, Any]:
     """The reference a digit model version stores: its answers on the holdout, and the holdout's inputs."""
     features = digit_features(probabilities, images)
     n_classes = np.asarray(probabilities).shape[1]

@@ -101,7 +101,9 @@ def solution_files() -> list[Path]:
     return sorted(
         path.relative_to(SOLUTIONS)
         for path in SOLUTIONS.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and (path.suffix in GENERATED_SUFFIXES or path.name == "Dockerfile")
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and (path.suffix in GENERATED_SUFFIXES or path.name == "Dockerfile")
     )
 
 
@@ -135,15 +137,15 @@ def stale_exercises() -> list[str]:
     expected = starter_digests(expected_exercises())
     recorded = recorded_starters()
     problems = [f"not generated yet: exercises/{p}" for p in sorted(set(expected) - set(recorded))]
-    problems += [f"no longer generated: exercises/{p} (no such solution)" for p in sorted(set(recorded) - set(expected))]
+    problems += [
+        f"no longer generated: exercises/{p} (no such solution)" for p in sorted(set(recorded) - set(expected))
+    ]
     problems += [f"stale: exercises/{p}" for p in sorted(set(expected) & set(recorded)) if expected[p] != recorded[p]]
     return problems
 
 
 def _working_files(root: Path) -> set[Path]:
-    return {
-        path.relative_to(root) for path in root.rglob("*") if path.is_file() and "__pycache__" not in path.parts
-    }
+    return {path.relative_to(root) for path in root.rglob("*") if path.is_file() and "__pycache__" not in path.parts}
 
 
 def edited_exercises(expected: dict[Path, str] | None = None) -> list[Path]:

@@ -135,7 +135,7 @@ def decode_digits(contents: Sequence[bytes], filenames: Sequence[str | None] | N
     fast_rows, fast_parts = [], []
     for row, (data, filename) in enumerate(zip(contents, filenames, strict=True)):
         scanlines = _plain_png_scanlines(data)
-        if scanlines is not None and max(scanlines[:: SCANLINE]) <= MAX_FILTER_TYPE:
+        if scanlines is not None and max(scanlines[::SCANLINE]) <= MAX_FILTER_TYPE:
             fast_rows.append(row)
             fast_parts += (separator, scanlines)
         else:

@@ -114,7 +114,10 @@ def predict_classes(model, images: np.ndarray, batch_size: int = 512) -> np.ndar
     """The predicted digit of each image, a batch at a time (a test set of 10,000 in one call would
     hold every activation at once)."""
     return np.concatenate(
-        [predict_probabilities(model, images[i : i + batch_size]).argmax(axis=-1) for i in range(0, len(images), batch_size)]
+        [
+            predict_probabilities(model, images[i : i + batch_size]).argmax(axis=-1)
+            for i in range(0, len(images), batch_size)
+        ]
     )
 
 
@@ -199,7 +202,9 @@ def train(
 
     callbacks = []
     if on_epoch_end is not None:
-        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch_end(epoch, logs or {})))
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch_end(epoch, logs or {}))
+        )
     model = base if base is not None else build_model(seed)
     history = fit(model, images, labels, epochs=epochs, batch_size=batch_size, seed=seed, callbacks=callbacks)
     return TrainingResult(model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, parent)

@@ -50,7 +50,9 @@ def compare(
         )
     gap = float(np.max(np.abs(np.asarray(expected_probabilities) - np.asarray(actual_probabilities)), initial=0.0))
     if not gap <= PROBABILITY_TOLERANCE:
-        raise ServingExportFailed(f"{what}: probabilities differ by up to {gap:.2g} (at most {PROBABILITY_TOLERANCE:g})")
+        raise ServingExportFailed(
+            f"{what}: probabilities differ by up to {gap:.2g} (at most {PROBABILITY_TOLERANCE:g})"
+        )
 
 
 def serving_metadata(input_shape: list[int | None], input_dtype: str) -> dict[str, Any]:
@@ -82,7 +84,9 @@ def export_mnist(model, folder: Path, images: np.ndarray | None = None) -> str:
     path = Path(folder) / SERVING_FILE
     try:
         # The training library's answers (which also calls the model once, as its export needs).
-        expected = np.concatenate([np.asarray(model(inputs[i : i + 500], training=False)) for i in range(0, len(inputs), 500)])
+        expected = np.concatenate(
+            [np.asarray(model(inputs[i : i + 500], training=False)) for i in range(0, len(inputs), 500)]
+        )
         model.export(str(path), format="onnx", verbose=False)
         runtime = session(path)
         actual = runtime.run(None, {runtime.get_inputs()[0].name: inputs})[0]

@@ -34,9 +34,7 @@ def build_pipeline(n_neighbors: int = 11) -> "Pipeline":
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return Pipeline(
-        steps=[("scaler", StandardScaler()), ("knn", KNeighborsClassifier(n_neighbors=n_neighbors))]
-    )
+    return Pipeline(steps=[("scaler", StandardScaler()), ("knn", KNeighborsClassifier(n_neighbors=n_neighbors))])
 
 
 def train(

@@ -203,7 +203,12 @@ def evaluate(store, kind: ModelKind, model: Any, floor: float, margin: float, ho
         active_accuracy,
         smoke_problem(answers, reload_answers(kind, model, holdout)),
     )
-    return {**asdict(decision), "holdout_sha256": holdout.sha256, "n_holdout": len(holdout), "holdout": holdout.description}
+    return {
+        **asdict(decision),
+        "holdout_sha256": holdout.sha256,
+        "n_holdout": len(holdout),
+        "holdout": holdout.description,
+    }
 
 
 def publish(
@@ -223,4 +228,6 @@ def publish(
         floor = default_floor if floor is None else floor
         margin = default_margin if margin is None else margin
     gate = evaluate(store, kind, model, floor, margin, holdout)
-    return store.publish(lambda folder: kind.save_for_serving(model, folder), {**metadata, "gate": gate}, kind.serving_file)
+    return store.publish(
+        lambda folder: kind.save_for_serving(model, folder), {**metadata, "gate": gate}, kind.serving_file
+    )

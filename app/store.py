@@ -188,8 +188,12 @@ class ModelStore:
             os.replace(temp / file_name, version.path / file_name)
         finally:
             shutil.rmtree(temp, ignore_errors=True)
-        updated = {**version.metadata, **metadata, "serving_file": file_name,
-                   "serving_sha256": sha256_of(version.path / file_name)}
+        updated = {
+            **version.metadata,
+            **metadata,
+            "serving_file": file_name,
+            "serving_sha256": sha256_of(version.path / file_name),
+        }
         _write_json_atomically(version.path / METADATA_FILE, updated)
         return self.get(number)
 

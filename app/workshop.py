@@ -38,10 +38,19 @@ GOING_FURTHER = "going_further"
 
 # The workshop's order: each extra challenge after the exercise whose section it ends.
 ORDER = (
-    "part1/ex1_hello", "part1/ex2_predict", "part1/ex3_validation", "part1/challenge_units",
-    "part2/ex1_background", "part2/ex2_lifespan", "part2/ex3_retrain", "part2/challenge_retrain",
-    "part2/ex4_race_free", "part2/challenge_startup",
-    "part3/ex1_image", "part3/ex2_volume", "part3/challenge_compose",
+    "part1/ex1_hello",
+    "part1/ex2_predict",
+    "part1/ex3_validation",
+    "part1/challenge_units",
+    "part2/ex1_background",
+    "part2/ex2_lifespan",
+    "part2/ex3_retrain",
+    "part2/challenge_retrain",
+    "part2/ex4_race_free",
+    "part2/challenge_startup",
+    "part3/ex1_image",
+    "part3/ex2_volume",
+    "part3/challenge_compose",
 )
 # The learner's file of the exercises that are not a Python app of the same name.
 NOT_PYTHON = {
@@ -123,10 +132,16 @@ def _read_report(report: Path) -> dict[str, Outcome]:
         if problem is not None:
             lines = (problem.get("message") or problem.text or "failed").strip().splitlines()
             reason = lines[0].removeprefix("AssertionError: ").removeprefix("Failed: ") if lines else "failed"
-        outcomes.setdefault(key, Outcome()).checks.append(Check(
-            case.get("name", "?"), 2 if GOING_FURTHER in properties else 1, problem is None, reason,
-            properties.get(GOING_FURTHER, ""), properties.get("hint", ""),
-        ))
+        outcomes.setdefault(key, Outcome()).checks.append(
+            Check(
+                case.get("name", "?"),
+                2 if GOING_FURTHER in properties else 1,
+                problem is None,
+                reason,
+                properties.get(GOING_FURTHER, ""),
+                properties.get("hint", ""),
+            )
+        )
     return outcomes
 
 
@@ -134,10 +149,26 @@ def run_checks(paths: list[Path], side: str, quiet: bool = True, extra: tuple[st
     """Run the tests in `paths` against `side` in a fresh interpreter; outcomes per exercise."""
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.xml"
-        command = [sys.executable, "-m", "pytest", *map(str, paths), "-q", "--tb=no", "-rN", "--no-header", "-p",
-                   "no:cacheprovider", "-o", "addopts=", f"--junitxml={report}", "-W", "ignore", *extra]
-        # The checks need none of the suite's pytest plugins (nbval, schemathesis, hypothesis...): not
-        # loading them saves most of a Part 1 check's time (about 20 of 26 s on a loaded machine).
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *map(str, paths),
+            "-q",
+            "--tb=no",
+            "-rN",
+            "--no-header",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            f"--junitxml={report}",
+            "-W",
+            "ignore",
+            *extra,
+        ]
+        # The checks need none of the suite's pytest plugins (schemathesis, hypothesis...): loading them
+        # would take most of a Part 1 check's time.
         env = {**os.environ, SIDE_ENV: side, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         if quiet:
             subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
@@ -189,7 +220,10 @@ def check(name: str, side: str, require_all: bool = False) -> int:
     print(f"Checking {shown_path(checked)} ...")
     outcome = run_checks([test_file(key)], side, quiet=False).get(key, Outcome())
     if not outcome.checks:
-        print(f"  no check ran: does the file import? Try `uv run fastapi dev {side}/{learner_file(key)}` to see the error.")
+        print(
+            "  no check ran: does the file import?"
+            f" Try `uv run fastapi dev {side}/{learner_file(key)}` to see the error."
+        )
         return 1
     _print_tier("The workshop's step", outcome.tier(1), going_further=False)
     _print_tier("Going further (what this project fixes in the workshop's code)", outcome.tier(2), going_further=True)
@@ -261,7 +295,9 @@ def solution_diff(key: str) -> str:
     theirs = clean_solution((exercises.SOLUTIONS / relative).read_text())
     diff = difflib.unified_diff(
         mine.read_text().splitlines(keepends=True) if mine.exists() else [],
-        theirs.splitlines(keepends=True), f"exercises/{relative} (yours)", f"solutions/{relative}",
+        theirs.splitlines(keepends=True),
+        f"exercises/{relative} (yours)",
+        f"solutions/{relative}",
     )
     return "".join(diff) or "Your file is the solution already."
 
@@ -275,7 +311,10 @@ def hint(key: str) -> int:
         print(f"Hint {number + 1} of {len(hints) + 1} for {key}:\n\n{hints[number]}")
         print(f"\n(`uv run workshop hint {key}` again for the next one)")
     else:
-        print(f"Hint {len(hints) + 1} of {len(hints) + 1} for {key}: what your file lacks, as a diff against the solution\n")
+        print(
+            f"Hint {len(hints) + 1} of {len(hints) + 1} for {key}:"
+            " what your file lacks, as a diff against the solution\n"
+        )
         print(solution_diff(key))
     shown[key] = number + 1
     _save_json(HINTS_SHOWN, shown)
@@ -315,7 +354,9 @@ def generate(check_only: bool, force: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="workshop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="workshop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser("check", help="run one exercise's checks")
     check_parser.add_argument("exercise", help="e.g. part1/ex2_predict")

@@ -14,12 +14,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny configuration (seconds, not minutes)")
     parser.add_argument("--seconds", type=float, help="length of each load run")
     parser.add_argument("--repeats", type=int, help="load runs per figure (the median is kept)")
-    parser.add_argument("--output", type=Path,
-                        help=f"where to write the Markdown report (default: {report.RESULTS_FILE.name} for a full run, "
-                             "nowhere for --quick)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"where to write the Markdown report (default: {report.RESULTS_FILE.name} for a full run, "
+        "nowhere for --quick)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
-    parser.add_argument("--queue-only", action="store_true",
-                        help="only the training queue's rows (9); writes no report unless --output")
+    parser.add_argument(
+        "--queue-only", action="store_true", help="only the training queue's rows (9); writes no report unless --output"
+    )
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
     overrides = {key: value for key, value in (("seconds", args.seconds), ("repeats", args.repeats)) if value}

@@ -54,22 +54,51 @@ def measure(
         file.write(body)
     try:
         if tool == "wrk":
-            env = {**os.environ, "BENCH_METHOD": method, "BENCH_BODY_FILE": file.name if body else "",
-                   "BENCH_CONTENT_TYPE": content_type or ""}
+            env = {
+                **os.environ,
+                "BENCH_METHOD": method,
+                "BENCH_BODY_FILE": file.name if body else "",
+                "BENCH_CONTENT_TYPE": content_type or "",
+            }
             # wrk's duration is whole seconds; its default 2 s timeout would count the workshop's slow
             # requests as errors.
-            command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "60s",
-                       "-s", str(WRK_SCRIPT), url]
+            command = [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "60s",
+                "-s",
+                str(WRK_SCRIPT),
+                url,
+            ]
         else:
             env = dict(os.environ)
-            command = [sys.executable, "-m", "bench.client", url, "--method", method,
-                       "--connections", str(connections), "--seconds", str(seconds)]
+            command = [
+                sys.executable,
+                "-m",
+                "bench.client",
+                url,
+                "--method",
+                method,
+                "--connections",
+                str(connections),
+                "--seconds",
+                str(seconds),
+            ]
             if body:
                 command += ["--body-file", file.name]
             if content_type:
                 command += ["--header", f"Content-Type: {content_type}"]
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 120,
-                              cwd=Path(__file__).resolve().parent.parent)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=seconds + 120,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
     finally:
         os.unlink(file.name)
     lines = [line for line in done.stdout.splitlines() if line.startswith(("BENCH ", "{"))]
@@ -90,6 +119,8 @@ def multipart(files: list[tuple[str, str, bytes]], fields: dict[str, str] | None
         content_type = "application/zip" if filename.endswith(".zip") else "image/png"
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n".encode() + content + b"\r\n"
+            f"Content-Type: {content_type}\r\n\r\n".encode()
+            + content
+            + b"\r\n"
         )
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"

@@ -27,12 +27,23 @@ def prepare(store_dir: Path, train_images: int, epochs: int) -> dict:
     result = mnist.train(data.x_train, data.y_train, epochs=epochs, seed=0)
     metrics = mnist.evaluate(result.model, data.x_test, data.y_test)
     # floor=0: the benchmark times a deliberately small model; the promotion gate would rightly refuse it.
-    digits = mnist.publish(result, metrics, {"epochs": epochs}, {"source": "bundled", "n_train": train_images},
-                           store=ModelStore(mnist.MODEL_NAME, root=store_dir), floor=0.0)
+    digits = mnist.publish(
+        result,
+        metrics,
+        {"epochs": epochs},
+        {"source": "bundled", "n_train": train_images},
+        store=ModelStore(mnist.MODEL_NAME, root=store_dir),
+        floor=0.0,
+    )
     pipeline = penguins.train()
     penguins.publish(pipeline, {}, {"n_neighbors": 11}, store=ModelStore(penguins.MODEL_NAME, root=store_dir))
-    return {"model_file": str(digits.model_file), "serving_file": str(digits.serving_file),
-            "accuracy": metrics["accuracy"], "model": result.model, "test_images": data.x_test}
+    return {
+        "model_file": str(digits.model_file),
+        "serving_file": str(digits.serving_file),
+        "accuracy": metrics["accuracy"],
+        "model": result.model,
+        "test_images": data.x_test,
+    }
 
 
 def throughput(predict, images: np.ndarray, batch: int, seconds: float) -> float:
@@ -54,10 +65,15 @@ def in_process_rates(prepared: dict, batch: int, seconds: float) -> dict[str, fl
     from app import mnist
     from app.part3.onnx_models import DigitModel
 
-    runtimes = {"keras": lambda pixels: mnist.predict_probabilities(prepared["model"], pixels),
-                "onnxruntime": DigitModel(prepared["serving_file"]).probabilities}
-    return {f"{name}_{size}": throughput(predict, prepared["test_images"], size, seconds)
-            for name, predict in runtimes.items() for size in (1, batch)}
+    runtimes = {
+        "keras": lambda pixels: mnist.predict_probabilities(prepared["model"], pixels),
+        "onnxruntime": DigitModel(prepared["serving_file"]).probabilities,
+    }
+    return {
+        f"{name}_{size}": throughput(predict, prepared["test_images"], size, seconds)
+        for name, predict in runtimes.items()
+        for size in (1, batch)
+    }
 
 
 def main() -> None:
@@ -70,8 +86,17 @@ def main() -> None:
     args = parser.parse_args()
     prepared = prepare(args.store_dir, args.train_images, args.epochs)
     rates = in_process_rates(prepared, args.batch, args.seconds)
-    print(json.dumps({"model_file": prepared["model_file"], "serving_file": prepared["serving_file"],
-                      "accuracy": prepared["accuracy"], "batch": args.batch, "rates": rates}))
+    print(
+        json.dumps(
+            {
+                "model_file": prepared["model_file"],
+                "serving_file": prepared["serving_file"],
+                "accuracy": prepared["accuracy"],
+                "batch": args.batch,
+                "rates": rates,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -12,15 +12,32 @@ from pathlib import Path
 from bench.run import Results, Row
 
 RESULTS_FILE = Path(__file__).with_name("RESULTS.md")
-PACKAGES = ("fastapi", "starlette", "uvicorn", "keras", "tensorflow-cpu", "tensorflow", "numpy", "pillow",
-            "scikit-learn", "litserve")
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "keras",
+    "tensorflow-cpu",
+    "tensorflow",
+    "numpy",
+    "pillow",
+    "scikit-learn",
+    "litserve",
+)
 
 
 def machine() -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    memory_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
-                      if line.startswith("MemTotal:")), 0)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    memory_kb = next(
+        (int(line.split()[1]) for line in _read("/proc/meminfo").splitlines() if line.startswith("MemTotal:")), 0
+    )
     versions = []
     for package in PACKAGES:
         try:
@@ -28,7 +45,9 @@ def machine() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     wrk = shutil.which("wrk")
-    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split("[")[0].strip() if wrk else ""
+    wrk_version = (
+        subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split("[")[0].strip() if wrk else ""
+    )
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": f"{cpu}, {os.cpu_count()} cores",
@@ -53,7 +72,9 @@ def table(rows: list[Row]) -> str:
     for row in rows:
         ratio = f"{row.ratio:.3g} {row.ratio_to}" if row.ratio is not None else ""
         met = {True: "yes", False: "**no**", None: ""}[row.met]
-        lines.append(f"| {row.section} | {row.name} | {row.measured} | {ratio} | {row.target} | {met} | {row.reference} |")
+        lines.append(
+            f"| {row.section} | {row.name} | {row.measured} | {ratio} | {row.target} | {met} | {row.reference} |"
+        )
     return "\n".join(lines)
 
 
@@ -81,12 +102,13 @@ keep-alive connections. Each figure is the median of {results.config.repeats} ru
 ## Machine
 
 {described}
-- load average when the run ended: {after['load average (1, 5, 15 min)']}
-- `python -c "import keras"`: {facts.get('import_keras_seconds', float('nan')):.2f} s, \
-{facts.get('import_keras_rss_mb', float('nan')):.0f} MiB
+- load average when the run ended: {after["load average (1, 5, 15 min)"]}
+- `python -c "import keras"`: {facts.get("import_keras_seconds", float("nan")):.2f} s, \
+{facts.get("import_keras_rss_mb", float("nan")):.0f} MiB
 - the MNIST model's own throughput in-process on batches of {results.config.batch}: \
-{facts.get('in_process_images_per_second', float('nan')):,.0f} images/s in ONNX Runtime (what Part 3 serves), \
-{facts.get('in_process_keras_images_per_second', float('nan')):,.0f} images/s in Keras (`app.mnist.predict_probabilities`)
+{facts.get("in_process_images_per_second", float("nan")):,.0f} images/s in ONNX Runtime (what Part 3 serves), \
+{facts.get("in_process_keras_images_per_second", float("nan")):,.0f} images/s in Keras \
+(`app.mnist.predict_probabilities`)
 
 ## Results
 
@@ -110,7 +132,8 @@ each thread's CPU time from /proc while wrk drives it.
    request. Predicted: the workshop's design pays a model load (tens to hundreds of ms) on every
    request, so about two orders of magnitude. Did: see rows 4a/4b, the workshop's design against
    Part 3.
-2. **Call the model through a compiled graph** (removed with issue 11, ONNX Runtime serves instead) (`app.mnist.compiled_predictor`: one
+2. **Call the model through a compiled graph** (removed with issue 11, ONNX Runtime serves instead)
+   (`app.mnist.compiled_predictor`: one
    `tf.function` with a fixed `[None, 28, 28]` uint8 signature, traced once at load by
    `mnist.warm_up`, scaling inside the graph). Profile: an eager `model(x)` call spent almost all
    its time dispatching each layer's ops from Python. Predicted: about 10 x for one image. Did,
@@ -181,7 +204,8 @@ each thread's CPU time from /proc while wrk drives it.
     waiting on it are answered by the worker and the next one starts a new child (tested).
 
 11. **Read a small one-file upload without Starlette's general multipart parser** (kept after
-    issue 11's measurement, see 14: `app/part3/small_uploads.py`, a custom request class behind the predict router's `APIRoute`).
+    issue 11's measurement, see 14: `app/part3/small_uploads.py`, a custom request class behind the predict
+    router's `APIRoute`).
     Profile of the image floor in-process: of its 207 us, Starlette's streaming parse
     (python-multipart callbacks, a spooled file per part) and FastAPI's form extraction took about
     95 us; a bare app that splits the body itself answers in 112 us. The lean path only builds the
@@ -228,8 +252,8 @@ each thread's CPU time from /proc while wrk drives it.
     - the PNG walker (item 4, `app.images.decode_digits`'s plain-PNG path): a batch of 256 over
       HTTP 5,600 images/s with it, 3,200 without (+74 %). Kept.
 
-Before issue 11 (the NumPy path), where one digit's time went on the event-loop path (in-process, a pause between requests, 2-core
-EPYC), after 11 and 12: the image floor about 255 us; Part 3 about 360 us. The model (decoded
+Before issue 11 (the NumPy path), where one digit's time went on the event-loop path (in-process, a pause between
+requests, 2-core EPYC), after 11 and 12: the image floor about 255 us; Part 3 about 360 us. The model (decoded
 pixels to digit) takes 72 us when timed alone in a loop, 95-125 us with the same pause between
 calls, and 140-170 us inside a request (Part 3 with the model replaced by a constant answers that
 much faster): the rest of the request pushes its weights and buffers out of the caches. Of the 72

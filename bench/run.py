@@ -30,7 +30,9 @@ class Config:
     connections: int = 8
     batch: int = 256
     train_images: int = 1000  # the prepared MNIST model's training set
-    finetune_epochs: int = 100  # the service's maximum; long enough to outlast the measurement (stopped with the server)
+    finetune_epochs: int = (
+        100  # the service's maximum; long enough to outlast the measurement (stopped with the server)
+    )
     keras_imports: int = 3  # `python -c "import keras"` runs; the median is kept
     finetune_wait_epochs: int = 1  # measure once the fine-tune has run this many epochs (0: once it starts)
     # Start the Keras servers together, early, to save minutes of imports. Only for --quick: it
@@ -41,14 +43,22 @@ class Config:
 
 QUEUE_ROWS = {
     "latency": "From POST /train/ (data/train_img.zip) to the end of its first epoch, trainer idle and warm: "
-               "Part 3 service",
+    "Part 3 service",
     "swap": "From a job's end to every replica serving its version: Part 3 service, 2 replicas",
 }
 
 
 FULL = Config()
-QUICK = Config(seconds=1.0, slow_seconds=1.0, repeats=1, train_images=300, finetune_epochs=3, keras_imports=1,
-               finetune_wait_epochs=0, parallel_start=True)
+QUICK = Config(
+    seconds=1.0,
+    slow_seconds=1.0,
+    repeats=1,
+    train_images=300,
+    finetune_epochs=3,
+    keras_imports=1,
+    finetune_wait_epochs=0,
+    parallel_start=True,
+)
 
 
 @dataclass(frozen=True)
@@ -112,8 +122,15 @@ class Results:
     facts: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"config": asdict(self.config), "rows": [asdict(row) for row in self.rows],
-                           "notes": self.notes, "facts": self.facts}, indent=2)
+        return json.dumps(
+            {
+                "config": asdict(self.config),
+                "rows": [asdict(row) for row in self.rows],
+                "notes": self.notes,
+                "facts": self.facts,
+            },
+            indent=2,
+        )
 
 
 def at_most(ratio: float, limit: float) -> bool:
@@ -147,21 +164,32 @@ class Bench:
         with zipfile.ZipFile(DATA_DIR / "train_img.zip") as archive:
             names = [name for name in archive.namelist() if name.endswith(".png")][: config.batch]
             self.batch = multipart([("files", Path(name).name, archive.read(name)) for name in names])
-        self.train_zip = multipart([("files", "train_img.zip", (DATA_DIR / "train_img.zip").read_bytes())],
-                                   fields={"epochs": str(config.finetune_epochs)})
+        self.train_zip = multipart(
+            [("files", "train_img.zip", (DATA_DIR / "train_img.zip").read_bytes())],
+            fields={"epochs": str(config.finetune_epochs)},
+        )
 
     # -- helpers ------------------------------------------------------------------------------------
-    def measure(self, url: str, connections: int, body: tuple[bytes, str] | None = None,
-                seconds: float | None = None) -> Load:
+    def measure(
+        self, url: str, connections: int, body: tuple[bytes, str] | None = None, seconds: float | None = None
+    ) -> Load:
         content, content_type = body or (b"", None)
         return measure(url, connections, seconds or self.config.seconds, content, content_type)
 
-    def load(self, url: str, connections: int, body: tuple[bytes, str] | None = None,
-             seconds: float | None = None) -> Figures:
+    def load(
+        self, url: str, connections: int, body: tuple[bytes, str] | None = None, seconds: float | None = None
+    ) -> Figures:
         return Figures.of([self.measure(url, connections, body, seconds) for _ in range(self.config.repeats)])
 
-    def against(self, floor: Floor, url: str, body: tuple[bytes, str] | None, connections: int,
-                ratio: Callable[[Load, Load], float], seconds: float | None = None) -> tuple[Figures, float]:
+    def against(
+        self,
+        floor: Floor,
+        url: str,
+        body: tuple[bytes, str] | None,
+        connections: int,
+        ratio: Callable[[Load, Load], float],
+        seconds: float | None = None,
+    ) -> tuple[Figures, float]:
         """The server's figures, and the median over turns of ratio(server's run, floor's run)."""
         runs, ratios = [], []
         for _ in range(self.config.repeats):
@@ -180,12 +208,22 @@ class Bench:
 
     def add(self, row: Row) -> Row:
         self.results.rows.append(row)
-        self.log(f"  {row.section} {row.name}: {row.measured}" + (f" -> {row.ratio:.3g} {row.ratio_to}"
-                                                                  if row.ratio is not None else ""))
+        self.log(
+            f"  {row.section} {row.name}: {row.measured}"
+            + (f" -> {row.ratio:.3g} {row.ratio_to}" if row.ratio is not None else "")
+        )
         return row
 
-    def ratio_row(self, section: str, name: str, measured: str, ratio: float, ratio_to: str,
-                  target: tuple[Callable[[float, float], bool], float] | None = None, reference: str = "") -> Row:
+    def ratio_row(
+        self,
+        section: str,
+        name: str,
+        measured: str,
+        ratio: float,
+        ratio_to: str,
+        target: tuple[Callable[[float, float], bool], float] | None = None,
+        reference: str = "",
+    ) -> Row:
         met, target_text = None, ""
         if target is not None:
             check, limit = target
@@ -228,7 +266,8 @@ class Bench:
                 hello = floors.enter_context(serve("HTTP floor", uvicorn("bench.apps.hello:app", port), port))
                 port = free_port()
                 image = floors.enter_context(
-                    serve("image floor", uvicorn("bench.apps.image_floor:app", port), port, "/docs"))
+                    serve("image floor", uvicorn("bench.apps.image_floor:app", port), port, "/docs")
+                )
                 self.check_answers(image.url("/predict/"), self.single, '"result"')
                 connections = self.config.connections
                 self.http_floor = Floor(hello.url("/"), None, connections)
@@ -260,16 +299,40 @@ class Bench:
         litserve = [sys.executable, "-m", "bench.apps.litserve_digits", serving_file]
         specs = {}
         for key, name, command, ready_path, env in [
-            ("part3", "Part 3", lambda port: uvicorn("app.part3.main:app", port), "/health/ready",
-             {"WORKSHOP_MODELS_DIR": str(self.store), "WORKSHOP_API_KEY": "", "WORKSHOP_LOG_LEVEL": "warning",
-              "WORKSHOP_SHUTDOWN_GRACE": "2"}),
-            ("kept", "a bare app micro-batching in a thread (bench/apps/kept_digits.py)",
-             lambda port: uvicorn("bench.apps.kept_digits:app", port), "/docs", {"BENCH_MODEL_FILE": serving_file}),
-            ("workshop", "the workshop's design (the model loaded from disk per request)",
-             lambda port: uvicorn("bench.apps.workshop_digits:app", port), "/docs", {"BENCH_MODEL_FILE": model_file}),
+            (
+                "part3",
+                "Part 3",
+                lambda port: uvicorn("app.part3.main:app", port),
+                "/health/ready",
+                {
+                    "WORKSHOP_MODELS_DIR": str(self.store),
+                    "WORKSHOP_API_KEY": "",
+                    "WORKSHOP_LOG_LEVEL": "warning",
+                    "WORKSHOP_SHUTDOWN_GRACE": "2",
+                },
+            ),
+            (
+                "kept",
+                "a bare app micro-batching in a thread (bench/apps/kept_digits.py)",
+                lambda port: uvicorn("bench.apps.kept_digits:app", port),
+                "/docs",
+                {"BENCH_MODEL_FILE": serving_file},
+            ),
+            (
+                "workshop",
+                "the workshop's design (the model loaded from disk per request)",
+                lambda port: uvicorn("bench.apps.workshop_digits:app", port),
+                "/docs",
+                {"BENCH_MODEL_FILE": model_file},
+            ),
             ("litserve", "LitServe, no batching", lambda port: [*litserve, str(port)], "/health", {}),
-            ("litserve-batch", f"LitServe, batching up to {batch}", lambda port: [*litserve, str(port), "--batch", batch],
-             "/health", {}),
+            (
+                "litserve-batch",
+                f"LitServe, batching up to {batch}",
+                lambda port: [*litserve, str(port), "--batch", batch],
+                "/health",
+                {},
+            ),
         ]:
             port = free_port()
             specs[key] = Spec(name, command(port), port, ready_path, env)
@@ -282,18 +345,31 @@ class Bench:
         return serve(spec.name, spec.command, spec.port, spec.ready_path, spec.env, started=self.started.pop(key, None))
 
     def prepare_models(self) -> dict:
-        command = [sys.executable, "-m", "bench.models", str(self.store), "--train-images",
-                   str(self.config.train_images), "--batch", str(self.config.batch),
-                   "--seconds", str(self.config.seconds)]
+        command = [
+            sys.executable,
+            "-m",
+            "bench.models",
+            str(self.store),
+            "--train-images",
+            str(self.config.train_images),
+            "--batch",
+            str(self.config.batch),
+            "--seconds",
+            str(self.config.seconds),
+        ]
         done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
             raise RuntimeError(f"preparing the models failed:\n{done.stderr[-3000:]}")
         prepared = json.loads(done.stdout.strip().splitlines()[-1])
         rates = prepared["rates"]
-        return {"model_file": prepared["model_file"], "serving_file": prepared["serving_file"],
-                "model_accuracy": prepared["accuracy"], "in_process_rates": rates,
-                "in_process_images_per_second": rates[f"onnxruntime_{prepared['batch']}"],
-                "in_process_keras_images_per_second": rates[f"keras_{prepared['batch']}"]}
+        return {
+            "model_file": prepared["model_file"],
+            "serving_file": prepared["serving_file"],
+            "model_accuracy": prepared["accuracy"],
+            "in_process_rates": rates,
+            "in_process_images_per_second": rates[f"onnxruntime_{prepared['batch']}"],
+            "in_process_keras_images_per_second": rates[f"keras_{prepared['batch']}"],
+        }
 
     def time_keras_import(self) -> tuple[float, float]:
         """Wall time of `python -c "import keras"` from process start to exit, and its peak RSS (MiB)."""
@@ -301,8 +377,9 @@ class Bench:
         seconds, rss = [], []
         for _ in range(self.config.keras_imports):
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                                  check=True)
+            done = subprocess.run(
+                [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+            )
             seconds.append(time.perf_counter() - started)
             rss.append(int(done.stdout.split()[-1]) / 1024)
         return statistics.median(seconds), statistics.median(rss)
@@ -310,38 +387,74 @@ class Bench:
     # -- the sections -------------------------------------------------------------------------------
     def floor_rows(self) -> None:
         floor = self.load(self.http_floor.url, self.http_floor.connections)
-        self.add(Row("1", f"HTTP floor: GET / on a bare FastAPI app, {self.config.connections} connections",
-                     f"{floor.rate()}, {floor.latency()}", reference="the reference for (3)"))
+        self.add(
+            Row(
+                "1",
+                f"HTTP floor: GET / on a bare FastAPI app, {self.config.connections} connections",
+                f"{floor.rate()}, {floor.latency()}",
+                reference="the reference for (3)",
+            )
+        )
         one = self.load(self.image_floor_one.url, 1, self.single)
         many = self.load(self.image_floor_many.url, self.config.connections, self.single)
-        self.add(Row("2", "Image floor: POST one PNG, decoded, no model; 1 connection", one.latency(),
-                     reference="the reference for (4) latency"))
-        self.add(Row("2", f"Image floor, {self.config.connections} connections", many.rate(),
-                     reference="the reference for (4) throughput"))
+        self.add(
+            Row(
+                "2",
+                "Image floor: POST one PNG, decoded, no model; 1 connection",
+                one.latency(),
+                reference="the reference for (4) latency",
+            )
+        )
+        self.add(
+            Row(
+                "2",
+                f"Image floor, {self.config.connections} connections",
+                many.rate(),
+                reference="the reference for (4) throughput",
+            )
+        )
 
     def runtime_rows(self) -> None:
         """The same CNN in-process: ONNX Runtime (what Part 3 serves) against Keras, 1 and 256 images."""
         rates, batch = self.results.facts["in_process_rates"], self.config.batch
-        removed = {1: "the removed NumPy path (app/mnist_numpy.py): 16,729 images/s; the compiled graph 1,322",
-                   batch: "the removed NumPy path: 19,479 images/s; the compiled graph 43,393"}
+        removed = {
+            1: "the removed NumPy path (app/mnist_numpy.py): 16,729 images/s; the compiled graph 1,322",
+            batch: "the removed NumPy path: 19,479 images/s; the compiled graph 43,393",
+        }
         for size in (1, batch):
             ort, keras = rates[f"onnxruntime_{size}"], rates[f"keras_{size}"]
-            self.ratio_row("10", f"In-process, {size} image{'s' if size > 1 else ''} a call: ONNX Runtime vs Keras",
-                           f"{ort:,.0f} images/s (Keras `predict_on_batch`: {keras:,.0f})", ort / keras, "× Keras",
-                           reference=f"{removed[size]} (measured 2026-12-01 before removal, same model)")
+            self.ratio_row(
+                "10",
+                f"In-process, {size} image{'s' if size > 1 else ''} a call: ONNX Runtime vs Keras",
+                f"{ort:,.0f} images/s (Keras `predict_on_batch`: {keras:,.0f})",
+                ort / keras,
+                "× Keras",
+                reference=f"{removed[size]} (measured 2026-12-01 before removal, same model)",
+            )
 
     def penguin_row(self, name: str, url: str, target: tuple | None = None) -> None:
         self.check_answers(url, None, "Adelie")
         figures, ratio = self.against(self.http_floor, url, None, self.config.connections, self.rate_ratio)
-        self.ratio_row("3", name, figures.rate(), ratio, "× (1) req/s", target,
-                       "the workshop's code: about 0.12 × (issue 5)" if target else "")
+        self.ratio_row(
+            "3",
+            name,
+            figures.rate(),
+            ratio,
+            "× (1) req/s",
+            target,
+            "the workshop's code: about 0.12 × (issue 5)" if target else "",
+        )
 
     def penguins(self) -> None:
         servers = [
-            ("Penguins: the workshop's code (sklearn `predict` per request)",
-             lambda port: uvicorn("bench.apps.workshop_penguins:app", port)),
-            ("Penguins: Part 1 solution (solutions/part1/ex2_predict.py)",
-             lambda port: uvicorn("ex2_predict:app", port, "--app-dir", str(PROJECT_ROOT / "solutions" / "part1"))),
+            (
+                "Penguins: the workshop's code (sklearn `predict` per request)",
+                lambda port: uvicorn("bench.apps.workshop_penguins:app", port),
+            ),
+            (
+                "Penguins: Part 1 solution (solutions/part1/ex2_predict.py)",
+                lambda port: uvicorn("ex2_predict:app", port, "--app-dir", str(PROJECT_ROOT / "solutions" / "part1")),
+            ),
         ]
         for name, command in servers:
             port = free_port()
@@ -355,26 +468,41 @@ class Bench:
         """One image at a time (p50 against the image floor's) and on many connections (req/s)."""
         self.check_answers(url, self.single, '"result"')
         one, ratio = self.against(self.image_floor_one, url, self.single, 1, self.p50_ratio, seconds)
-        self.ratio_row("4a", f"MNIST one at a time: {name}", one.latency(), ratio, "× (2) p50",
-                       (at_most, 1.5) if targets else None,
-                       "the workshop's design: about 120 ×; LitServe: about 2.3 × (issue 5)" if targets else "")
-        many, ratio = self.against(self.image_floor_many, url, self.single, self.config.connections,
-                                   self.rate_ratio, seconds)
-        self.ratio_row("4b", f"MNIST {self.config.connections} connections: {name}", many.rate(), ratio,
-                       "× (2) req/s", (at_least, 0.75) if targets else None,
-                       "a kept model: about 0.49 ×; LitServe: about 0.46 ×, batching 0.5 × (issue 5)"
-                       if targets else "")
+        self.ratio_row(
+            "4a",
+            f"MNIST one at a time: {name}",
+            one.latency(),
+            ratio,
+            "× (2) p50",
+            (at_most, 1.5) if targets else None,
+            "the workshop's design: about 120 ×; LitServe: about 2.3 × (issue 5)" if targets else "",
+        )
+        many, ratio = self.against(
+            self.image_floor_many, url, self.single, self.config.connections, self.rate_ratio, seconds
+        )
+        self.ratio_row(
+            "4b",
+            f"MNIST {self.config.connections} connections: {name}",
+            many.rate(),
+            ratio,
+            "× (2) req/s",
+            (at_least, 0.75) if targets else None,
+            "a kept model: about 0.49 ×; LitServe: about 0.46 ×, batching 0.5 × (issue 5)" if targets else "",
+        )
         return one
 
     def part3(self) -> None:
         connections, batch = self.config.connections, self.config.batch
-        names = [("3", "Penguins: Part 3 service"), ("4a", "MNIST one at a time: Part 3 service"),
-                 ("4b", f"MNIST {connections} connections: Part 3 service"),
-                 ("5", f"MNIST batch of {batch} over HTTP: Part 3 service"),
-                 ("6", "Start-up to /health/ready with saved models: Part 3 service"),
-                 ("7", "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service"),
-                 ("8", "Peak RSS of the worker, both models loaded: Part 3 service"),
-                 *(("9", name) for name in QUEUE_ROWS.values())]
+        names = [
+            ("3", "Penguins: Part 3 service"),
+            ("4a", "MNIST one at a time: Part 3 service"),
+            ("4b", f"MNIST {connections} connections: Part 3 service"),
+            ("5", f"MNIST batch of {batch} over HTTP: Part 3 service"),
+            ("6", "Start-up to /health/ready with saved models: Part 3 service"),
+            ("7", "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service"),
+            ("8", "Peak RSS of the worker, both models loaded: Part 3 service"),
+            *(("9", name) for name in QUEUE_ROWS.values()),
+        ]
         try:
             self.log("starting the Part 3 service ...")
             with self.serve_digits("part3") as server:
@@ -390,31 +518,48 @@ class Bench:
         self.queue_rows(server)
         if config.queue_only:
             return
-        self.ratio_row("6", "Start-up to /health/ready with saved models: Part 3 service",
-                       f"{server.ready_seconds:.2f} s", server.ready_seconds / facts["import_keras_seconds"],
-                       f"× `import keras` ({facts['import_keras_seconds']:.2f} s)", (at_most, 0.25),
-                       "1.07 × before ONNX Runtime (Keras in the worker)")
+        self.ratio_row(
+            "6",
+            "Start-up to /health/ready with saved models: Part 3 service",
+            f"{server.ready_seconds:.2f} s",
+            server.ready_seconds / facts["import_keras_seconds"],
+            f"× `import keras` ({facts['import_keras_seconds']:.2f} s)",
+            (at_most, 0.25),
+            "1.07 × before ONNX Runtime (Keras in the worker)",
+        )
         self.penguin_row("Penguins: Part 3 service", server.url(PENGUIN_QUERY), (at_least, 0.6))
         self.digit_rows("Part 3 service", server.url("/predict/"), targets=True)
         url = server.url("/predict/batch/")
         self.check_answers(url, self.batch, '"results"')
         batch = self.load(url, 1, self.batch)
         in_process, keras = facts["in_process_images_per_second"], facts["in_process_keras_images_per_second"]
-        self.ratio_row("5", f"MNIST batch of {config.batch} over HTTP: Part 3 service",
-                       batch.rate("images/s", config.batch), batch.per_second * config.batch / in_process,
-                       f"× in-process ONNX Runtime ({in_process:,.0f} images/s; Keras {keras:,.0f})", (at_least, 0.45),
-                       "PNG decoding alone: about 100 µs an image in the workshop's code (issue 5)")
+        self.ratio_row(
+            "5",
+            f"MNIST batch of {config.batch} over HTTP: Part 3 service",
+            batch.rate("images/s", config.batch),
+            batch.per_second * config.batch / in_process,
+            f"× in-process ONNX Runtime ({in_process:,.0f} images/s; Keras {keras:,.0f})",
+            (at_least, 0.45),
+            "PNG decoding alone: about 100 µs an image in the workshop's code (issue 5)",
+        )
         rss = server.peak_rss_mb()
-        self.ratio_row("8", "Peak RSS of the worker, both models loaded: Part 3 service", f"{rss:,.0f} MiB",
-                       rss / facts["import_keras_rss_mb"], f"× `import keras` ({facts['import_keras_rss_mb']:,.0f} MiB)",
-                       (at_most, 0.25), "1.18 × before ONNX Runtime (Keras in the worker)")
+        self.ratio_row(
+            "8",
+            "Peak RSS of the worker, both models loaded: Part 3 service",
+            f"{rss:,.0f} MiB",
+            rss / facts["import_keras_rss_mb"],
+            f"× `import keras` ({facts['import_keras_rss_mb']:,.0f} MiB)",
+            (at_most, 0.25),
+            "1.18 × before ONNX Runtime (Keras in the worker)",
+        )
         self.training_row(server, "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service")
 
     def job(self, server: Server, epochs: int, until: Callable[[dict], bool]) -> tuple[dict, float]:
         """Submit a fine-tune of data/train_img.zip; poll its job until `until(job)` or its end:
         (the job, seconds from the request's start)."""
-        body, content_type = multipart([("files", "train_img.zip", (DATA_DIR / "train_img.zip").read_bytes())],
-                                       fields={"epochs": str(epochs)})
+        body, content_type = multipart(
+            [("files", "train_img.zip", (DATA_DIR / "train_img.zip").read_bytes())], fields={"epochs": str(epochs)}
+        )
         started = time.perf_counter()
         status, answer = http(server.url("/train/"), data=body, headers={"Content-Type": content_type})
         if status != 202:
@@ -434,16 +579,27 @@ class Bench:
         facts, poll_interval = self.results.facts, 1.0  # the service's default WORKSHOP_POLL_INTERVAL
         keras = facts["import_keras_seconds"]
         port = free_port()
-        with serve("Part 3, a second replica", uvicorn("app.part3.main:app", port), port, "/health/ready",
-                   self.specs["part3"].env) as second:
+        with serve(
+            "Part 3, a second replica",
+            uvicorn("app.part3.main:app", port),
+            port,
+            "/health/ready",
+            self.specs["part3"].env,
+        ) as second:
             warm, _ = self.job(server, 1, lambda job: False)  # the trainer imports Keras once, at its start
             if warm["status"] != "succeeded":
                 raise RuntimeError(f"the warm-up fine-tune failed: {warm.get('error')}")
             time.sleep(2 * poll_interval)  # idle: nothing queued, the trainer waiting on the queue
             job, seconds = self.job(server, 2, lambda job: job["epoch"] >= 1)
-            self.ratio_row("9", QUEUE_ROWS["latency"], f"{seconds:.2f} s", seconds / keras,
-                           f"× `import keras` ({keras:.2f} s)", (at_most, 0.25),
-                           "before the queue: more than 1 × (a new trainer process per job, issue 13)")
+            self.ratio_row(
+                "9",
+                QUEUE_ROWS["latency"],
+                f"{seconds:.2f} s",
+                seconds / keras,
+                f"× `import keras` ({keras:.2f} s)",
+                (at_most, 0.25),
+                "before the queue: more than 1 × (a new trainer process per job, issue 13)",
+            )
             job, _ = self.job(server, 2, lambda job: False)
             if job["status"] != "succeeded":
                 raise RuntimeError(f"the fine-tune failed: {job.get('error')}")
@@ -453,10 +609,14 @@ class Bench:
                 while json.loads(http(replica.url("/health/ready"))[1])["models"]["mnist"] != job["version"]:
                     time.sleep(0.01)
                 delays.append(time.time() - ended)
-            self.ratio_row("9", QUEUE_ROWS["swap"], f"{max(delays):.2f} s (each replica: "
-                           + ", ".join(f"{delay:.2f} s" for delay in delays) + ")",
-                           max(delays) / (poll_interval + 1), f"× (poll_interval + 1 s) ({poll_interval + 1:g} s)",
-                           (at_most, 1.0))
+            self.ratio_row(
+                "9",
+                QUEUE_ROWS["swap"],
+                f"{max(delays):.2f} s (each replica: " + ", ".join(f"{delay:.2f} s" for delay in delays) + ")",
+                max(delays) / (poll_interval + 1),
+                f"× (poll_interval + 1 s) ({poll_interval + 1:g} s)",
+                (at_most, 1.0),
+            )
 
     def training_row(self, server: Server, name: str) -> None:
         """p50 while a fine-tune of data/train_img.zip runs, against the idle p50 just before it."""
@@ -480,8 +640,15 @@ class Bench:
         measured = busy.latency()
         if job["status"] != "running":
             measured += " (the fine-tune ended during the window: raise finetune_epochs)"
-        self.ratio_row("7", name, measured, busy.p50_ms / idle.p50_ms, f"× idle p50 ({idle.p50_ms:.2f} ms)",
-                       (at_most, 3), f"trainer at epoch {job['epoch']} of {job['epochs']} when the window ended")
+        self.ratio_row(
+            "7",
+            name,
+            measured,
+            busy.p50_ms / idle.p50_ms,
+            f"× idle p50 ({idle.p50_ms:.2f} ms)",
+            (at_most, 3),
+            f"trainer at epoch {job['epoch']} of {job['epochs']} when the window ended",
+        )
 
     def other_digit_servers(self) -> None:
         connections = self.config.connections
@@ -499,8 +666,10 @@ class Bench:
                     self.digit_rows(name, server.url("/predict/"), seconds)
             except (RuntimeError, OSError) as error:
                 measured = {row.name for row in self.results.rows}
-                for section, row_name in (("4a", f"MNIST one at a time: {name}"),
-                                          ("4b", f"MNIST {connections} connections: {name}")):
+                for section, row_name in (
+                    ("4a", f"MNIST one at a time: {name}"),
+                    ("4b", f"MNIST {connections} connections: {name}"),
+                ):
                     if row_name not in measured:
                         self.unavailable(section, [row_name], str(error).splitlines()[0])
 

@@ -58,8 +58,20 @@ def peak_rss_mb(pid: int) -> float:
 
 def uvicorn(target: str, port: int, *options: str) -> list[str]:
     """The command `fastapi run` amounts to with one worker, access log off for every server alike."""
-    return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-            "--no-access-log", "--log-level", "warning", *options]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        *options,
+    ]
 
 
 @dataclass
@@ -77,14 +89,27 @@ def start(name: str, command: list[str], env: dict | None = None) -> Started:
     log = Path(tempfile.mkstemp(prefix=f"bench-{safe_name}-", suffix=".log")[1])
     at = time.perf_counter()
     with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})},
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Started(name, process, at, log)
 
 
 @contextmanager
-def serve(name: str, command: list[str], port: int, ready_path: str = "/", env: dict | None = None,
-          timeout: float = 600, started: Started | None = None) -> Iterator[Server]:
+def serve(
+    name: str,
+    command: list[str],
+    port: int,
+    ready_path: str = "/",
+    env: dict | None = None,
+    timeout: float = 600,
+    started: Started | None = None,
+) -> Iterator[Server]:
     """Run `command` (which listens on `port`) until the block ends; `started` if it already runs.
     Ready means a 200 on `ready_path`; `Server.ready_seconds` counts from the process's start."""
     started = started or start(name, command, env)

@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = expected_files()
     if args.check:
-        stale = [name for name, content in files.items() if not (args.out / name).exists() or (args.out / name).read_bytes() != content]
+        stale = [
+            name
+            for name, content in files.items()
+            if not (args.out / name).exists() or (args.out / name).read_bytes() != content
+        ]
         for name in stale:
             print(f"stale: {args.out / name}")
         return 1 if stale else 0

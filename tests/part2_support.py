@@ -72,7 +72,10 @@ def expect_well_trained_answers(results: dict[int, dict], version: int) -> None:
     """The predictions of test_img0..9 all come from `version`, a well-trained model, and read 9 right."""
     from tests.exercises.expect import expect
 
-    expect({result["version"] for result in results.values()} == {version}, f"every prediction should come from version {version}")
+    expect(
+        {result["version"] for result in results.values()} == {version},
+        f"every prediction should come from version {version}",
+    )
     right = [digit for digit, result in results.items() if result["result"] == str(digit)]
     expect(len(right) >= 9, f"a well-trained version should read at least 9 of the 10 test images right: {results}")
 
@@ -172,7 +175,10 @@ class FitGate:
             if not gate._released.wait(WAIT):
                 raise RuntimeError("the check never released the training")
             started = time.monotonic()
-            print(f"\n    [check] training on {len(y)} images for 1 epoch (the check's own small settings) ...", flush=True)
+            print(
+                f"\n    [check] training on {len(y)} images for 1 epoch (the check's own small settings) ...",
+                flush=True,
+            )
             history = real_fit(model, x, y, *args, **kwargs)
             print(f"    [check] trained in {time.monotonic() - started:.1f} s", flush=True)
             return history

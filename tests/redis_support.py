@@ -30,8 +30,21 @@ class RedisServer:
     def start(self) -> "RedisServer":
         executable = shutil.which("redis-server")
         assert executable, "redis-server is not installed (apt-get install redis-server; .ci/run does it)"
-        command = [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-                   "--save", "", "--appendonly", "yes", "--protected-mode", "yes"]
+        command = [
+            executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.folder),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--protected-mode",
+            "yes",
+        ]
         with open(self.folder / "redis.log", "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)

@@ -25,9 +25,21 @@ def quick_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     env = {key: value for key, value in os.environ.items() if key != "WORKSHOP_MODELS_DIR"}
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(folder / "rows.json"), "--output",
-         str(folder / "RESULTS.md")],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--json",
+            str(folder / "rows.json"),
+            "--output",
+            str(folder / "RESULTS.md"),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads((folder / "rows.json").read_text()), (folder / "RESULTS.md").read_text(), done.stdout

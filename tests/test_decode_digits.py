@@ -31,7 +31,9 @@ def handmade_png(pixels: np.ndarray, filters=None, interlaced=False, idat_parts=
         )
     else:
         filters = filters or [0] * height
-        raw = b"".join(bytes([kind]) + bytes(row) for kind, row in zip(filters, filter_rows(pixels, filters), strict=True))
+        raw = b"".join(
+            bytes([kind]) + bytes(row) for kind, row in zip(filters, filter_rows(pixels, filters), strict=True)
+        )
     stream = zlib.compress(raw) + extra
     step = -(-len(stream) // idat_parts)
     idats = b"".join(chunk(b"IDAT", stream[i : i + step]) for i in range(0, len(stream), step))
@@ -148,7 +150,9 @@ def corrupted(digit: np.ndarray) -> dict[str, bytes]:
         "truncated.png": good[: len(good) // 2],
         "header-crc.png": bytes(bad_header_crc),
         "bad-filter.png": handmade_png(digit)[:33] + chunk(b"IDAT", zlib.compress(bytes(raw))) + chunk(b"IEND", b""),
-        "short-stream.png": handmade_png(digit)[:33] + chunk(b"IDAT", zlib.compress(bytes(29 * 27))) + chunk(b"IEND", b""),
+        "short-stream.png": handmade_png(digit)[:33]
+        + chunk(b"IDAT", zlib.compress(bytes(29 * 27)))
+        + chunk(b"IEND", b""),
         "bomb.png": handmade_png(digit)[:33] + chunk(b"IDAT", zlib.compress(bytes(1 << 22))) + chunk(b"IEND", b""),
     }
 

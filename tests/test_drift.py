@@ -19,7 +19,12 @@ def unseen():
 
 
 def input_reference(images) -> dict:
-    return {"samples": {"ink": drift.quantile_sample(drift.ink(images)), "offset": drift.quantile_sample(drift.offset(images))}}
+    return {
+        "samples": {
+            "ink": drift.quantile_sample(drift.ink(images)),
+            "offset": drift.quantile_sample(drift.offset(images)),
+        }
+    }
 
 
 def input_window(images) -> dict:
@@ -39,7 +44,9 @@ def test_the_reference_is_compact_and_counts_the_predicted_classes(holdout):
     probabilities = np.random.default_rng(0).dirichlet(np.ones(10), size=len(holdout))
     reference = drift.reference_for_digits(probabilities, holdout)
     assert reference["n"] == len(holdout) == sum(reference["classes"])
-    assert {name: len(values) for name, values in reference["samples"].items()} == dict.fromkeys(drift.DIGIT_SIGNALS, 200)
+    assert {name: len(values) for name, values in reference["samples"].items()} == dict.fromkeys(
+        drift.DIGIT_SIGNALS, 200
+    )
     assert reference["classes"] == np.bincount(probabilities.argmax(axis=1), minlength=10).tolist()
 
 
@@ -50,7 +57,9 @@ def test_windows_of_unseen_mnist_digits_raise_no_alarm(holdout, unseen):
     smallest = min(
         value["p_value"]
         for _ in range(20)
-        for value in drift.compare(reference, input_window(unseen[rng.choice(len(unseen), 300, replace=False)])).values()
+        for value in drift.compare(
+            reference, input_window(unseen[rng.choice(len(unseen), 300, replace=False)])
+        ).values()
     )
     assert smallest > 0.01 / 2, smallest
 

@@ -9,7 +9,7 @@ import pytest
 from app import exercises, workshop
 from app.paths import PROJECT_ROOT
 
-SOLUTION = '''from fastapi import FastAPI
+SOLUTION = """from fastapi import FastAPI
 
 app = FastAPI()
 
@@ -28,13 +28,16 @@ def predict(
     # END SOLUTION
 ):
     return bill
-'''
+"""
 
 
 def test_a_solution_block_becomes_a_501_todo():
     starter = exercises.strip_solutions(SOLUTION)
     assert "from fastapi import FastAPI, HTTPException" in starter
-    assert "    # TODO: greet the world\n    raise HTTPException(status_code=501, detail='TODO: greet the world')" in starter
+    assert (
+        "    # TODO: greet the world\n    raise HTTPException(status_code=501, detail='TODO: greet the world')"
+        in starter
+    )
     assert '{"Hello": "World"}' not in starter and "SOLUTION" not in starter
     compile(starter, "starter.py", "exec")
 
@@ -53,8 +56,13 @@ def test_markers_must_pair():
 
 
 def test_non_python_files_get_a_comment_only():
-    dockerfile = "FROM python:3.12\n# BEGIN SOLUTION copy the code\nCOPY . /code\n# EXERCISE: COPY ??? /code\n# END SOLUTION\n"
-    assert exercises.strip_solutions(dockerfile, python=False) == "FROM python:3.12\n# TODO: copy the code\nCOPY ??? /code\n"
+    dockerfile = (
+        "FROM python:3.12\n# BEGIN SOLUTION copy the code\nCOPY . /code\n# EXERCISE: COPY ??? /code\n# END SOLUTION\n"
+    )
+    assert (
+        exercises.strip_solutions(dockerfile, python=False)
+        == "FROM python:3.12\n# TODO: copy the code\nCOPY ??? /code\n"
+    )
 
 
 def test_exercises_are_generated_from_the_solutions():
@@ -136,8 +144,10 @@ def test_list_answers_from_the_last_checks_in_the_workshops_order(scratch_checko
     monkeypatch.setattr(workshop, "run_checks", lambda *a, **k: pytest.fail("`workshop list` ran the checks"))
     solved = scratch_checkout / "part1" / "ex1_hello.py"
     solved.write_text((exercises.SOLUTIONS / "part1" / "ex1_hello.py").read_text())
-    workshop._save_json(workshop.RESULTS, {"part1/ex1_hello": {
-        "digest": exercises.digest(solved.read_text()), "step": True, "going_further": False}})
+    workshop._save_json(
+        workshop.RESULTS,
+        {"part1/ex1_hello": {"digest": exercises.digest(solved.read_text()), "step": True, "going_further": False}},
+    )
     assert workshop.main(["list"]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
     assert [line[0] for line in lines] == [name for name in workshop.ORDER if name in workshop.exercise_names()]
@@ -190,7 +200,9 @@ def test_the_exercises_serve_their_own_store_not_the_notebooks(name, tmp_path, m
     from app.paths import models_dir
 
     monkeypatch.setenv("WORKSHOP_MODELS_DIR", str(tmp_path))
-    spec = importlib.util.spec_from_file_location(f"store_check_{name.replace('/', '_')}", exercises.SOLUTIONS / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"store_check_{name.replace('/', '_')}", exercises.SOLUTIONS / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.store.root.resolve() != models_dir().resolve()

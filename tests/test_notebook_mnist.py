@@ -25,7 +25,10 @@ def run(tmp_path_factory):
 
 def printed(notebook) -> str:
     return "".join(
-        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []) if output.get("name") == "stdout"
+        output.get("text", "")
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("name") == "stdout"
     )
 
 

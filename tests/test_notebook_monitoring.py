@@ -9,8 +9,19 @@ import pytest
 from tests.notebook_support import run_notebook
 from tests.test_notebook_mnist import printed
 
-PARAMETERS = {"train_images": 600, "epochs": 1, "fine_tune_epochs": 1, "batch": 40, "steps_in_distribution": 4, "steps_shifted": 5,
-              "window": 120, "seed": 1, "gate_floor": 0.0, "gate_margin": 0.02, "wrong_epochs": 3}
+PARAMETERS = {
+    "train_images": 600,
+    "epochs": 1,
+    "fine_tune_epochs": 1,
+    "batch": 40,
+    "steps_in_distribution": 4,
+    "steps_shifted": 5,
+    "window": 120,
+    "seed": 1,
+    "gate_floor": 0.0,
+    "gate_margin": 0.02,
+    "wrong_epochs": 3,
+}
 # gate_floor 0: the suite's one-epoch model scores too little for the default floor; the margin alone
 # must refuse the fine-tune on wrong labels.
 
@@ -33,7 +44,9 @@ def test_drift_shows_on_shifted_digits_and_not_before(notebook):
 
 def test_the_gate_refuses_the_fine_tune_on_wrong_labels_and_serving_stays(notebook):
     text = printed(notebook)
-    assert re.search(r"'status': 'succeeded', 'version': 2, 'promoted': False, 'gate_reason': 'holdout accuracy", text), text
+    assert re.search(
+        r"'status': 'succeeded', 'version': 2, 'promoted': False, 'gate_reason': 'holdout accuracy", text
+    ), text
     before, now = re.search(r"serving before: (\d+)  serving now: (\d+)", text).groups()
     assert before == now == "1"
     assert re.search(r"version 2: rejected", text)

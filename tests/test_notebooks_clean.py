@@ -27,7 +27,9 @@ def test_notebook_is_committed_clean(path: Path):
         for index, cell in enumerate(notebook.cells)
         if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
     ]
-    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; run `{CLEAR} notebooks/{path.name}`"
+    assert not dirty, (
+        f"{path.name}: cells {dirty} have outputs or execution counts; run `{CLEAR} notebooks/{path.name}`"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.name for path in NOTEBOOKS])

@@ -30,12 +30,21 @@ def test_a_published_penguin_version_carries_a_serving_file_that_answers_as_scik
 
 def tied_pipeline(order: list[int]) -> tuple[Pipeline, pd.DataFrame]:
     """k=3 around (40, 200): two Adelie neighbours, then a Chinstrap and a Gentoo at the same distance."""
-    points = [(0, 0.5, "Adelie"), (0, -0.5, "Adelie"), (1, 0, "Chinstrap"), (-1, 0, "Gentoo"), (5, 5, "Gentoo"),
-              (6, 6, "Gentoo")]
-    frame = pd.DataFrame([(40 + points[i][0], 200 + points[i][1], points[i][2]) for i in order],
-                         columns=[*PENGUIN_FEATURES, PENGUIN_TARGET])
-    pipeline = Pipeline([("scaler", StandardScaler(with_mean=False, with_std=False)),
-                         ("knn", KNeighborsClassifier(n_neighbors=3))])
+    points = [
+        (0, 0.5, "Adelie"),
+        (0, -0.5, "Adelie"),
+        (1, 0, "Chinstrap"),
+        (-1, 0, "Gentoo"),
+        (5, 5, "Gentoo"),
+        (6, 6, "Gentoo"),
+    ]
+    frame = pd.DataFrame(
+        [(40 + points[i][0], 200 + points[i][1], points[i][2]) for i in order],
+        columns=[*PENGUIN_FEATURES, PENGUIN_TARGET],
+    )
+    pipeline = Pipeline(
+        [("scaler", StandardScaler(with_mean=False, with_std=False)), ("knn", KNeighborsClassifier(n_neighbors=3))]
+    )
     pipeline.fit(frame[list(PENGUIN_FEATURES)], frame[PENGUIN_TARGET])
     query = pd.DataFrame([(40.0, 200.0, "Adelie")], columns=[*PENGUIN_FEATURES, PENGUIN_TARGET])
     return pipeline, query
@@ -58,7 +67,9 @@ def test_a_knn_tie_that_onnx_topk_breaks_otherwise_is_found_and_left_out_of_the_
     assert answers[(0, 1, 2, 3, 4, 5)].tolist() == pytest.approx([2 / 3, 1 / 3, 0])
     assert answers[(3, 2, 1, 0, 4, 5)].tolist() == pytest.approx([2 / 3, 0, 1 / 3])  # TopK took the Gentoo
     with pytest.raises(ServingExportFailed, match="probabilities differ"):  # what a strict comparison would say
-        onnx_export.compare("tied", ["Adelie"], ["Adelie"], np.array([[2 / 3, 1 / 3, 0]]), answers[(3, 2, 1, 0, 4, 5)][None])
+        onnx_export.compare(
+            "tied", ["Adelie"], ["Adelie"], np.array([[2 / 3, 1 / 3, 0]]), answers[(3, 2, 1, 0, 4, 5)][None]
+        )
 
 
 def test_on_the_workshops_penguins_even_the_tied_ones_get_the_same_class(tmp_path):
@@ -79,8 +90,12 @@ def test_a_version_whose_serving_file_disagrees_is_not_published(tmp_path, monke
     pipeline = penguins.train(frame)
     other = penguins.train(frame, n_neighbors=1)  # a different model's answers in the serving file
     real_convert = __import__("skl2onnx").convert_sklearn
-    monkeypatch.setattr("skl2onnx.convert_sklearn", lambda model, **kwargs: real_convert(other, **{
-        **kwargs, "options": {id(other.steps[-1][1]): {"zipmap": False}}}))
+    monkeypatch.setattr(
+        "skl2onnx.convert_sklearn",
+        lambda model, **kwargs: real_convert(
+            other, **{**kwargs, "options": {id(other.steps[-1][1]): {"zipmap": False}}}
+        ),
+    )
     store = ModelStore("penguins", tmp_path)
     with pytest.raises(ServingExportFailed, match="penguins: ONNX Runtime gives another class"):
         penguins.publish(pipeline, {}, {}, store=store)

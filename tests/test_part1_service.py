@@ -108,7 +108,9 @@ def test_predict_answers_every_species(client):
 @pytest.mark.parametrize("value", ["-3", "0", "1e9", "nan", "inf", "abc", "12ft", "", "1m"])
 def test_bad_values_are_a_422_naming_the_parameter(client, parameter, value):
     response = client.get("/predict/", params={"bill": "40.3", "flipper": "195", parameter: value})
-    assert response.status_code == 422, f"{parameter}={value!r} should be refused with a 422, got {response.status_code}: {response.text}"
+    assert response.status_code == 422, (
+        f"{parameter}={value!r} should be refused with a 422, got {response.status_code}: {response.text}"
+    )
     assert [error["loc"] for error in response.json()["detail"]] == [["query", parameter]]
 
 

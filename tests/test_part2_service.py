@@ -102,7 +102,11 @@ def test_two_trainings_at_once_make_a_chain(client, service, monkeypatch):
     trained_before = len(service.store.versions())
     served = lambda: predict(client)["version"]  # noqa: E731
     _, (_, _, second) = two_trainings_at_once(client, service.store, monkeypatch, 40, served)
-    assert info(client) == {"Num of model in training": 0, "Num of trained models": trained_before + 2, "Serving version": second}
+    assert info(client) == {
+        "Num of model in training": 0,
+        "Num of trained models": trained_before + 2,
+        "Serving version": second,
+    }
 
 
 def test_a_version_published_elsewhere_serves_from_the_next_request(client, service):

@@ -35,7 +35,11 @@ def test_a_candidate_must_stay_within_the_margin_of_the_serving_version():
 
 def test_a_failed_smoke_test_refuses_whatever_the_accuracy():
     refused = promotion.decide(1.0, floor=0.8, margin=0.02, smoke_problem="the saved file answers differently")
-    assert (refused.decision, refused.rule, refused.reason) == ("rejected", "smoke", "the saved file answers differently")
+    assert (refused.decision, refused.rule, refused.reason) == (
+        "rejected",
+        "smoke",
+        "the saved file answers differently",
+    )
     assert promotion.smoke_problem(np.array([1, 2, 3]), np.array([1, 2, 3])) is None
     assert "1 of 3" in promotion.smoke_problem(np.array([1, 2, 3]), np.array([1, 2, 4]))
 

@@ -17,9 +17,11 @@ def test_requirements_txt_matches_the_lock():
         pytest.skip("uv is not installed")
     exported = subprocess.run([uv, *EXPORT, "--quiet"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     committed = (PROJECT_ROOT / "requirements.txt").read_text()
+
     # The header names the command that wrote the file; compare what is installed, not the comment.
     def strip(text):
         return [line for line in text.splitlines() if not line.startswith(("# This file", "#    uv "))]
+
     assert strip(committed) == strip(exported.stdout), (
         "requirements.txt is stale: run `uv export --format requirements-txt --all-groups --no-emit-project "
         "--locked -o requirements.txt`"

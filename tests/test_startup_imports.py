@@ -25,5 +25,7 @@ def test_the_hand_written_model_math_is_gone():
 
     removed = ["app.mnist_numpy", "app.penguin_file", "app.part3.digit_helper"]
     assert [name for name in removed if find_spec(name) is not None] == []
-    assert [name for name in ("FastDigitPredictor", "compiled_predictor", "one_blas_thread") if hasattr(mnist, name)] == []
+    assert [
+        name for name in ("FastDigitPredictor", "compiled_predictor", "one_blas_thread") if hasattr(mnist, name)
+    ] == []
     assert not hasattr(penguins.FastPenguinPredictor, "from_arrays")

@@ -45,8 +45,11 @@ def test_the_texts_part2_code_does_each_step(tmp_path):
     """One pytest process for the four (Keras is imported once); each trains with the checks' small settings."""
     answers = {name: code for name, code in TEXT_ANSWERS.items() if name.startswith("part2/")}
     outcomes = check_answers(tmp_path, answers)
-    problems = {name: failures(outcomes.get(name, workshop.Outcome())) or ["no check ran"]
-                for name in answers if not outcomes.get(name, workshop.Outcome()).passes(1)}
+    problems = {
+        name: failures(outcomes.get(name, workshop.Outcome())) or ["no check ran"]
+        for name in answers
+        if not outcomes.get(name, workshop.Outcome()).passes(1)
+    }
     assert not problems, problems
 
 

@@ -47,7 +47,9 @@ def test_an_unknown_unit_is_named_with_the_accepted_ones(text):
     assert "unknown unit" in message and ACCEPTED_UNITS in message
 
 
-@pytest.mark.parametrize("value", ["", "mm", "abc", "nan", "inf", "-inf", "4,03cm", "1_000", "12 c m", "0x10", None, [1]])
+@pytest.mark.parametrize(
+    "value", ["", "mm", "abc", "nan", "inf", "-inf", "4,03cm", "1_000", "12 c m", "0x10", None, [1]]
+)
 def test_a_malformed_value_is_refused_naming_the_accepted_units(value):
     with pytest.raises(UnitError, match=ACCEPTED_UNITS):
         to_millimetres(value)

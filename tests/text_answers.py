@@ -5,7 +5,7 @@ app.datasets in place of `keras.datasets.mnist.load_data()`, which returns the s
 extra challenges have no code in the text; theirs are a plausible learner's answer in the text's style.
 """
 
-PART1_HELLO = '''
+PART1_HELLO = """
 from typing import Union
 
 from fastapi import FastAPI
@@ -21,9 +21,9 @@ def read_root():
 @app.get("/users/{username}")
 def read_user(username: str, q: Union[str, None] = None):
     return {"user": username, "q": q}
-'''
+"""
 
-PENGUIN_MODEL = '''
+PENGUIN_MODEL = """
 import pandas as pd
 from sklearn import preprocessing
 from sklearn.neighbors import KNeighborsClassifier
@@ -41,9 +41,9 @@ clf = Pipeline(
     steps=[("scaler", StandardScaler()), ("knn", KNeighborsClassifier(n_neighbors=11))]
 )
 clf.fit(X, y)
-'''
+"""
 
-PREDICT_BODY = '''
+PREDICT_BODY = """
     param = {
               "bill_length": bill,
               "flipper_length": flipper
@@ -53,21 +53,27 @@ PREDICT_BODY = '''
         "parameters": param,
         "result": le.inverse_transform(result)[0],
     }
-'''
+"""
 
-PART1_PREDICT = PENGUIN_MODEL + '''
+PART1_PREDICT = (
+    PENGUIN_MODEL
+    + """
 from fastapi import FastAPI
 
 app = FastAPI()
 
 
 @app.get("/predict/")
-def predict(bill: float, flipper: float):''' + PREDICT_BODY
+def predict(bill: float, flipper: float):"""
+    + PREDICT_BODY
+)
 
 
 def part1_validation(bill_bound: str, flipper_bound: str) -> str:
     """Exercise 3 with the maximum a learner chose, e.g. part1_validation("le=100", "lt=300")."""
-    return PENGUIN_MODEL + f'''
+    return (
+        PENGUIN_MODEL
+        + f"""
 from typing import Annotated
 
 from fastapi import FastAPI, Query
@@ -81,10 +87,12 @@ app = FastAPI()
 def predict(
     bill: Annotated[float, Query(gt=0, {bill_bound})],
     flipper: Annotated[float, Query(gt=0, {flipper_bound})]
-):''' + PREDICT_BODY
+):"""
+        + PREDICT_BODY
+    )
 
 
-MNIST_TRAINING_START = '''
+MNIST_TRAINING_START = """
 import numpy as np
 import keras
 from keras import layers
@@ -116,9 +124,9 @@ def training(x_train = None, y_train = None{extra_parameter}):
 
     # convert class vectors to binary class matrices
     y_train = keras.utils.to_categorical(y_train, num_classes)
-'''
+"""
 
-NEW_MODEL = '''
+NEW_MODEL = """
     model = keras.Sequential(
         [
             keras.Input(shape=input_shape),
@@ -133,17 +141,17 @@ NEW_MODEL = '''
     )
 
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-'''
+"""
 
-TRAINING_END = '''
+TRAINING_END = """
     model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_split=0.1)
 
     ml_models.append(model)
 
     num_train -= 1
-'''
+"""
 
-ROUTES = '''
+ROUTES = """
 @app.get("/")
 async def read_root():
     return {"Hello": "World"}
@@ -154,16 +162,16 @@ async def read_models():
         "Num of model in training" : num_train,
         "Num of trained models": len(ml_models)
     }
-'''
+"""
 
-GET_TRAIN = '''
+GET_TRAIN = """
 @app.get("/train/")
 async def train_model(background_tasks: BackgroundTasks):
     background_tasks.add_task(training)
     return {"message": "Training model in the background"}
-'''
+"""
 
-LIFESPAN = '''
+LIFESPAN = """
 from contextlib import asynccontextmanager
 
 @asynccontextmanager
@@ -177,9 +185,9 @@ async def lifespan(app: FastAPI):
     ml_models.clear()
 
 app = FastAPI(lifespan=lifespan)
-'''
+"""
 
-PREDICT = '''
+PREDICT = """
 @app.post("/predict/")
 async def predict(file: UploadFile):
     image = await file.read()
@@ -191,7 +199,7 @@ async def predict(file: UploadFile):
     result = ml_models[-1].predict(image).argmax(axis=-1)[0]
     return {"filename": file.filename,
             "result": str(result)}
-'''
+"""
 
 POST_TRAIN_AND_UPLOAD = '''
 @app.post("/train/")
@@ -225,43 +233,67 @@ async def upload():
     return HTMLResponse(content=content)
 '''
 
-IMPORTS = '''
+IMPORTS = """
 from fastapi import UploadFile, BackgroundTasks, FastAPI
 from PIL import Image
 from io import BytesIO
-'''
+"""
 
-FINE_TUNE = '''
+FINE_TUNE = """
     if len(ml_models) > 0{condition}:
         model = ml_models[-1]
-    else:''' + NEW_MODEL.replace("\n    ", "\n        ")
+    else:""" + NEW_MODEL.replace("\n    ", "\n        ")
 
 PART2_BACKGROUND = (
-    MNIST_TRAINING_START.format(extra_parameter="") + NEW_MODEL + TRAINING_END
-    + "\nfrom fastapi import BackgroundTasks, FastAPI\n\napp = FastAPI()\n" + ROUTES + GET_TRAIN
+    MNIST_TRAINING_START.format(extra_parameter="")
+    + NEW_MODEL
+    + TRAINING_END
+    + "\nfrom fastapi import BackgroundTasks, FastAPI\n\napp = FastAPI()\n"
+    + ROUTES
+    + GET_TRAIN
 )
 PART2_LIFESPAN = (
-    MNIST_TRAINING_START.format(extra_parameter="") + NEW_MODEL + TRAINING_END + IMPORTS + LIFESPAN
-    + ROUTES + GET_TRAIN + PREDICT
+    MNIST_TRAINING_START.format(extra_parameter="")
+    + NEW_MODEL
+    + TRAINING_END
+    + IMPORTS
+    + LIFESPAN
+    + ROUTES
+    + GET_TRAIN
+    + PREDICT
 )
 PART2_RETRAIN = (
-    MNIST_TRAINING_START.format(extra_parameter="") + FINE_TUNE.format(condition="") + TRAINING_END + IMPORTS
-    + LIFESPAN + ROUTES + PREDICT + POST_TRAIN_AND_UPLOAD
+    MNIST_TRAINING_START.format(extra_parameter="")
+    + FINE_TUNE.format(condition="")
+    + TRAINING_END
+    + IMPORTS
+    + LIFESPAN
+    + ROUTES
+    + PREDICT
+    + POST_TRAIN_AND_UPLOAD
 )
 PART2_RETRAIN_CHALLENGE = (
     MNIST_TRAINING_START.format(extra_parameter=", from_scratch = False")
-    + FINE_TUNE.format(condition=" and not from_scratch") + TRAINING_END + IMPORTS + LIFESPAN + ROUTES + PREDICT
-    + POST_TRAIN_AND_UPLOAD + '''
+    + FINE_TUNE.format(condition=" and not from_scratch")
+    + TRAINING_END
+    + IMPORTS
+    + LIFESPAN
+    + ROUTES
+    + PREDICT
+    + POST_TRAIN_AND_UPLOAD
+    + """
 @app.get("/retrain/")
 async def retrain_model(background_tasks: BackgroundTasks):
     background_tasks.add_task(training, from_scratch=True)
     return {"message": "Training a new model from scratch in the background"}
-'''
+"""
 )
 
-FROM_FILE = FINE_TUNE.format(condition="").replace("model = ml_models[-1]", 'model = keras.saving.load_model(f"models/{ml_models[-1]}")')
+FROM_FILE = FINE_TUNE.format(condition="").replace(
+    "model = ml_models[-1]", 'model = keras.saving.load_model(f"models/{ml_models[-1]}")'
+)
 
-SAVE_TO_FILE = '''
+SAVE_TO_FILE = """
     model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_split=0.1)
 
     model_name = f"model_{datetime.now()}.keras"
@@ -269,7 +301,7 @@ SAVE_TO_FILE = '''
 
     ml_models.append(model_name)
     num_train -= 1
-'''
+"""
 
 PREDICT_FROM_FILE = PREDICT.replace(
     "    result = ml_models[-1].predict(image)",
@@ -277,11 +309,18 @@ PREDICT_FROM_FILE = PREDICT.replace(
 )
 
 PART2_RACE_FREE = (
-    "from datetime import datetime\n" + MNIST_TRAINING_START.format(extra_parameter="") + FROM_FILE
-    + SAVE_TO_FILE + IMPORTS + LIFESPAN + ROUTES + PREDICT_FROM_FILE + POST_TRAIN_AND_UPLOAD
+    "from datetime import datetime\n"
+    + MNIST_TRAINING_START.format(extra_parameter="")
+    + FROM_FILE
+    + SAVE_TO_FILE
+    + IMPORTS
+    + LIFESPAN
+    + ROUTES
+    + PREDICT_FROM_FILE
+    + POST_TRAIN_AND_UPLOAD
 )
 
-STARTUP_LIFESPAN = '''
+STARTUP_LIFESPAN = """
 import os
 from contextlib import asynccontextmanager
 
@@ -297,7 +336,7 @@ async def lifespan(app: FastAPI):
     ml_models.clear()
 
 app = FastAPI(lifespan=lifespan)
-'''
+"""
 
 PART2_STARTUP = PART2_RACE_FREE.replace(LIFESPAN, STARTUP_LIFESPAN)
 
@@ -313,4 +352,9 @@ TEXT_ANSWERS = {
     "part2/challenge_startup": PART2_STARTUP,
 }
 # Exercise 3: "try adding a maximum value": any sensible maximum does the step.
-VALIDATION_BOUNDS = [("le=100", "le=300"), ("lt=60.5", "lt=232"), ("le=MAX_BILL_MM", "le=MAX_FLIPPER_MM"), ("lt=1000", "lt=1000")]
+VALIDATION_BOUNDS = [
+    ("le=100", "le=300"),
+    ("lt=60.5", "lt=232"),
+    ("le=MAX_BILL_MM", "le=MAX_FLIPPER_MM"),
+    ("lt=1000", "lt=1000"),
+]

@@ -67,7 +67,13 @@ class FeedbackStore:
         return self._connection
 
     def record(
-        self, key: str, model: str, version: int, predicted: str, label: str, predicted_at: float,
+        self,
+        key: str,
+        model: str,
+        version: int,
+        predicted: str,
+        label: str,
+        predicted_at: float,
         image: np.ndarray | None = None,
     ) -> bool:
         """Store one feedback; False when this exact feedback was already stored (nothing changes)."""
@@ -85,7 +91,8 @@ class FeedbackStore:
                     db.execute("ROLLBACK")
                     return False
                 db.execute(
-                    "INSERT INTO feedback (id, model, version, predicted, label, correct, predicted_at, received_at, image)"
+                    "INSERT INTO feedback"
+                    " (id, model, version, predicted, label, correct, predicted_at, received_at, image)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (key, model, version, predicted, label, int(predicted == label), predicted_at, time.time(), pixels),
                 )
@@ -103,8 +110,11 @@ class FeedbackStore:
 
     def count(self, model: str | None = None) -> int:
         with self._lock:
-            query, parameters = ("SELECT COUNT(*) FROM feedback", ()) if model is None else (
-                "SELECT COUNT(*) FROM feedback WHERE model = ?", (model,))
+            query, parameters = (
+                ("SELECT COUNT(*) FROM feedback", ())
+                if model is None
+                else ("SELECT COUNT(*) FROM feedback WHERE model = ?", (model,))
+            )
             return self._connect().execute(query, parameters).fetchone()[0]
 
     def live_accuracy(self, model: str, window: int) -> dict[int, LiveAccuracy]:
@@ -112,20 +122,28 @@ class FeedbackStore:
         if not self.path.exists():
             return {}
         with self._lock:
-            rows = self._connect().execute(
-                "SELECT version, AVG(correct), COUNT(*) FROM ("
-                " SELECT version, correct, ROW_NUMBER() OVER (PARTITION BY version ORDER BY seq DESC) AS newest"
-                " FROM feedback WHERE model = ?) WHERE newest <= ? GROUP BY version",
-                (model, window),
-            ).fetchall()
+            rows = (
+                self._connect()
+                .execute(
+                    "SELECT version, AVG(correct), COUNT(*) FROM ("
+                    " SELECT version, correct, ROW_NUMBER() OVER (PARTITION BY version ORDER BY seq DESC) AS newest"
+                    " FROM feedback WHERE model = ?) WHERE newest <= ? GROUP BY version",
+                    (model, window),
+                )
+                .fetchall()
+            )
         return {version: LiveAccuracy(float(accuracy), count, window) for version, accuracy, count in rows}
 
     def training_images(self, model: str) -> tuple[np.ndarray, np.ndarray]:
         """The labelled feedback images of `model` (newest kept), as (n, 28, 28) uint8 and (n,) labels."""
         with self._lock:
-            rows = self._connect().execute(
-                "SELECT image, label FROM feedback WHERE model = ? AND image IS NOT NULL ORDER BY seq", (model,)
-            ).fetchall()
+            rows = (
+                self._connect()
+                .execute(
+                    "SELECT image, label FROM feedback WHERE model = ? AND image IS NOT NULL ORDER BY seq", (model,)
+                )
+                .fetchall()
+            )
         images = np.frombuffer(b"".join(image for image, _ in rows), dtype=np.uint8).reshape(-1, SIDE, SIDE)
         return images.copy(), np.array([int(label) for _, label in rows], dtype=np.int64)
 

@@ -70,7 +70,9 @@ class JobRecords:
         job_id = uuid.uuid4().hex
         if images is not None and labels is not None:
             self._save_data(job_id, images, labels)
-        job = Job(id=job_id, kind=kind, submitted_at=now(), epochs=epochs, n_images=0 if labels is None else len(labels))
+        job = Job(
+            id=job_id, kind=kind, submitted_at=now(), epochs=epochs, n_images=0 if labels is None else len(labels)
+        )
         stored = self._insert(job, unless_pending)
         if stored.id != job_id:
             self.discard_data(job_id)
@@ -173,7 +175,8 @@ class SqliteJobRecords(JobRecords):
                 if row is not None:
                     return _job(*row)
             cursor = db.execute(
-                "insert into jobs (id, status, kind, body) values (?, ?, ?, ?)", (job.id, job.status, job.kind, _body(job))
+                "insert into jobs (id, status, kind, body) values (?, ?, ?, ?)",
+                (job.id, job.status, job.kind, _body(job)),
             )
             return job.model_copy(update={"sequence": cursor.lastrowid})
 
@@ -243,8 +246,13 @@ class RedisJobRecords(JobRecords):
         return f"{self.prefix}:job:{job_id}"
 
     def _insert(self, job: Job, unless_pending: JobKind | None) -> Job:
-        keys = [self.sequence_key, self.order_key, self._key(job.id),
-                f"{self.prefix}:pending:{unless_pending}", f"{self.prefix}:job:"]
+        keys = [
+            self.sequence_key,
+            self.order_key,
+            self._key(job.id),
+            f"{self.prefix}:pending:{unless_pending}",
+            f"{self.prefix}:job:",
+        ]
         body, sequence = self._submit(keys=keys, args=[job.id, _body(job), unless_pending or ""])
         return _job(body, int(float(sequence)))
 

@@ -31,8 +31,17 @@ from app.part3.training_queue import QueueUnavailable
 from app.store import ModelNotFound
 
 # The predict routes first: FastAPI tries the routers in this order, and these are the hot ones.
-ROUTERS = (predict.router, root.router, training.router, jobs.router, models.router, health.router,
-           metrics.router, upload.router, feedback.router)
+ROUTERS = (
+    predict.router,
+    root.router,
+    training.router,
+    jobs.router,
+    models.router,
+    health.router,
+    metrics.router,
+    upload.router,
+    feedback.router,
+)
 
 
 def configure_logging(level: str) -> None:

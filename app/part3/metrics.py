@@ -42,7 +42,9 @@ REQUESTS = Counter(
     "workshop_http_requests", "HTTP requests by method, route template and status", ["method", "route", "status"]
 )
 LATENCY = Histogram(
-    "workshop_http_request_duration_seconds", "Time to answer a request, by method and route template", ["method", "route"]
+    "workshop_http_request_duration_seconds",
+    "Time to answer a request, by method and route template",
+    ["method", "route"],
 )
 PREDICTIONS = Counter("workshop_predictions", "Predictions served, by model and model version", ["model", "version"])
 SERVING_VERSION = Gauge(
@@ -71,7 +73,9 @@ class JobsCollector:
         except Exception:  # the queue unreachable: these samples are missing from this scrape
             return
         counts = Tally(job.status for job in jobs)
-        family = GaugeMetricFamily("workshop_training_jobs", "Training jobs in the job records, by status", labels=["status"])
+        family = GaugeMetricFamily(
+            "workshop_training_jobs", "Training jobs in the job records, by status", labels=["status"]
+        )
         for status in get_args(JobStatus):
             family.add_metric([status], counts.get(status, 0))
         yield family
@@ -101,7 +105,8 @@ class GateDecisionsCollector:
 
     def collect(self):
         family = CounterMetricFamily(
-            "workshop_gate_decisions", "Promotion gate decisions on published versions, by model and decision",
+            "workshop_gate_decisions",
+            "Promotion gate decisions on published versions, by model and decision",
             labels=["model", "decision"],
         )
         for name, store in self.stores.items():
@@ -203,5 +208,8 @@ class RequestMetricsMiddleware:
         key = (method, template, status)
         found = self._series.get(key)
         if found is None:
-            found = self._series[key] = (REQUESTS.labels(method, template, str(status)), LATENCY.labels(method, template))
+            found = self._series[key] = (
+                REQUESTS.labels(method, template, str(status)),
+                LATENCY.labels(method, template),
+            )
         return found

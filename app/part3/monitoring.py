@@ -98,9 +98,14 @@ class Monitoring:
 
     def live(self, name: str) -> dict[int, dict[str, Any]]:
         """{version: {"accuracy", "n_labels", "window"}} from the shared feedback table."""
-        return self._cached(name, "live", lambda: {
-            version: live.__dict__ for version, live in self.feedback.live_accuracy(name, self.settings.live_window).items()
-        })
+        return self._cached(
+            name,
+            "live",
+            lambda: {
+                version: live.__dict__
+                for version, live in self.feedback.live_accuracy(name, self.settings.live_window).items()
+            },
+        )
 
     def drift(self, name: str) -> dict[str, Any]:
         return self._cached(name, "drift", lambda: self._drift(name))
@@ -112,16 +117,26 @@ class Monitoring:
         window = [entry for entry in list(self.requests[name]) if entry[0] == kept.version]
         settings = self.settings
         report: dict[str, Any] = {
-            "version": kept.version, "window": len(window), "max_window": settings.drift_window,
-            "min_window": settings.drift_min_window, "alpha": settings.drift_alpha, "signals": {},
+            "version": kept.version,
+            "window": len(window),
+            "max_window": settings.drift_window,
+            "min_window": settings.drift_min_window,
+            "alpha": settings.drift_alpha,
+            "signals": {},
         }
         reference = self.kept.stores[name].get(kept.version).metadata.get("drift_reference")
         if reference is None:
-            return {**report, "status": "no reference",
-                    "detail": f"version {kept.version} was published without a drift reference: no drift signal"}
+            return {
+                **report,
+                "status": "no reference",
+                "detail": f"version {kept.version} was published without a drift reference: no drift signal",
+            }
         if len(window) < settings.drift_min_window:
-            return {**report, "status": "collecting",
-                    "detail": f"{len(window)} requests of the {settings.drift_min_window} needed before any signal"}
+            return {
+                **report,
+                "status": "collecting",
+                "detail": f"{len(window)} requests of the {settings.drift_min_window} needed before any signal",
+            }
         signals = drift.compare(reference, self._features(name, kept.model, window))
         threshold = settings.drift_alpha / max(len(signals), 1)  # Bonferroni: alpha over all the signals
         for signal in signals.values():
@@ -143,9 +158,13 @@ class Monitoring:
         report = self.drift(name)
         if report.get("status") == "drift":
             drifted = ", ".join(
-                f"{signal} (p = {values['p_value']:.2g})" for signal, values in report["signals"].items() if values["significant"]
+                f"{signal} (p = {values['p_value']:.2g})"
+                for signal, values in report["signals"].items()
+                if values["significant"]
             )
-            reasons.append(f"drift in {drifted}, below {report['threshold']:.2g} on the last {report['window']} requests")
+            reasons.append(
+                f"drift in {drifted}, below {report['threshold']:.2g} on the last {report['window']} requests"
+            )
         serving = self.kept.versions().get(name)
         live = self.live(name).get(serving) if serving is not None else None
         floor, needed = self.settings.retrain_accuracy_floor, self.settings.retrain_min_labels
@@ -198,12 +217,24 @@ class Monitoring:
     # -- Prometheus -----------------------------------------------------------------------------
     def collect(self):
         """The gauges of /metrics, computed at scrape time (a custom collector)."""
-        accuracy = GaugeMetricFamily("workshop_live_accuracy", "Accuracy on labelled feedback, newest window", labels=["model", "version"])
-        labels = GaugeMetricFamily("workshop_live_labels", "Labelled feedbacks live accuracy rests on", labels=["model", "version"])
-        p_values = GaugeMetricFamily("workshop_drift_p_value", "Drift test p-value, this worker's window", labels=["model", "signal"])
-        statistics = GaugeMetricFamily("workshop_drift_statistic", "Drift test statistic, this worker's window", labels=["model", "signal"])
-        windows = GaugeMetricFamily("workshop_drift_window", "Live requests in this worker's drift window", labels=["model"])
-        recommended = GaugeMetricFamily("workshop_retrain_recommended", "1 when retraining is recommended", labels=["model"])
+        accuracy = GaugeMetricFamily(
+            "workshop_live_accuracy", "Accuracy on labelled feedback, newest window", labels=["model", "version"]
+        )
+        labels = GaugeMetricFamily(
+            "workshop_live_labels", "Labelled feedbacks live accuracy rests on", labels=["model", "version"]
+        )
+        p_values = GaugeMetricFamily(
+            "workshop_drift_p_value", "Drift test p-value, this worker's window", labels=["model", "signal"]
+        )
+        statistics = GaugeMetricFamily(
+            "workshop_drift_statistic", "Drift test statistic, this worker's window", labels=["model", "signal"]
+        )
+        windows = GaugeMetricFamily(
+            "workshop_drift_window", "Live requests in this worker's drift window", labels=["model"]
+        )
+        recommended = GaugeMetricFamily(
+            "workshop_retrain_recommended", "1 when retraining is recommended", labels=["model"]
+        )
         for name in self.kept.stores:
             for version, live in self.live(name).items():
                 accuracy.add_metric([name, str(version)], live["accuracy"])

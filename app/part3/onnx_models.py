@@ -40,8 +40,10 @@ class DigitModel:
             pixels = pixels[None]
         # The model's input, as app.mnist.to_model_input makes it for Keras: [0, 1] floats, one channel.
         inputs = (pixels.astype(np.float32) / np.float32(255.0))[..., None]
-        parts = [self.session.run(None, {self.input_name: inputs[start : start + MAX_IMAGES_PER_RUN]})[0]
-                 for start in range(0, len(inputs), MAX_IMAGES_PER_RUN)]
+        parts = [
+            self.session.run(None, {self.input_name: inputs[start : start + MAX_IMAGES_PER_RUN]})[0]
+            for start in range(0, len(inputs), MAX_IMAGES_PER_RUN)
+        ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def digits(self, pixels: np.ndarray) -> list[int]:

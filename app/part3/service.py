@@ -80,8 +80,9 @@ class Service:
 
     def get_job(self, job_id: str) -> Job:
         with self.reaching_the_queue():
-            return fail_silent_jobs(self.jobs, self.settings.models_dir, self.settings.heartbeat_timeout,
-                                    [self.jobs.get(job_id)])[0]
+            return fail_silent_jobs(
+                self.jobs, self.settings.models_dir, self.settings.heartbeat_timeout, [self.jobs.get(job_id)]
+            )[0]
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:

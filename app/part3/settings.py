@@ -84,10 +84,17 @@ class Settings(BaseSettings):
     live_window: PositiveInt = Field(
         default=500, description="live accuracy is measured on each version's newest this many labels"
     )
-    drift_window: PositiveInt = Field(default=500, description="live requests per model a worker compares with the reference")
-    drift_min_window: PositiveInt = Field(default=100, description="requests needed before any drift signal is reported")
+    drift_window: PositiveInt = Field(
+        default=500, description="live requests per model a worker compares with the reference"
+    )
+    drift_min_window: PositiveInt = Field(
+        default=100, description="requests needed before any drift signal is reported"
+    )
     drift_alpha: float = Field(
-        default=0.01, gt=0, lt=1, description="significance level of drift, shared by all of a model's signals (Bonferroni)"
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="significance level of drift, shared by all of a model's signals (Bonferroni)",
     )
     retrain_accuracy_floor: float = Field(
         default=0.9, ge=0, le=1, description="live accuracy below this (on enough labels) recommends retraining"
@@ -110,6 +117,7 @@ class Settings(BaseSettings):
     def empty_means_unset(cls, value):
         # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key" (or no Redis).
         return None if value in ("", None) else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def any_case(cls, value):

@@ -54,7 +54,9 @@ def ensure_penguin_model(store: ModelStore, settings: Settings) -> None:
             floor=settings.gate_floor_penguins,
             margin=settings.gate_margin,
         )
-        log.info("trained penguins version %s on the bundled data: %s", version.number, version.metadata["gate"]["reason"])
+        log.info(
+            "trained penguins version %s on the bundled data: %s", version.number, version.metadata["gate"]["reason"]
+        )
 
 
 # Per model: how to read its training file and write its serving file (app/onnx_export.py).

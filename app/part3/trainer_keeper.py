@@ -67,7 +67,11 @@ class TrainerKeeper:
         return fd
 
     def environment(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key not in ("WORKSHOP_API_KEY", "PROMETHEUS_MULTIPROC_DIR")}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("WORKSHOP_API_KEY", "PROMETHEUS_MULTIPROC_DIR")
+        }
         env.update(
             WORKSHOP_MODELS_DIR=str(self.settings.models_dir),
             WORKSHOP_TRAINING_THREADS=str(self.settings.training_threads),

@@ -118,7 +118,9 @@ class Trainer:
             version = train(job, self.records, self.settings)
         except Exception as error:
             log.exception("job %s failed", job.id)
-            job = self.records.update(job.id, status="failed", error=f"{type(error).__name__}: {error}", finished_at=now())
+            job = self.records.update(
+                job.id, status="failed", error=f"{type(error).__name__}: {error}", finished_at=now()
+            )
         else:
             job = self.records.update(job.id, status="succeeded", version=version, finished_at=now())
         finally:

@@ -17,10 +17,10 @@ from fastapi.responses import HTMLResponse
 
 from app import mnist
 from app.offline_docs import serve_docs_offline
-from app.paths import exercise_models_dir
 from app.part2.serving import LatestModel
 from app.part2.training import TrainingCounter, load_base, train_and_publish
 from app.part2.uploads import read_digit, read_training_images
+from app.paths import exercise_models_dir
 from app.store import ModelStore
 
 # models/exercises/mnist/: the exercises' own store; the notebooks publish to models/mnist/, never here

@@ -109,7 +109,9 @@ class Replay:
                 raise ReplayError(f"line {instruction.line}: COPY {source}: no such file in the build context")
             files = ignore.files(self.context, source)
             if not files:
-                raise ReplayError(f"line {instruction.line}: COPY {source}: .dockerignore leaves nothing of it in the context")
+                raise ReplayError(
+                    f"line {instruction.line}: COPY {source}: .dockerignore leaves nothing of it in the context"
+                )
             is_folder = (self.context / source).is_dir()
             for relative in files:
                 inside = PurePosixPath(relative).relative_to(source) if is_folder else PurePosixPath(relative.name)
@@ -154,12 +156,16 @@ class Replay:
         environment = self.process_env(for_build=True)
         command = [uv, *words[1:]]
         self.log.append(f"RUN (line {line}): {shlex.join(command)} in {self.host_path(self.workdir)}")
-        result = subprocess.run(command, cwd=self.host_path(self.workdir), env=environment, capture_output=True, text=True)
+        result = subprocess.run(
+            command, cwd=self.host_path(self.workdir), env=environment, capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise ReplayError(f"line {line}: {shlex.join(words)} failed:\n{result.stderr[-3000:]}")
 
     def _user(self, instruction: Instruction) -> None:
-        self.skipped.append(f"line {instruction.line}: USER {instruction.arguments} (the replay runs as the test's user)")
+        self.skipped.append(
+            f"line {instruction.line}: USER {instruction.arguments} (the replay runs as the test's user)"
+        )
 
     def _volume(self, instruction: Instruction) -> None:
         for path in instruction.words():

@@ -66,7 +66,9 @@ def test_redis_is_the_official_image_with_append_only_persistence(compose):
     redis = compose["services"]["redis"]
     assert redis["image"].split(":")[0] in ("redis", "docker.io/library/redis")
     assert "--appendonly" in redis["command"] and redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
-    assert any(entry.split(":")[1] == "/data" and entry.split(":")[0] in compose["volumes"] for entry in redis["volumes"])
+    assert any(
+        entry.split(":")[1] == "/data" and entry.split(":")[0] in compose["volumes"] for entry in redis["volumes"]
+    )
     assert "healthcheck" in redis
 
 
@@ -99,7 +101,9 @@ def test_the_api_key_comes_from_the_environment_never_the_file(compose, service)
     environment = environment_of(service)
     assert "WORKSHOP_API_KEY" in environment, "pass WORKSHOP_API_KEY through to the service"
     key = environment["WORKSHOP_API_KEY"]
-    assert key is None or key.startswith("${"), f"{key}: a key written in compose.yaml ends up in git; pass it from the shell"
+    assert key is None or key.startswith("${"), (
+        f"{key}: a key written in compose.yaml ends up in git; pass it from the shell"
+    )
     assert not environment_of(compose["services"]["trainer"]).get("WORKSHOP_API_KEY"), "a trainer needs no key"
 
 
@@ -115,5 +119,7 @@ def test_docker_compose_accepts_it_when_available(tmp_path):
     if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("the docker compose plugin is not installed here, so compose.yaml is only checked as YAML")
     env = {**os.environ, "WORKSHOP_PORTS": "8001-8002", "WORKSHOP_API_KEY": "not-a-real-key"}
-    result = subprocess.run([docker, "compose", "config", "--quiet"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [docker, "compose", "config", "--quiet"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr

@@ -27,10 +27,15 @@ def _find_engine() -> tuple[str | None, str]:
     client = shutil.which("docker")
     if client is None:
         return None, "no docker client on PATH: the image is checked by test_replay.py instead"
-    info = subprocess.run([client, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=60)
+    info = subprocess.run(
+        [client, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=60
+    )
     if info.returncode != 0:
         reason = (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
-        return None, f"no container engine reachable (`docker info`: {reason}); test_replay.py covers the image without one"
+        return (
+            None,
+            f"no container engine reachable (`docker info`: {reason}); test_replay.py covers the image without one",
+        )
     return client, ""
 
 
@@ -62,14 +67,28 @@ def container(image):
     volume = f"{name}-models"
     api_key = secrets.token_urlsafe(16)
     docker(
-        "run", "--detach", "--name", name, "--publish", "127.0.0.1::80", "--volume", f"{volume}:/code/models",
-        "--env", "WORKSHOP_EPOCHS=1", "--env", "WORKSHOP_INITIAL_EPOCHS=1", "--env", f"WORKSHOP_API_KEY={api_key}",
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--publish",
+        "127.0.0.1::80",
+        "--volume",
+        f"{volume}:/code/models",
+        "--env",
+        "WORKSHOP_EPOCHS=1",
+        "--env",
+        "WORKSHOP_INITIAL_EPOCHS=1",
+        "--env",
+        f"WORKSHOP_API_KEY={api_key}",
         image,
     )
     try:
         deadline = time.monotonic() + READY_TIMEOUT
         while (health := docker("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip()) != "healthy":
-            assert health in {"starting", "healthy"}, f"container {health}:\n{docker('logs', name, check=False).stderr[-3000:]}"
+            assert health in {"starting", "healthy"}, (
+                f"container {health}:\n{docker('logs', name, check=False).stderr[-3000:]}"
+            )
             assert time.monotonic() < deadline, f"not healthy after {READY_TIMEOUT} s"
             time.sleep(5)
         host_port = docker("port", name, "80/tcp").stdout.strip().splitlines()[0].rpartition(":")[2]
@@ -87,10 +106,15 @@ def test_predicts_and_trains(container):
     with httpx.Client(base_url=container["url"], timeout=60) as client:
         assert client.get("/predict/", params={"bill": 40.3, "flipper": 195}).status_code == 200
         image = DATA_DIR / "test_image" / "test_img7.png"
-        assert client.post("/predict/", files={"file": (image.name, image.read_bytes(), "image/png")}).status_code == 200
+        assert (
+            client.post("/predict/", files={"file": (image.name, image.read_bytes(), "image/png")}).status_code == 200
+        )
         archive = DATA_DIR / "train_img.zip"
-        accepted = client.post("/train/", files=[("files", (archive.name, archive.read_bytes(), "application/zip"))],
-                               headers={"X-API-Key": container["api_key"]})
+        accepted = client.post(
+            "/train/",
+            files=[("files", (archive.name, archive.read_bytes(), "application/zip"))],
+            headers={"X-API-Key": container["api_key"]},
+        )
         assert accepted.status_code == 202, accepted.text
         deadline = time.monotonic() + READY_TIMEOUT
         while (job := client.get(accepted.json()["url"]).json())["status"] not in {"succeeded", "failed"}:
@@ -103,7 +127,14 @@ def test_the_learners_dockerfile_builds():
     engine()
     tag = f"mnist_fastapi:test-{secrets.token_hex(4)}"
     try:
-        docker("build", "--file", str(PROJECT_ROOT / "solutions" / "part3" / "Dockerfile"), "--tag", tag,
-               str(PROJECT_ROOT), timeout=BUILD_TIMEOUT)
+        docker(
+            "build",
+            "--file",
+            str(PROJECT_ROOT / "solutions" / "part3" / "Dockerfile"),
+            "--tag",
+            tag,
+            str(PROJECT_ROOT),
+            timeout=BUILD_TIMEOUT,
+        )
     finally:
         docker("image", "rm", "--force", tag, check=False)

@@ -27,7 +27,10 @@ def hadolint() -> str:
 def test_hadolint_finds_nothing(dockerfile):
     result = subprocess.run(
         [hadolint(), "--failure-threshold", "info", "--no-color", dockerfile],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 

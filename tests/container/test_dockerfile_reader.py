@@ -33,7 +33,17 @@ def example() -> Dockerfile:
 
 def test_instructions_continuations_and_comments(example):
     assert [i.keyword for i in example.instructions] == [
-        "FROM", "ENV", "ENV", "WORKDIR", "WORKDIR", "RUN", "COPY", "COPY", "USER", "HEALTHCHECK", "CMD",
+        "FROM",
+        "ENV",
+        "ENV",
+        "WORKDIR",
+        "WORKDIR",
+        "RUN",
+        "COPY",
+        "COPY",
+        "USER",
+        "HEALTHCHECK",
+        "CMD",
     ]
     run = example.last("RUN")
     assert run.arguments == "uv sync --locked" and run.line == 9
@@ -61,7 +71,9 @@ def test_copies_from_the_context_only(example):
 def test_where_copies_land(tmp_path):
     (tmp_path / "app").mkdir()
     (tmp_path / "main.py").write_text("")
-    dockerfile = Dockerfile.parse("FROM python:3.12\nWORKDIR /code\nCOPY app ./app\nCOPY main.py .\nCOPY main.py /srv/x.py\n")
+    dockerfile = Dockerfile.parse(
+        "FROM python:3.12\nWORKDIR /code\nCOPY app ./app\nCOPY main.py .\nCOPY main.py /srv/x.py\n"
+    )
     assert dockerfile.landings(tmp_path) == [
         ("app", PurePosixPath("/code/app")),
         ("main.py", PurePosixPath("/code/main.py")),
@@ -98,15 +110,33 @@ def test_dockerignore_patterns():
 
 def test_the_projects_context_holds_what_the_images_need_and_nothing_local():
     ignore = DockerIgnore.read(PROJECT_ROOT)
-    for needed in ("pyproject.toml", "uv.lock", "README.md", "app/part3/main.py", "data/train_img.zip", "requirements.txt"):
+    for needed in (
+        "pyproject.toml",
+        "uv.lock",
+        "README.md",
+        "app/part3/main.py",
+        "data/train_img.zip",
+        "requirements.txt",
+    ):
         assert ignore.included(needed), needed
-    for local in (".venv/bin/python", "models/mnist/1/model.keras", ".git/HEAD", "app/__pycache__/x.pyc",
-                  "tests/conftest.py", "notebooks/mnist.ipynb", "artifacts/x.png", "bench/results/x.json"):
+    for local in (
+        ".venv/bin/python",
+        "models/mnist/1/model.keras",
+        ".git/HEAD",
+        "app/__pycache__/x.pyc",
+        "tests/conftest.py",
+        "notebooks/mnist.ipynb",
+        "artifacts/x.png",
+        "bench/results/x.json",
+    ):
         assert not ignore.included(local), local
 
 
 def test_a_target_is_its_stages_in_order_under_the_first_from():
-    text = "FROM python:3.12 AS base\nENV A=1\nFROM base AS serve\nCMD [\"s\"]\nFROM base AS train\nENV B=2\nFROM train AS all\nCMD [\"t\"]\n"
+    text = (
+        'FROM python:3.12 AS base\nENV A=1\nFROM base AS serve\nCMD ["s"]\n'
+        'FROM base AS train\nENV B=2\nFROM train AS all\nCMD ["t"]\n'
+    )
     dockerfile = Dockerfile.parse(text)
     assert list(dockerfile.stages()) == ["base", "serve", "train", "all"]
     serve, default = dockerfile.target("serve"), dockerfile.target()
@@ -121,8 +151,10 @@ def test_the_projects_targets_install_what_each_one_runs():
     """serve: the [project] dependencies only; train and the default standalone: the train group too."""
     dockerfile = Dockerfile.read(PROJECT_ROOT / "Dockerfile")
     assert list(dockerfile.stages())[-1] == "standalone"
-    syncs = {name: [run.arguments for run in dockerfile.target(name).all("RUN") if "uv sync" in run.arguments]
-             for name in ("serve", "train", "standalone")}
+    syncs = {
+        name: [run.arguments for run in dockerfile.target(name).all("RUN") if "uv sync" in run.arguments]
+        for name in ("serve", "train", "standalone")
+    }
     assert syncs["serve"] and all("--no-default-groups" in s and "--group" not in s for s in syncs["serve"])
     assert syncs["train"] == syncs["standalone"] and all("--group train" in s for s in syncs["train"])
     assert dockerfile.target("train").last("CMD").exec_form == ["workshop", "trainer"]

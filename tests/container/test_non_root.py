@@ -13,7 +13,20 @@ from app.dockerfile import Dockerfile
 from app.paths import PROJECT_ROOT
 
 # Commands that need root at build time: every RUN using one must come before the final USER.
-NEEDS_ROOT = {"apt-get", "apt", "apk", "useradd", "groupadd", "adduser", "addgroup", "chown", "chmod", "mkdir", "pip", "uv"}
+NEEDS_ROOT = {
+    "apt-get",
+    "apt",
+    "apk",
+    "useradd",
+    "groupadd",
+    "adduser",
+    "addgroup",
+    "chown",
+    "chmod",
+    "mkdir",
+    "pip",
+    "uv",
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +66,9 @@ def service_user(dockerfile) -> dict[str, str]:
                 groups = {w[-1]: _option(w, "--gid", "-g") for _, w in _commands(dockerfile) if w[0] == "groupadd"}
                 created["gid"] = groups.get(created["group"], created["group"])
                 if group_part:
-                    assert group_part in (created["group"], created["gid"]), f"USER {user}:{group_part} is not the user's group"
+                    assert group_part in (created["group"], created["gid"]), (
+                        f"USER {user}:{group_part} is not the user's group"
+                    )
                 return created
     raise AssertionError(f"USER {user} is not created by a useradd in the Dockerfile")
 
@@ -70,7 +85,9 @@ def test_nothing_runs_as_root_after_the_switch(dockerfile):
     switch = dockerfile.index(dockerfile.last("USER"))
     for index, words in _commands(dockerfile):
         if words[0] in NEEDS_ROOT:
-            assert index < switch, f"line {dockerfile.instructions[index].line}: {words[0]} after USER fails as non-root"
+            assert index < switch, (
+                f"line {dockerfile.instructions[index].line}: {words[0]} after USER fails as non-root"
+            )
     assert all(dockerfile.index(cmd) > switch for cmd in dockerfile.all("CMD")), "USER must come before the CMD"
 
 
@@ -86,7 +103,9 @@ def test_the_models_volume_is_created_and_owned_by_the_user(dockerfile, service_
             made = index
         if words[0] == "chown" and str(models) in words:
             owner, _, group = words[-2].partition(":") if len(words) >= 3 else ("", "", "")
-            assert owner in owners and (not group or group in groups), f"{models} chowned to {words[-2]}, not the service's user"
+            assert owner in owners and (not group or group in groups), (
+                f"{models} chowned to {words[-2]}, not the service's user"
+            )
             chowned = index
     assert made is not None, f"mkdir {models} in the image, so that a new named volume copies it, owner included"
     assert chowned is not None, f"chown {models} to the service's user, or it cannot save a model"

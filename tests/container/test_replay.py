@@ -48,8 +48,12 @@ class Service:
         self.original_port = cmd[cmd.index("--port") + 1]
         self.command = replay.command(cmd, port)
         self.process = subprocess.Popen(
-            self.command, cwd=replay.host_path(replay.workdir), env=self.env,
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            self.command,
+            cwd=replay.host_path(replay.workdir),
+            env=self.env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def logs(self) -> str:
@@ -139,7 +143,10 @@ def test_the_environment_is_new_and_holds_no_dev_tools(replay):
     assert not list((venv / "lib").glob("python*/site-packages/litserve")), "the benchmark's LitServe leaked in"
     located = subprocess.run(
         [python, "-c", "import app, fastapi, onnxruntime, keras, sklearn; print(app.__file__)"],
-        env=replay.process_env(), cwd=replay.root, capture_output=True, text=True,  # from `/`: the install, not the cwd
+        env=replay.process_env(),
+        cwd=replay.root,
+        capture_output=True,
+        text=True,  # from `/`: the install, not the cwd
     )
     assert located.returncode == 0, located.stderr
     assert Path(located.stdout.strip()).is_relative_to(replay.root), "app is imported from outside the image"
@@ -153,7 +160,9 @@ def test_the_service_becomes_ready_with_both_models(service, client):
 
 def test_the_healthcheck_command_passes_when_ready_and_fails_when_down(replay, service):
     healthcheck = replay.healthcheck(service.original_port, service.port)
-    ok = subprocess.run(healthcheck, env=service.env, cwd=replay.host_path(replay.workdir), capture_output=True, timeout=30)
+    ok = subprocess.run(
+        healthcheck, env=service.env, cwd=replay.host_path(replay.workdir), capture_output=True, timeout=30
+    )
     assert ok.returncode == 0, ok.stderr.decode()
     down = replay.healthcheck(service.original_port, free_port())  # nothing listens there
     failed = subprocess.run(down, env=service.env, capture_output=True, timeout=30)
@@ -163,7 +172,9 @@ def test_the_healthcheck_command_passes_when_ready_and_fails_when_down(replay, s
 def test_the_models_are_written_to_the_volume(replay, service):
     models = Path(service.env["WORKSHOP_MODELS_DIR"])
     assert models.is_relative_to(replay.root) and str(replay.workdir) != "/"
-    assert [str(path) for path in replay.dockerfile.volumes()] and models == replay.host_path(replay.dockerfile.volumes()[0])
+    assert [str(path) for path in replay.dockerfile.volumes()] and models == replay.host_path(
+        replay.dockerfile.volumes()[0]
+    )
     for name in ("mnist", "penguins"):
         assert any((models / name).glob("*/metadata.json")), f"no {name} version under {models}"
 
@@ -207,13 +218,17 @@ def test_training_publishes_a_version_that_then_serves(client, api_key, timings)
     assert job["version"] != before and job["parent"] == before, job
     image = DATA_DIR / "test_image" / "test_img3.png"
     deadline = time.monotonic() + 30  # the kept model is swapped at the next poll of the store
-    while (served := client.post("/predict/", files={"file": (image.name, image.read_bytes(), "image/png")}).json())["version"] != job["version"]:
+    while (served := client.post("/predict/", files={"file": (image.name, image.read_bytes(), "image/png")}).json())[
+        "version"
+    ] != job["version"]:
         assert time.monotonic() < deadline, f"still serving {served['version']}, not the new {job['version']}"
         time.sleep(0.5)
     assert client.get("/models/").json()["mnist"]["active"] == job["version"]
 
 
-def test_a_new_container_on_the_same_volume_serves_the_saved_versions(replay, service, client, api_key, tmp_path_factory, timings):
+def test_a_new_container_on_the_same_volume_serves_the_saved_versions(
+    replay, service, client, api_key, tmp_path_factory, timings
+):
     """`docker rm` + `docker run` with the same volume: no training at start, the newest versions serve."""
     saved = {name: listing["active"] for name, listing in client.get("/models/").json().items()}
     service.stop()

@@ -51,7 +51,9 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT
 def seed_store(folder: Path) -> None:
     training_rows, holdout_rows = promotion.penguin_split(load_penguins())
     pipeline = penguins.train(training_rows)
-    penguins.publish(pipeline, penguins.evaluate(pipeline, holdout_rows), {"n_neighbors": 11}, ModelStore("penguins", folder))
+    penguins.publish(
+        pipeline, penguins.evaluate(pipeline, holdout_rows), {"n_neighbors": 11}, ModelStore("penguins", folder)
+    )
     images, labels = bundled_images("train")
     result = mnist.train(images[:SEED_IMAGES], labels[:SEED_IMAGES], epochs=1, seed=0)
     test_images, test_labels = bundled_images("test")
@@ -124,8 +126,14 @@ def free_port() -> int:
 class ServiceProcess:
     """`fastapi run app/part3/main.py` in a real process (its own process group, stopped at the end)."""
 
-    def __init__(self, models_dir: Path, workers: int = 1, env: dict[str, str] | None = None, log: Path | None = None,
-                 cwd: Path | None = None):
+    def __init__(
+        self,
+        models_dir: Path,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        cwd: Path | None = None,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log or models_dir.parent / f"service-{self.port}.log"
@@ -137,11 +145,26 @@ class ServiceProcess:
             **(env or {}),
         }
         # From another working directory (as on another machine) the app is named by its full path.
-        command = [sys.executable, "-m", "fastapi", "run", str(PROJECT_ROOT / "app/part3/main.py"), "--host", "127.0.0.1",
-                   "--port", str(self.port), "--workers", str(workers)]
+        command = [
+            sys.executable,
+            "-m",
+            "fastapi",
+            "run",
+            str(PROJECT_ROOT / "app/part3/main.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+        ]
         with open(self.log, "wb") as output:
             self.process = subprocess.Popen(
-                command, cwd=cwd or PROJECT_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT,
+                command,
+                cwd=cwd or PROJECT_ROOT,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.client = httpx.Client(base_url=self.url, timeout=30.0)

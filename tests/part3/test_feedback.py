@@ -66,7 +66,10 @@ def test_feedback_changes_live_accuracy_in_models_and_metrics(client):
     assert answer.status_code == 200, answer.text
     assert answer.json()["recorded"] is True and answer.json()["correct"] is True
     other = (int(wrong["result"]) + 1) % 10
-    assert client.post("/feedback/", json={"prediction_id": wrong["prediction_id"], "label": other}).json()["correct"] is False
+    assert (
+        client.post("/feedback/", json={"prediction_id": wrong["prediction_id"], "label": other}).json()["correct"]
+        is False
+    )
     after = live_of(client, "mnist")
     assert after["n_labels"] == before["n_labels"] + 2
     correct_before = (before["accuracy"] or 0) * before["n_labels"]
@@ -81,8 +84,13 @@ def test_penguin_feedback_takes_species_names(client):
     answer = client.post("/feedback/", json={"prediction_id": prediction["prediction_id"], "label": "Gentoo"})
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
-        "recorded": True, "model": "penguins", "version": 1, "predicted": prediction["result"],
-        "label": "Gentoo", "correct": prediction["result"] == "Gentoo", "image_kept": False,
+        "recorded": True,
+        "model": "penguins",
+        "version": 1,
+        "predicted": prediction["result"],
+        "label": "Gentoo",
+        "correct": prediction["result"] == "Gentoo",
+        "image_kept": False,
     }
     assert live_of(client, "penguins")["n_labels"] >= 1
 
@@ -138,8 +146,17 @@ def expired(client, prediction_id: str) -> str:
         (lambda c, p: {"prediction_id": p}, 422, "label"),
         (lambda c, p: {"prediction_id": "x" * 5000, "label": 7}, 422, "prediction_id"),
     ],
-    ids=["forged", "edited", "malformed", "expired", "label-out-of-range", "label-not-a-digit", "label-bool",
-         "no-label", "huge-id"],
+    ids=[
+        "forged",
+        "edited",
+        "malformed",
+        "expired",
+        "label-out-of-range",
+        "label-not-a-digit",
+        "label-bool",
+        "no-label",
+        "huge-id",
+    ],
 )
 def test_bad_feedback_is_4xx_naming_the_problem_and_stores_nothing(client, make_body, status, named):
     prediction = predict_digit(client)
@@ -152,7 +169,9 @@ def test_bad_feedback_is_4xx_naming_the_problem_and_stores_nothing(client, make_
 
 def test_a_species_that_is_not_a_class_is_refused(client):
     count = stored(client)
-    response = client.post("/feedback/", json={"prediction_id": predict_penguin(client)["prediction_id"], "label": "Emperor"})
+    response = client.post(
+        "/feedback/", json={"prediction_id": predict_penguin(client)["prediction_id"], "label": "Emperor"}
+    )
     assert response.status_code == 422 and "one of Adelie, Chinstrap, Gentoo" in response.json()["detail"]
     assert stored(client) == count
 
@@ -166,8 +185,11 @@ def png(pixels: np.ndarray) -> bytes:
 def test_image_feedback_keeps_the_image_for_training(client):
     name, content, kind = digit_file(3)
     prediction = predict_digit(client, 3)
-    response = client.post("/feedback/image/", data={"prediction_id": prediction["prediction_id"]},
-                           files={"file": ("img_3.png", content, kind)})  # the label from the file name
+    response = client.post(
+        "/feedback/image/",
+        data={"prediction_id": prediction["prediction_id"]},
+        files={"file": ("img_3.png", content, kind)},
+    )  # the label from the file name
     assert response.status_code == 200, response.text
     assert response.json()["label"] == "3" and response.json()["image_kept"] is True
     kept, labels = service_of(client).monitoring.feedback.training_images("mnist")
@@ -191,8 +213,11 @@ def test_bad_image_feedback_is_4xx_naming_the_problem_and_stores_nothing(client,
     prediction = predict_digit(client, 3)
     name, body, kind = file
     count = stored(client)
-    response = client.post("/feedback/image/", data={"prediction_id": prediction["prediction_id"], **data},
-                           files={"file": (name, content if body is None else body, kind)})
+    response = client.post(
+        "/feedback/image/",
+        data={"prediction_id": prediction["prediction_id"], **data},
+        files={"file": (name, content if body is None else body, kind)},
+    )
     assert response.status_code == status, response.text
     assert named in response.json()["detail"]
     assert stored(client) == count
@@ -201,8 +226,11 @@ def test_bad_image_feedback_is_4xx_naming_the_problem_and_stores_nothing(client,
 def test_a_penguin_prediction_takes_no_image(client):
     _, content, kind = digit_file(3)
     count = stored(client)
-    response = client.post("/feedback/image/", data={"prediction_id": predict_penguin(client)["prediction_id"]},
-                           files={"file": ("img_3.png", content, kind)})
+    response = client.post(
+        "/feedback/image/",
+        data={"prediction_id": predict_penguin(client)["prediction_id"]},
+        files={"file": ("img_3.png", content, kind)},
+    )
     assert response.status_code == 422 and "send penguins feedback as JSON" in response.json()["detail"]
     assert stored(client) == count
 
@@ -248,7 +276,9 @@ class Recommending(Monitoring):
 
 
 def test_the_policy_queues_at_most_one_fine_tune_and_waits_its_interval(tmp_path):
-    settings = Settings(models_dir=tmp_path, retrain_policy="fine-tune-on-feedback", retrain_min_interval=3600, epochs=1)
+    settings = Settings(
+        models_dir=tmp_path, retrain_policy="fine-tune-on-feedback", retrain_min_interval=3600, epochs=1
+    )
     jobs = SqliteJobRecords(tmp_path / "queue.sqlite3", tmp_path)
     monitoring = Recommending(settings, kept=KeptModels(tmp_path), jobs=jobs.all, submit=jobs.submit)
     assert monitoring.apply_policy() is None  # no feedback images yet: nothing to fine-tune on
@@ -276,6 +306,13 @@ def test_low_live_accuracy_recommends_retraining(seeded_store, tmp_path):
         for _ in range(5):
             prediction = predict_digit(client, 7)
             wrong = (int(prediction["result"]) + 1) % 10
-            assert client.post("/feedback/", json={"prediction_id": prediction["prediction_id"], "label": wrong}).status_code == 200
-        mnist = wait_until(lambda: (m := client.get("/models/").json()["mnist"])["retrain_recommended"] and m, "recommended")
+            assert (
+                client.post(
+                    "/feedback/", json={"prediction_id": prediction["prediction_id"], "label": wrong}
+                ).status_code
+                == 200
+            )
+        mnist = wait_until(
+            lambda: (m := client.get("/models/").json()["mnist"])["retrain_recommended"] and m, "recommended"
+        )
     assert any("live accuracy of version 1 is 0.0% on 5 labels" in reason for reason in mnist["retrain_reasons"]), mnist

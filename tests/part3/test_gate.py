@@ -139,8 +139,15 @@ def test_the_rejected_model_is_really_worse_and_the_margin_refuses_it_under_a_lo
     accuracy = {n: float(np.mean(mnist.predict_classes(model, images) == labels)) for n, model in models.items()}
     assert accuracy[rejected] == store.get(rejected).metadata["gate"]["accuracy"] < accuracy[serving] - MARGIN
     with store.training_lock():
-        again = mnist.publish(mnist.TrainingResult(models[rejected], {}, serving), {}, {}, {"source": "test"}, store,
-                              floor=accuracy[rejected] / 2, margin=MARGIN)
+        again = mnist.publish(
+            mnist.TrainingResult(models[rejected], {}, serving),
+            {},
+            {},
+            {"source": "test"},
+            store,
+            floor=accuracy[rejected] / 2,
+            margin=MARGIN,
+        )
     gate = again.metadata["gate"]
     assert (gate["decision"], gate["rule"], gate["active_version"]) == ("rejected", "margin", serving), gate
     assert store.active() == serving
@@ -157,7 +164,8 @@ def test_a_service_whose_only_digit_version_was_rejected_says_why_until_one_is_f
     assert rejected.metadata["gate"]["rule"] == "floor" and store.active() is None
     with running_service(folder, wait_ready=False, api_key=API_KEY) as client:
         detail = wait_until(
-            lambda: "promotion gate" in (text := client.get("/health/ready").json()["detail"] or "") and text, "it says why"
+            lambda: "promotion gate" in (text := client.get("/health/ready").json()["detail"] or "") and text,
+            "it says why",
         )
         assert "below the floor" in detail and "force=true" in detail
         forced = client.post(f"/models/mnist/{rejected.number}/activate?force=true", headers=KEY)

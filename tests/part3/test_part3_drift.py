@@ -30,16 +30,20 @@ def send_digits(client, pixels: np.ndarray, chunk: int = 100) -> None:
     service = client.app.state.service
     service.monitoring.reset("mnist")
     for start in range(0, len(pixels), chunk):
-        files = [("files", (f"img{start + i}.png", images.encode_png(image), "image/png"))
-                 for i, image in enumerate(pixels[start : start + chunk])]
+        files = [
+            ("files", (f"img{start + i}.png", images.encode_png(image), "image/png"))
+            for i, image in enumerate(pixels[start : start + chunk])
+        ]
         response = client.post("/predict/batch/", files=files)
         assert response.status_code == 200, response.text
 
 
 def drift_of(client, model: str) -> dict:
     report = client.get("/models/").json()[model]["drift"]
-    print(f"\n{model}: {report['status']} on {report['window']} requests, threshold {report.get('threshold')}:",
-          json.dumps({name: float(f"{values['p_value']:.3g}") for name, values in report["signals"].items()}))
+    print(
+        f"\n{model}: {report['status']} on {report['window']} requests, threshold {report.get('threshold')}:",
+        json.dumps({name: float(f"{values['p_value']:.3g}") for name, values in report["signals"].items()}),
+    )
     return report
 
 
@@ -48,7 +52,9 @@ def shuffled(pixels: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def test_unseen_mnist_digits_and_the_workshop_test_images_raise_no_drift(client, unseen):
-    workshop = np.stack([images.decode_digit((DATA_DIR / "test_image" / f"test_img{d}.png").read_bytes()) for d in range(10)])
+    workshop = np.stack(
+        [images.decode_digit((DATA_DIR / "test_image" / f"test_img{d}.png").read_bytes()) for d in range(10)]
+    )
     send_digits(client, shuffled(np.concatenate([unseen[: WINDOW - 10], workshop])))
     report = drift_of(client, "mnist")
     assert report["status"] == "no drift" and report["window"] == WINDOW

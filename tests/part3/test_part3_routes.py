@@ -70,7 +70,10 @@ def test_digit_prediction_keeps_part2_contract_and_names_the_version(client, ser
     assert response.status_code == 200, response.text
     expected = mnist.predict_digits(served_model, images.decode_digit(content)[None])[0]
     assert {**response.json(), "prediction_id": "..."} == {
-        "filename": name, "result": str(expected), "version": 1, "prediction_id": "..."
+        "filename": name,
+        "result": str(expected),
+        "version": 1,
+        "prediction_id": "...",
     }
 
 
@@ -134,7 +137,9 @@ def test_too_large_upload_is_413_before_it_is_read(client):
         for _ in range(MAX_UPLOAD // 65536 + 2):
             yield b"\0" * 65536
 
-    response = client.post("/predict/batch/", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    response = client.post(
+        "/predict/batch/", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"}
+    )
     assert response.status_code == 413
     assert f"{MAX_UPLOAD} bytes" in response.json()["detail"]
 
@@ -155,7 +160,11 @@ def test_queued_jobs_wait_their_turn_and_a_full_queue_is_429(models_dir, tmp_pat
             accepted = [service.post("/retrain/") for _ in range(2)]
             assert [response.status_code for response in accepted] == [202, 202]
             job = service.get(accepted[0].headers["location"]).json()
-            assert (job["status"], job["kind"], job["progress"]) == ("queued", "retrain", "waiting for the jobs before it")
+            assert (job["status"], job["kind"], job["progress"]) == (
+                "queued",
+                "retrain",
+                "waiting for the jobs before it",
+            )
             full = service.post("/retrain/")
             assert full.status_code == 429 and full.headers["retry-after"]
             assert "2 training jobs are already waiting" in full.json()["detail"]
@@ -176,7 +185,9 @@ def test_models_lists_versions_with_their_metadata(client, models_dir):
     for name, listing in models.items():
         stored = ModelStore(name, models_dir).get(1).metadata
         assert listing["active"] == listing["serving"] == 1
-        assert [{**version, "live": None} for version in listing["versions"]] == [{**stored, "status": "active", "live": None}]
+        assert [{**version, "live": None} for version in listing["versions"]] == [
+            {**stored, "status": "active", "live": None}
+        ]
         assert stored["gate"]["decision"] == "promoted"
         assert re.fullmatch(r"[0-9a-f]{64}", listing["versions"][0]["sha256"])
 
@@ -221,7 +232,10 @@ def test_metrics_count_requests_per_route_template_and_predictions_per_version(c
         metric(before, "workshop_predictions_total", model="mnist", version="1") + 3
     )
     route = {"method": "POST", "route": "/predict/batch/", "status": "200"}
-    assert metric(text, "workshop_http_requests_total", **route) == metric(before, "workshop_http_requests_total", **route) + 1
+    assert (
+        metric(text, "workshop_http_requests_total", **route)
+        == metric(before, "workshop_http_requests_total", **route) + 1
+    )
     # Requests are labelled by their route template, never by the concrete id.
     assert metric(text, "workshop_http_requests_total", route="/jobs/{job_id}", status="404") >= 1
     assert "a" * 32 not in text
@@ -251,8 +265,20 @@ def test_a_wrong_method_is_405_listing_every_allowed_method(client):
 
 def test_openapi_documents_every_public_route(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ["/", "/info/", "/predict/", "/predict/batch/", "/train/", "/retrain/", "/jobs/", "/jobs/{job_id}",
-                 "/models/", "/models/{name}/{version}/activate", "/health/live", "/health/ready"]:
+    for path in [
+        "/",
+        "/info/",
+        "/predict/",
+        "/predict/batch/",
+        "/train/",
+        "/retrain/",
+        "/jobs/",
+        "/jobs/{job_id}",
+        "/models/",
+        "/models/{name}/{version}/activate",
+        "/health/live",
+        "/health/ready",
+    ]:
         assert path in paths, path
 
 

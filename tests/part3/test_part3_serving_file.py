@@ -36,10 +36,20 @@ thread.join()
 def test_a_running_worker_never_imports_a_training_library(seeded_store, tmp_path):
     folder = copy_store(seeded_store, tmp_path / "models")
     port = free_port()
-    env = {**os.environ, "WORKSHOP_MODELS_DIR": str(folder), "WORKSHOP_API_KEY": API_KEY,
-           "WORKSHOP_POLL_INTERVAL": "0.2"}
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(port)], cwd=PROJECT_ROOT, env=env, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "WORKSHOP_MODELS_DIR": str(folder),
+        "WORKSHOP_API_KEY": API_KEY,
+        "WORKSHOP_POLL_INTERVAL": "0.2",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
@@ -58,8 +68,9 @@ def test_a_running_worker_never_imports_a_training_library(seeded_store, tmp_pat
         assert batch.status_code == 200 and len(batch.json()["results"]) == 3
         # Hot swap: a version published by another process (this one, with scikit-learn).
         frame = load_penguins()
-        penguins.publish(penguins.train(frame, n_neighbors=5), {}, {"n_neighbors": 5},
-                         store=ModelStore("penguins", folder))
+        penguins.publish(
+            penguins.train(frame, n_neighbors=5), {}, {"n_neighbors": 5}, store=ModelStore("penguins", folder)
+        )
         wait_until(lambda: (served() or {}).get("penguins") == 2, "the worker serves penguins 2")
         assert client.get("/predict/", params={"bill": 40.3, "flipper": 195}).json()["version"] == 2
         # Rollback.
@@ -115,9 +126,14 @@ def test_the_export_command_gives_every_old_version_its_serving_file(seeded_stor
     for store in stores:
         make_old(store, 1)
         assert store.servable() == []
-    done = subprocess.run([sys.executable, "-m", "app.part3.trainer", "--export-missing"], cwd=PROJECT_ROOT,
-                          env={**os.environ, "WORKSHOP_MODELS_DIR": str(folder)}, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.part3.trainer", "--export-missing"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "WORKSHOP_MODELS_DIR": str(folder)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for store in stores:
         assert store.servable() == [1]

@@ -136,9 +136,11 @@ def test_metrics_count_jobs_by_status_and_training_time(client):
     jobs = client.get("/jobs/").json()
     # A duration is recorded when the trainer process has exited, just after it reported its result.
     text = wait_until(
-        lambda: (text := client.get("/metrics").text)
-        and metric(text, "workshop_training_duration_seconds_count", kind="retrain", status="succeeded")
-        and text,
+        lambda: (
+            (text := client.get("/metrics").text)
+            and metric(text, "workshop_training_duration_seconds_count", kind="retrain", status="succeeded")
+            and text
+        ),
         "the retrain's duration is recorded",
     )
     for status in ("succeeded", "failed"):

@@ -75,7 +75,10 @@ def test_two_workers_train_one_at_a_time_and_both_serve_the_result(service, work
 
     # Both workers serve the new version, without a restart.
     serving = from_both_workers(
-        service, "POST", "/predict/", files={"file": digit_file(5)},
+        service,
+        "POST",
+        "/predict/",
+        files={"file": digit_file(5)},
         accept=lambda r: r.json()["version"] == second["version"],
     )
     assert sorted(serving) == workers
@@ -87,7 +90,9 @@ def test_metrics_add_up_every_workers_samples(service, workers):
     version = str(ask(service, "GET", "/health/ready")[1].json()["models"]["mnist"])
 
     def predictions():
-        return metric(ask(service, "GET", "/metrics")[1].text, "workshop_predictions_total", model="mnist", version=version)
+        return metric(
+            ask(service, "GET", "/metrics")[1].text, "workshop_predictions_total", model="mnist", version=version
+        )
 
     before = predictions()
     answered_by = []
@@ -103,7 +108,9 @@ def test_metrics_add_up_every_workers_samples(service, workers):
             answered_by
         )
         assert metric(response.text, "workshop_training_jobs", status="succeeded") == 2
-        assert metric(response.text, "workshop_training_duration_seconds_count", kind="fine-tune", status="succeeded") == 2
+        assert (
+            metric(response.text, "workshop_training_duration_seconds_count", kind="fine-tune", status="succeeded") == 2
+        )
 
 
 def test_feedback_is_taken_by_any_worker_and_both_report_the_same_live_accuracy(service, workers):
@@ -118,7 +125,9 @@ def test_feedback_is_taken_by_any_worker_and_both_report_the_same_live_accuracy(
 
     def same_live_accuracy():
         answers = from_both_workers(service, "GET", "/models/")
-        lives = [next(v["live"] for v in r.json()["penguins"]["versions"] if v["version"] == 1) for r in answers.values()]
+        lives = [
+            next(v["live"] for v in r.json()["penguins"]["versions"] if v["version"] == 1) for r in answers.values()
+        ]
         return lives[0] == lives[1] and lives[0]["n_labels"] >= 1 and lives[0]
 
     assert wait_until(same_live_accuracy, "both workers report the same live accuracy")["accuracy"] == 1.0

@@ -48,7 +48,18 @@ def lean_form(content_type: bytes, body: bytes):
 
 
 def body_of(boundary: bytes, headers: list[bytes], content: bytes, epilogue: bytes = b"\r\n") -> bytes:
-    return b"--" + boundary + b"\r\n" + b"\r\n".join(headers) + b"\r\n\r\n" + content + b"\r\n--" + boundary + b"--" + epilogue
+    return (
+        b"--"
+        + boundary
+        + b"\r\n"
+        + b"\r\n".join(headers)
+        + b"\r\n\r\n"
+        + content
+        + b"\r\n--"
+        + boundary
+        + b"--"
+        + epilogue
+    )
 
 
 CLIENT_BODIES = {
@@ -56,13 +67,19 @@ CLIENT_BODIES = {
     "urllib3 (requests)": lambda: _urllib3_body(),
     "curl": lambda: (
         b"multipart/form-data; boundary=------------------------d74496d66958873e",
-        body_of(b"------------------------d74496d66958873e",
-                [b'Content-Disposition: form-data; name="file"; filename="img_7.png"', b"Content-Type: image/png"], PNG),
+        body_of(
+            b"------------------------d74496d66958873e",
+            [b'Content-Disposition: form-data; name="file"; filename="img_7.png"', b"Content-Type: image/png"],
+            PNG,
+        ),
     ),
     "a browser's FormData": lambda: (
         b"multipart/form-data; boundary=----WebKitFormBoundaryr9XJz2QHn5ZpCw8K",
-        body_of(b"----WebKitFormBoundaryr9XJz2QHn5ZpCw8K",
-                [b'Content-Disposition: form-data; name="file"; filename="img_7.png"', b"Content-Type: image/png"], PNG),
+        body_of(
+            b"----WebKitFormBoundaryr9XJz2QHn5ZpCw8K",
+            [b'Content-Disposition: form-data; name="file"; filename="img_7.png"', b"Content-Type: image/png"],
+            PNG,
+        ),
     ),
 }
 
@@ -89,23 +106,50 @@ def test_what_common_clients_send_takes_the_lean_path_and_matches_starlette(clie
 @pytest.mark.parametrize(
     ("why", "content_type", "body"),
     [
-        ("a field, not a file", b"multipart/form-data; boundary=b",
-         body_of(b"b", [b'Content-Disposition: form-data; name="file"'], b"x")),
-        ("two files", b"multipart/form-data; boundary=b",
-         body_of(b"b", [b'Content-Disposition: form-data; name="a"; filename="a.png"'], b"1\r\n--b\r\n"
-                 b'Content-Disposition: form-data; name="b"; filename="b.png"\r\n\r\n2')),
-        ("an escaped quote in the name", b"multipart/form-data; boundary=b",
-         body_of(b"b", [rb'Content-Disposition: form-data; name="file"; filename="a\"b.png"'], b"x")),
-        ("a charset parameter", b"multipart/form-data; boundary=b; charset=latin-1",
-         body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"'], b"x")),
-        ("a quoted boundary", b'multipart/form-data; boundary="b"',
-         body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"'], b"x")),
-        ("another header", b"multipart/form-data; boundary=b",
-         body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"', b"X-Extra: 1"], b"x")),
-        ("a preamble", b"multipart/form-data; boundary=b",
-         b"hello\r\n" + body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"'], b"x")),
-        ("no closing delimiter", b"multipart/form-data; boundary=b",
-         b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nx'),
+        (
+            "a field, not a file",
+            b"multipart/form-data; boundary=b",
+            body_of(b"b", [b'Content-Disposition: form-data; name="file"'], b"x"),
+        ),
+        (
+            "two files",
+            b"multipart/form-data; boundary=b",
+            body_of(
+                b"b",
+                [b'Content-Disposition: form-data; name="a"; filename="a.png"'],
+                b'1\r\n--b\r\nContent-Disposition: form-data; name="b"; filename="b.png"\r\n\r\n2',
+            ),
+        ),
+        (
+            "an escaped quote in the name",
+            b"multipart/form-data; boundary=b",
+            body_of(b"b", [rb'Content-Disposition: form-data; name="file"; filename="a\"b.png"'], b"x"),
+        ),
+        (
+            "a charset parameter",
+            b"multipart/form-data; boundary=b; charset=latin-1",
+            body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"'], b"x"),
+        ),
+        (
+            "a quoted boundary",
+            b'multipart/form-data; boundary="b"',
+            body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"'], b"x"),
+        ),
+        (
+            "another header",
+            b"multipart/form-data; boundary=b",
+            body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"', b"X-Extra: 1"], b"x"),
+        ),
+        (
+            "a preamble",
+            b"multipart/form-data; boundary=b",
+            b"hello\r\n" + body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"'], b"x"),
+        ),
+        (
+            "no closing delimiter",
+            b"multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nx',
+        ),
         ("not multipart", b"application/json", b'{"file": "a.png"}'),
     ],
 )
@@ -126,18 +170,38 @@ def mostly(usual, *others):
 def uploads(draw):
     """Bodies in and near the lean shape: every part of it drawn, so that some fall just outside."""
     boundary = draw(boundaries).encode()
-    content_type = draw(mostly(b"multipart/form-data; boundary=", b"Multipart/Form-Data;boundary=",
-                               b"multipart/form-data;  boundary=")) + boundary
+    content_type = (
+        draw(
+            mostly(
+                b"multipart/form-data; boundary=", b"Multipart/Form-Data;boundary=", b"multipart/form-data;  boundary="
+            )
+        )
+        + boundary
+    )
     name = draw(mostly("file", "files", "", "fi le", "f\u00efle", None)) or draw(st.text(printable, max_size=8))
     filename = draw(mostly("img_7.png", "a;b.png", "c:\\x\\y.png", "\u00e9.png", " s .png", None)) or draw(
         st.text(printable, max_size=12)
     )
-    disposition = draw(mostly('form-data; name="{}"; filename="{}"', 'Form-Data; name="{}"; filename="{}"',
-                              'form-data; filename="{1}"; name="{0}"', 'form-data;name="{}";filename="{}"'))
+    disposition = draw(
+        mostly(
+            'form-data; name="{}"; filename="{}"',
+            'Form-Data; name="{}"; filename="{}"',
+            'form-data; filename="{1}"; name="{0}"',
+            'form-data;name="{}";filename="{}"',
+        )
+    )
     headers = [b"Content-Disposition: " + disposition.format(name, filename).encode()]
     if draw(st.booleans()):
-        headers.append(draw(mostly(b"Content-Type: image/png", b"content-type: image/png",
-                                   b"Content-Type:  image/png", b"Content-Type: image/png ")))
+        headers.append(
+            draw(
+                mostly(
+                    b"Content-Type: image/png",
+                    b"content-type: image/png",
+                    b"Content-Type:  image/png",
+                    b"Content-Type: image/png ",
+                )
+            )
+        )
     if draw(st.booleans()):
         headers.reverse()
     content = draw(mostly(PNG, b"\r\n--" + boundary, b"--" + boundary + b"--", None)) or draw(st.binary(max_size=64))
@@ -147,13 +211,17 @@ def uploads(draw):
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(uploads())
-@example((b"multipart/form-data; boundary=b", body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"'], b"")))
+@example(
+    (
+        b"multipart/form-data; boundary=b",
+        body_of(b"b", [b'Content-Disposition: form-data; name="file"; filename="a.png"'], b""),
+    )
+)
 def test_the_lean_form_is_starlettes_form_whenever_it_is_used(upload):
     content_type, body = upload
     lean = lean_form(content_type, body)
     if lean is not None:
         assert lean == starlette_form(content_type, body)
-
 
 
 def test_starlettes_private_form_cache_still_returns_the_lean_form(monkeypatch):
@@ -166,8 +234,15 @@ def test_starlettes_private_form_cache_still_returns_the_lean_form(monkeypatch):
     monkeypatch.setattr(small_uploads, "one_file_form", lambda *args: built.append(real(*args)) or built[-1])
     request = httpx.Request("POST", "http://test/predict/", files={"file": ("img_7.png", PNG, "image/png")})
     body = request.read()
-    scope = {"type": "http", "method": "POST", "path": "/predict/", "headers": [
-        (b"content-type", request.headers["content-type"].encode()), (b"content-length", str(len(body)).encode())]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict/",
+        "headers": [
+            (b"content-type", request.headers["content-type"].encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
 
     async def receive():
         return {"type": "http.request", "body": body, "more_body": False}

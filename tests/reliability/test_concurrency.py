@@ -103,7 +103,8 @@ def test_predictions_keep_answering_while_versions_are_published(client, models_
             number = mnist.publish(result, {"accuracy": 0.0}, {"republished": k}, {"source": "test"}, store).number
             # wait until the service serves it, so the predictions that follow see it
             wait_until(
-                lambda number=number: client.get("/health/ready").json()["models"]["mnist"] == number, "the new version serves"
+                lambda number=number: client.get("/health/ready").json()["models"]["mnist"] == number,
+                "the new version serves",
             )
 
     with ThreadPoolExecutor(1) as background, ThreadPoolExecutor(CLIENT_THREADS) as pool:

@@ -1,8 +1,9 @@
 """Trainings killed with SIGKILL at chosen points of their work, then a restart.
 
 The trainer is the service's long-lived child process (`python -m app.part3.trainer_worker`);
-faults/sitecustomize.py, put on the trainer's PYTHONPATH only, makes it stop at a named point (training, evaluating, saving: model file
-written but not yet renamed into place, published: version complete but job not updated) so the kill
+faults/sitecustomize.py, put on the trainer's PYTHONPATH only, makes it stop at a named point
+(training, evaluating, saving: model file written but not yet renamed into place, published: version
+complete but job not updated) so the kill
 lands exactly there; one more trial kills at a random moment of its start-up. After each kill: the
 job is settled (failed with the reason, or succeeded if its version was complete), the service
 serves the previous complete version, the store holds no half-written version and nothing temporary

@@ -44,8 +44,12 @@ class TrainerProcess:
         environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env}
         with open(self.log, "ab") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.workshop", "trainer"], cwd=folder, env=environment,
-                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "app.workshop", "trainer"],
+                cwd=folder,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.pid = self.process.pid
 
@@ -59,8 +63,13 @@ class TrainerProcess:
 def cluster(seeded_store, redis_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
     models_dir = copy_store(seeded_store, root / "shared-store" / "models")
-    env = {"WORKSHOP_MODELS_DIR": str(models_dir), "WORKSHOP_QUEUE_URL": redis_server.url,
-           "WORKSHOP_API_KEY": API_KEY, "WORKSHOP_MNIST_SOURCE": "bundled", **HEARTBEAT}
+    env = {
+        "WORKSHOP_MODELS_DIR": str(models_dir),
+        "WORKSHOP_QUEUE_URL": redis_server.url,
+        "WORKSHOP_API_KEY": API_KEY,
+        "WORKSHOP_MNIST_SOURCE": "bundled",
+        **HEARTBEAT,
+    }
     apis, trainers = [], []
     try:
         for name in ("api-a", "api-b"):
@@ -68,9 +77,17 @@ def cluster(seeded_store, redis_server, tmp_path_factory):
             apis.append(ServiceProcess(models_dir, env=env, cwd=root / name, log=root / name / "service.log"))
         trainers = [TrainerProcess(root / name, env) for name in ("trainer-a", "trainer-b")]
         for api in apis:
-            wait_until(lambda api=api: (r := api.answers("/health/ready")) is not None and r.status_code == 200, "ready")
-        yield {"apis": apis, "trainers": trainers, "models_dir": models_dir, "env": env, "root": root,
-               "redis": redis_server}
+            wait_until(
+                lambda api=api: (r := api.answers("/health/ready")) is not None and r.status_code == 200, "ready"
+            )
+        yield {
+            "apis": apis,
+            "trainers": trainers,
+            "models_dir": models_dir,
+            "env": env,
+            "root": root,
+            "redis": redis_server,
+        }
     finally:
         for api in apis:
             api.stop()
@@ -79,9 +96,11 @@ def cluster(seeded_store, redis_server, tmp_path_factory):
 
 
 def fine_tune(api, n: int, epochs: int = 1, zip_file: bool = False) -> dict:
-    files = {"files": training_zip()} if zip_file else [
-        ("files", (f"img{n}{k:03d}_{k % 10}.png", digit_png(k % 10), "image/png")) for k in range(10 + n)
-    ]
+    files = (
+        {"files": training_zip()}
+        if zip_file
+        else [("files", (f"img{n}{k:03d}_{k % 10}.png", digit_png(k % 10), "image/png")) for k in range(10 + n)]
+    )
     response = api.client.post("/train/", files=files, data={"epochs": str(epochs)}, headers=KEY)
     assert response.status_code == 202, response.text
     return response.json()
@@ -122,7 +141,9 @@ def test_a_trainer_killed_mid_epoch_fails_its_job_and_the_other_takes_the_next(c
     doomed = fine_tune(apis[0], 0, epochs=30, zip_file=True)
     following = fine_tune(apis[1], 1)
     running = wait_until(
-        lambda: (job := apis[0].get(f"/jobs/{doomed['id']}").json())["status"] == "running" and job["epoch"] >= 1 and job,
+        lambda: (
+            (job := apis[0].get(f"/jobs/{doomed['id']}").json())["status"] == "running" and job["epoch"] >= 1 and job
+        ),
         "the first job is mid-training",
     )
     victim = next(trainer for trainer in trainers if trainer.pid == running["trainer_pid"])

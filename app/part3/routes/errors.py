@@ -19,7 +19,10 @@ DESCRIPTIONS = {
     400: "the body (multipart or JSON) is malformed or holds more files than the service accepts",
     401: "the service has an API key and the X-API-Key header is missing or wrong",
     404: "no such job or model version",
-    409: "a conflict: the promotion gate rejected this version (activate it with force=true to serve it anyway), or this prediction already has feedback with another label",
+    409: (
+        "a conflict: the promotion gate rejected this version (activate it with force=true to serve it anyway),"
+        " or this prediction already has feedback with another label"
+    ),
     413: "the request body or one of its files is too large",
     422: "a parameter or an uploaded file is not acceptable; the detail names it and why",
     429: "too many training jobs are waiting; try again later",

@@ -60,7 +60,8 @@ def checked_label(service: Service, issued: IssuedPrediction, label: int | str) 
     text = str(label).strip()
     if text not in classes:
         raise HTTPException(
-            422, f"label {label!r} is not a class of {issued.model} version {issued.version}; one of {', '.join(classes)}"
+            422,
+            f"label {label!r} is not a class of {issued.model} version {issued.version}; one of {', '.join(classes)}",
         )
     return text
 
@@ -74,8 +75,13 @@ def record(service: Service, issued: IssuedPrediction, label: str, pixels=None) 
         raise HTTPException(409, str(error)) from None
     service.monitoring.feedback_recorded(issued.model)
     return FeedbackRecorded(
-        recorded=recorded, model=issued.model, version=issued.version, predicted=issued.answer, label=label,
-        correct=issued.answer == label, image_kept=recorded and pixels is not None,
+        recorded=recorded,
+        model=issued.model,
+        version=issued.version,
+        predicted=issued.answer,
+        label=label,
+        correct=issued.answer == label,
+        image_kept=recorded and pixels is not None,
     )
 
 
@@ -91,16 +97,22 @@ async def send_feedback_with_image(
     prediction_id: Annotated[str, Form(min_length=1, max_length=MAX_ID_LENGTH)],
     file: UploadFile,
     service: ServiceDep,
-    label: Annotated[str | None, Form(max_length=MAX_LABEL_LENGTH, description="default: from the file name, img_7.png")] = None,
+    label: Annotated[
+        str | None, Form(max_length=MAX_LABEL_LENGTH, description="default: from the file name, img_7.png")
+    ] = None,
 ) -> FeedbackRecorded:
     """The true label of a digit prediction, with the image that was predicted: kept (bounded) so a
     fine-tune can learn from it (POST /train/feedback/)."""
     data = await file.read()
     issued = read_id(service, prediction_id)
     if issued.model != mnist.MODEL_NAME:
-        raise HTTPException(422, f"images come with digit feedback; send {issued.model} feedback as JSON to POST /feedback/")
+        raise HTTPException(
+            422, f"images come with digit feedback; send {issued.model} feedback as JSON to POST /feedback/"
+        )
     pixels = await run_in_threadpool(images.decode_digit, data, file.filename)  # UploadError: 413/422
     if image_digest(data) != issued.image_digest:
-        raise HTTPException(422, f"{file.filename or 'the upload'!r} is not the image predicted with this prediction_id")
+        raise HTTPException(
+            422, f"{file.filename or 'the upload'!r} is not the image predicted with this prediction_id"
+        )
     given = label if label is not None else images.label_from_filename(file.filename)
     return await run_in_threadpool(record, service, issued, checked_label(service, issued, given), pixels)
