@@ -12,7 +12,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "part3"))  # part3_supp
 # The suite's models are tiny (one epoch on a few hundred digits): the promotion gate would rightly
 # refuse most of them. Every test but the gate's own (which pass realistic thresholds) has it accept
 # all, so they test what they are about; trainer processes and served apps inherit this.
-for variable, value in (("WORKSHOP_GATE_FLOOR_MNIST", "0"), ("WORKSHOP_GATE_FLOOR_PENGUINS", "0"), ("WORKSHOP_GATE_MARGIN", "1")):
+for variable, value in (
+    ("WORKSHOP_GATE_FLOOR_MNIST", "0"),
+    ("WORKSHOP_GATE_FLOOR_PENGUINS", "0"),
+    ("WORKSHOP_GATE_MARGIN", "1"),
+):
     os.environ.setdefault(variable, value)
 
 
@@ -43,3 +47,43 @@ def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+# Fixtures that train a model or start a server: a test using one is slow, wherever it lives.
+SLOW_FIXTURES = ("seeded_store", "redis_server")
+MODEL_LIBRARIES = ("keras", "tensorflow")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+_LOADED_BEFORE = pytest.StashKey[set[str]]()
+
+
+def _model_libraries_loaded() -> set[str]:
+    return {name for name in MODEL_LIBRARIES if name in sys.modules}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_LOADED_BEFORE] = _model_libraries_loaded()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """The quick loop (`-m "not slow"`) trains nothing: a test not marked slow that imports Keras or
+    TensorFlow (in a fixture, the test or its teardown) errors. What an earlier slow test loaded is
+    not this test's doing, so only a new import counts."""
+    result = yield
+    loaded = _model_libraries_loaded() - item.stash.get(_LOADED_BEFORE, set())
+    if loaded and item.get_closest_marker("slow") is None:
+        pytest.fail(
+            f"not marked slow but imported {', '.join(sorted(loaded))}: mark it (or its module)"
+            " `pytest.mark.slow`, or have it use no trained model",
+            pytrace=False,
+        )
+    return result

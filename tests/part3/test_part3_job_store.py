@@ -18,7 +18,7 @@ from app.part3.training_queue import TrainingQueue
 from app.store import ModelStore
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.slow)])  # redis: a server
 def settings(request, tmp_path):
     url = None
     if request.param == "redis":
