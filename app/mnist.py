@@ -102,7 +102,7 @@ def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
 
 
 def warm_up(model) -> None:
-    """Trace the predict function now (a few hundred ms) rather than on the first request."""
+    """Trace the predict function now rather than on the first request, which would wait for it."""
     predict_probabilities(model, np.zeros((1, *INPUT_SHAPE[:2]), dtype=np.uint8))
 
 

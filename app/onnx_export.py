@@ -139,8 +139,8 @@ def export_penguins(pipeline, folder: Path, frame: "pd.DataFrame | None" = None)
         onnx_model = convert_sklearn(
             pipeline,
             initial_types=[(PENGUIN_INPUT, DoubleTensorType([None, len(features)]))],
-            # CDist (an ONNX Runtime contrib op) for the distances: 40 us a penguin where the
-            # default Scan loop takes 1.2 ms (measured, bench/RESULTS.md item 14).
+            # CDist (an ONNX Runtime contrib op) for the distances: many times faster than the
+            # default Scan loop (bench/RESULTS.md).
             options={id(pipeline.steps[-1][1]): {"zipmap": False, "optim": "cdist"}},
         )
         path.write_bytes(onnx_model.SerializeToString())

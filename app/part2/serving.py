@@ -1,7 +1,7 @@
 """The model a Part 2 service answers with: loaded once, replaced when the store has a newer version.
 
-The workshop loads the .keras file on every prediction, about 155 ms here, against about 2 ms for a
-model already in memory. Asking the store which version it serves costs one directory listing, so
+The workshop loads the .keras file on every prediction, far slower than using a model already in
+memory (bench/RESULTS.md has the figures). Asking the store which version it serves costs one directory listing, so
 each request asks, and only a new version makes it load a model. Every worker and every process
 sharing the store therefore serves a new version from its next request on, without a restart.
 """

@@ -56,7 +56,7 @@ UNMATCHED = "unmatched"  # one label for every unknown path, so a scanner cannot
 @functools.cache
 def predictions_of(model: str, version: int) -> Counter:
     """PREDICTIONS' series for one model version, looked up once (`labels()` validates and locks on
-    every call, a few microseconds of a 0.1 ms prediction)."""
+    every call)."""
     return PREDICTIONS.labels(model, str(version))
 
 
@@ -143,9 +143,8 @@ class RequestsInProgress:
     """This worker's load as the predictor needs it: how many requests are in progress, and whether
     the newest one started right after the previous answer. A request runs on the event loop from
     start to end without pausing, so requests that arrive together do not overlap: the second
-    starts soon after the first one's answer (the event loop reads and parses it: 25 us measured at
-    8 connections), where a client that waits for each answer adds a network round trip (57-83 us
-    measured at one connection, on loopback)."""
+    starts soon after the first one's answer (the event loop only reads and parses it), where a
+    client that waits for each answer adds a network round trip (bench/RESULTS.md has both gaps)."""
 
     QUEUED_GAP = 40e-6  # seconds
 

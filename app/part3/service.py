@@ -196,8 +196,8 @@ def service_of(request: Request) -> Service:
 
 
 async def get_service(request: Request) -> Service:
-    # async: FastAPI runs a plain `def` dependency in its thread pool, a hop that costs about 0.1 ms
-    # per request here (measured, bench/RESULTS.md) for one attribute read.
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hop that costs more than
+    # the attribute read it would do (bench/RESULTS.md).
     return service_of(request)
 
 

@@ -1,8 +1,8 @@
 """Predictions: penguins from two lengths (Part 1's contract), digits from uploaded images (Part 2's).
 
 These routes answer in a fraction of a millisecond, so they take the service from the request
-(`service_of`) rather than through `ServiceDep`: FastAPI's dependency solving costs about 25 us a
-request here, a tenth of a penguin prediction (measured, bench/RESULTS.md). The other routes use
+(`service_of`) rather than through `ServiceDep`: FastAPI's dependency solving costs a tenth of a
+penguin prediction (bench/RESULTS.md). The other routes use
 `ServiceDep`. Their route class reads a one-image upload without Starlette's general multipart
 parser (app/part3/small_uploads.py); `file: UploadFile` is validated and documented as usual.
 """
@@ -63,8 +63,8 @@ async def predict_digit(file: UploadFile, request: Request) -> JSONResponse:
     service.monitoring.saw_digits(answers.version, [upload])
     digit = str(answers.digits[0])
     prediction_id = service.monitoring.ids.issue(mnist.MODEL_NAME, answers.version, digit, image_digest(upload[1]))
-    # A response returned as is: FastAPI skips validating and serialising it again (about 10 us of a
-    # 0.5 ms request, measured); response_model still documents it.
+    # A response returned as is: FastAPI skips validating and serialising it again (bench/RESULTS.md);
+    # response_model still documents it.
     return JSONResponse(
         {"filename": file.filename, "result": digit, "version": answers.version, "prediction_id": prediction_id}
     )
