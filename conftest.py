@@ -10,4 +10,3 @@ os.environ.setdefault("WORKSHOP_EPOCHS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("WORKSHOP_MODELS_DIR", tempfile.mkdtemp(prefix="workshop-models-"))
-

@@ -84,6 +84,7 @@ class MicroBatcher:
         self._closed = True
         if self._worker is None:
             return
+        assert self._queue is not None and self._executor is not None  # start() made them with the worker
         await self._queue.put(_STOP)  # behind every queued request
         await self._worker
         self._executor.shutdown(wait=True)
@@ -102,6 +103,7 @@ class MicroBatcher:
         if self._closed:
             raise BatcherClosed("the batcher is stopped")
         self.start()
+        assert self._queue is not None  # made by start()
         request = _Request(np.asarray(items), asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(request)
@@ -111,9 +113,11 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        queue = self._queue
+        assert queue is not None  # start() makes it before the worker
         carried = None  # what did not fit in the previous batch
         while True:
-            first = carried if carried is not None else await self._queue.get()
+            first = carried if carried is not None else await queue.get()
             carried = None
             if first is _STOP:
                 break
@@ -121,13 +125,13 @@ class MicroBatcher:
             deadline = loop.time() + self.max_wait
             while size < self.max_batch:
                 try:
-                    waiting = self._queue.get_nowait()
+                    waiting = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     timeout = deadline - loop.time()
                     if timeout <= 0:
                         break
                     try:
-                        waiting = await asyncio.wait_for(self._queue.get(), timeout)
+                        waiting = await asyncio.wait_for(queue.get(), timeout)
                     except TimeoutError:
                         break
                 if waiting is _STOP or size + len(waiting.items) > self.max_batch:

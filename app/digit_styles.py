@@ -36,6 +36,6 @@ def other_style(count: int | None = None, seed: int = 0) -> tuple[np.ndarray, np
     order = np.random.default_rng(seed).permutation(len(digits.target))[:count]
     small = (digits.images[order] * (255 / 16)).astype(np.uint8)
     images = np.stack(
-        [np.pad(np.asarray(Image.fromarray(image).resize((20, 20), Image.BILINEAR)), 4) for image in small]
+        [np.pad(np.asarray(Image.fromarray(image).resize((20, 20), Image.Resampling.BILINEAR)), 4) for image in small]
     )
     return images, digits.target[order].astype(np.int64)

@@ -278,7 +278,7 @@ class ModelStore:
 
     def clean_temporary(self, older_than: float = 3600.0) -> list[str]:
         """Remove what crashed saves left behind (temporary folders older than `older_than` s)."""
-        removed = []
+        removed: list[str] = []
         if not self.path.exists():
             return removed
         now = time.time()

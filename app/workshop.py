@@ -138,8 +138,8 @@ def _read_report(report: Path) -> dict[str, Outcome]:
                 2 if GOING_FURTHER in properties else 1,
                 problem is None,
                 reason,
-                properties.get(GOING_FURTHER, ""),
-                properties.get("hint", ""),
+                properties.get(GOING_FURTHER) or "",
+                properties.get("hint") or "",
             )
         )
     return outcomes

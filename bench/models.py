@@ -51,7 +51,7 @@ def throughput(predict, images: np.ndarray, batch: int, seconds: float) -> float
     pixels = np.resize(images, (batch, *images.shape[1:]))
     predict(pixels)
     predict(pixels)
-    rounds = []
+    rounds: list[float] = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(rounds) < 3:
         started = time.perf_counter()

@@ -83,7 +83,7 @@ def pytest_runtest_teardown(item, nextitem):
     if loaded and item.get_closest_marker("slow") is None:
         pytest.fail(
             f"not marked slow but imported {', '.join(sorted(loaded))}: mark it (or its module)"
-            " `pytest.mark.slow`, or have it use no trained model",
+            " `pytest.mark.slow`, or have it import no model library",
             pytrace=False,
         )
     return result

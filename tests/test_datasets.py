@@ -15,6 +15,7 @@ def test_unknown_source_is_refused():
         datasets.load_mnist("internet")
 
 
+@pytest.mark.slow  # imports Keras
 def test_auto_falls_back_when_keras_cannot_download(monkeypatch, tmp_path):
     keras = pytest.importorskip("keras")
 

@@ -36,6 +36,8 @@ def load_or_publish(store: ModelStore | None = None) -> ServedModel:
                 # No held-out split here, hence no metrics: the notebook is where the model is evaluated.
                 publish(train(), metrics={}, parameters=FALLBACK_PARAMETERS, store=store)
                 exported = load_latest(store)
+    if exported is None:
+        raise RuntimeError(f"the penguin model just published in {store.path} cannot be read back")
     return serve(exported)
 
 

@@ -53,7 +53,8 @@ class Job(BaseModel):
         # A job read back from its JSON: `progress` is computed, not an extra field to keep.
         return {key: value for key, value in data.items() if key != "progress"} if isinstance(data, dict) else data
 
-    @computed_field
+    # pydantic documents this ignore: mypy does not accept a decorator over @property.
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def progress(self) -> str:
         if self.status == "running":

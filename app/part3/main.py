@@ -60,7 +60,7 @@ def methods_for(path: str) -> set[str]:
         for router in ROUTERS
         for route in router.routes
         if isinstance(route, APIRoute) and route.path_regex.match(path)
-        for method in route.methods
+        for method in route.methods or ()
     }
 
 

@@ -1,10 +1,9 @@
 """Read a small one-file upload without Starlette's general multipart parser.
 
 Why: FastAPI hands every `UploadFile` route's body to Starlette's streaming parser (python-multipart,
-one callback per header and chunk, a spooled file per part). For one 28x28 PNG that costs about
-60 us, as much as the model, and a third of a bare FastAPI app's whole answer (measured in-process,
-bench/RESULTS.md). Here a body of the one shape that every client sends for one file (curl, httpx,
-requests, a browser's FormData) is split with a few bytes operations instead:
+one callback per header and chunk, a spooled file per part). For one 28x28 PNG that costs as much
+as the model (bench/RESULTS.md, item 11). Here a body of the one shape that every client sends
+for one file (curl, httpx, requests, a browser's FormData) is split with a few bytes operations instead:
 
     --BOUNDARY\\r\\n
     Content-Disposition: form-data; name="file"; filename="img_7.png"\\r\\n
@@ -25,7 +24,7 @@ It is wired as FastAPI's documented extension point, a custom request class behi
 import re
 from collections.abc import Callable, Coroutine
 from tempfile import SpooledTemporaryFile
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
@@ -73,10 +72,12 @@ def one_file_form(content_type: bytes, body: bytes) -> FormData | None:
         field, filename = disposition[1].decode(), disposition[2].decode()
     except UnicodeDecodeError:
         return None
-    file = SpooledTemporaryFile(max_size=SMALL_BODY_BYTES)
+    file = SpooledTemporaryFile(max_size=SMALL_BODY_BYTES)  # the request closes it, as Starlette's parser does
     file.write(content)
     file.seek(0)
-    return FormData([(field, UploadFile(file, size=len(content), filename=filename, headers=Headers(raw=headers)))])
+    return FormData(
+        [(field, UploadFile(cast(BinaryIO, file), size=len(content), filename=filename, headers=Headers(raw=headers)))]
+    )
 
 
 class SmallUploadRequest(Request):

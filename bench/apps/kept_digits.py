@@ -11,6 +11,7 @@ BENCH_MODEL_FILE names the model.onnx file.
 
 import os
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, UploadFile
 
@@ -18,7 +19,7 @@ from app.batching import MicroBatcher
 from app.images import decode_digits
 from app.part3.onnx_models import DigitModel
 
-predictor = DigitModel(os.environ["BENCH_MODEL_FILE"])
+predictor = DigitModel(Path(os.environ["BENCH_MODEL_FILE"]))
 batcher = MicroBatcher(predictor.digits)
 
 

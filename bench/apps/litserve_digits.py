@@ -8,6 +8,7 @@ With --batch, LitServe gathers up to that many requests (waiting at most 1 ms) i
 """
 
 import argparse
+from pathlib import Path
 
 import litserve as ls
 import numpy as np
@@ -22,7 +23,7 @@ class DigitAPI(ls.LitAPI):
         self.model_file = model_file
 
     def setup(self, device) -> None:
-        self.predictor = DigitModel(self.model_file)
+        self.predictor = DigitModel(Path(self.model_file))
 
     def decode_request(self, request) -> np.ndarray:
         upload = request["file"]
