@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -31,6 +32,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 import app.store
 from app import mnist, penguins
+from app.part3 import onnx_models
+from app.part3.trainer import export_missing_serving_files
 from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
 
@@ -49,12 +52,15 @@ def served_versions(client) -> dict[str, int]:
 def add_version_by_hand(store: ModelStore, write_model) -> int:
     """A version put in the store as publish does (folder complete, then renamed into place), whose
     metadata is the newest version's, file and sha256 included: `write_model(path)` then replaces
-    the file. What an attacker with write access to the volume, or a bad disk, would leave."""
+    the training file and the serving file. What an attacker with write access to the volume, or a
+    bad disk, would leave."""
     newest = store.get(store.latest())
     number = newest.number + 1
     temp = store.path / f".tmp-by-hand-{uuid.uuid4().hex}"
     shutil.copytree(newest.path, temp)
-    write_model(temp / newest.metadata["file"])
+    write_model(temp / newest.metadata["file"])  # what Parts 1 and 2 and the trainer load
+    if newest.serving_file is not None:
+        write_model(temp / newest.serving_file.name)  # what Part 3 serves
     (temp / METADATA_FILE).write_text(json.dumps({**newest.metadata, "version": number}))
     os.rename(temp, store.path / str(number))
     return number
@@ -115,18 +121,21 @@ def test_zip_entries_are_read_in_memory_never_extracted(store_copy, monkeypatch)
 # -- what the service loads ----------------------------------------------------------------------
 def test_models_are_loaded_only_from_the_store_after_their_sha256(store_copy, monkeypatch):
     hashed, loaded = [], []
-    real_sha, real_mnist_load, real_penguins_load = app.store.sha256_of, mnist.load, penguins.load
+    real_sha, real_open_session = app.store.sha256_of, onnx_models.open_session
     monkeypatch.setattr(app.store, "sha256_of", lambda path: hashed.append(Path(path)) or real_sha(path))
-    monkeypatch.setattr(mnist, "load", lambda path: loaded.append(Path(path)) or real_mnist_load(path))
-    monkeypatch.setattr(penguins, "load", lambda path: loaded.append(Path(path)) or real_penguins_load(path))
+    # Part 3 opens serving files only, each in an ONNX Runtime session.
+    monkeypatch.setattr(
+        onnx_models, "open_session", lambda path, *a: loaded.append(Path(path)) or real_open_session(path, *a)
+    )
     with running_service(store_copy, api_key=API_KEY) as client:
         store = ModelStore("mnist", store_copy)
-        model = real_mnist_load(store.get(1).model_file)
+        model = mnist.load(store.get(1).model_file)
         number = mnist.publish(mnist.TrainingResult(model, {}, 1), {}, {}, {"source": "test"}, store).number
         wait_until(lambda: served_versions(client)["mnist"] == number, "the new version serves", SHORT_WAIT)
     assert loaded, "the service loaded nothing?"
     for path in loaded:
         assert path.resolve().is_relative_to(store_copy.resolve()), path
+        assert path.name == "model.onnx", path
         assert path in hashed[: hashed.index(path) + 1], f"{path} loaded before its sha256 was checked"
 
 
@@ -199,21 +208,27 @@ def test_part1_and_part2_services_start_on_the_last_good_version_when_the_newest
 
 
 def test_a_penguin_model_with_a_type_off_the_trusted_list_is_never_served(store_copy):
+    """A serving worker never opens a training file; the trainer side, which does when it exports a
+    serving file for an older version, refuses one that holds a type off skops' trusted list."""
     store = ModelStore("penguins", store_copy)
 
     def hostile(path: Path) -> None:  # loading it would be harmless; using it would run os.system
         good = sio.load(path, trusted=penguins.TRUSTED_TYPES)
         sio.dump(Pipeline([("run", FunctionTransformer(os.system)), *good.steps]), path)
 
+    # Published properly (the sha256 of the hostile file in its metadata), as a store made before
+    # serving files would hold it: only the type list can stop it.
+    old_style = {key: value for key, value in store.get(1).metadata.items() if not key.startswith("serving_")}
     with running_service(store_copy, api_key=API_KEY) as client:
         before = served_versions(client)
-        # published properly (sha256 of the hostile file in its metadata): only the type list stops it
-        number = store.publish(lambda folder: hostile_copy(store, folder, hostile), store.get(1).metadata).number
+        number = store.publish(lambda folder: hostile_copy(store, folder, hostile), old_style).number
         service = client.app.state.service
-        wait_until(
-            lambda: service.kept.problems.get("penguins", (None,))[0] == number, "the service tries it", SHORT_WAIT
-        )
-        assert "Untrusted" in service.kept.problems["penguins"][1]
+        wait_until(lambda: "penguins" in service.kept.waiting, "the service notices the version", SHORT_WAIT)
+        assert served_versions(client) == before
+        failed = export_missing_serving_files(store_copy)
+        assert "Untrusted" in failed[f"penguins {number}"]
+        assert store.get(number).serving_file is None
+        time.sleep(1.0)  # five polls of the running service: still the version it had
         assert served_versions(client) == before
     with pytest.raises(sio.exceptions.UntrustedTypesFoundException, match="system"):
         penguins.load(store.get(number).model_file)
