@@ -16,6 +16,14 @@ def _http_error(error: UploadError) -> HTTPException:
     return HTTPException(status_code=error.status_code, detail=error.message)
 
 
+def refuse_unless_digit(data: bytes, filename: str | None) -> None:
+    """Raise the 4xx that names the problem unless `data` is one 28x28 image (the routes decode it)."""
+    try:
+        decode_digit(data, filename)
+    except UploadError as error:
+        raise _http_error(error) from None
+
+
 def read_digit(file: UploadFile) -> np.ndarray:
     """The (28, 28) uint8 pixels of one uploaded image."""
     # One byte past the limit is enough to know the file is too large, without reading all of it.
