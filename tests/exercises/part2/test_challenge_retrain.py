@@ -10,7 +10,7 @@ from tests.exercises.expect import expect, expect_status
 from tests.part2_support import as_upload, training_files
 
 HINTS = [
-    'A new route that trains a model from scratch: the same training, without a base model.',
+    'A new route that trains a model from scratch: the same training, starting from `new_model()` instead of `ml_models[-1]`.',
     'Give `training` a flag (from_scratch=True) and add it to background_tasks in the new route.',
 ]
 

@@ -11,9 +11,10 @@ from tests.exercises.expect import expect, expect_status
 from tests.part2_support import digit_image, good_model, png
 
 HINTS = [
-    'Code before `yield` in the lifespan runs before the app takes its first request: call `training()` there.',
-    "POST /predict/ takes `file: UploadFile`: read its bytes, open them with Pillow (`Image.open(BytesIO(data)).convert('L')`), scale to [0, 1] with shape (1, 28, 28, 1) and take the argmax of the newest model's prediction.",
-    'Going further: `read_digit(file)` (app/part2/uploads.py) refuses what is not a 28x28 image with a 4xx, and `no_model_yet()` is a 503 with Retry-After while no model exists.',
+    'Code before `yield` in the lifespan runs before the app takes its first request: call `training()` there; after `yield` (at shutdown) `ml_models.clear()`.',
+    "POST /predict/ takes `file: UploadFile`: read its bytes (`file.file.read()` in a plain `def`, `await file.read()` in an `async def`), open them with Pillow: `Image.open(BytesIO(data)).convert('L')`.",
+    "Then `image = np.array(image).astype('float32') / 255`, `np.expand_dims(image, (0, -1))` (shape (1, 28, 28, 1)), and `ml_models[-1].predict(image).argmax(axis=-1)[0]` is the digit; answer it with `str(...)`.",
+    'Going further: `refuse_unless_digit(data, file.filename)` (app/part2/uploads.py) refuses what is not a 28x28 image with a 4xx, and `no_model_yet()` is a 503 with Retry-After while no model exists.',
 ]
 
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
@@ -55,7 +56,7 @@ def test_a_request_without_a_file_is_a_422(client):
 
 @pytest.mark.going_further(
     "Pillow opens any image, so a photo or a 56x56 digit gets a guess, and a file that is no image a 500",
-    hint="`pixels = read_digit(file)` (app/part2/uploads.py) refuses them with a 4xx naming the file and the problem",
+    hint="`refuse_unless_digit(data, file.filename)` (app/part2/uploads.py) refuses them with a 4xx naming the file and the problem",
 )
 @pytest.mark.parametrize(
     ("name", "data", "status", "says"),

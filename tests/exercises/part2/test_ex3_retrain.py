@@ -16,8 +16,9 @@ from tests.exercises.expect import expect, expect_status
 from tests.part2_support import as_upload, digit_image, label_of, png, training_files
 
 HINTS = [
-    'Fine-tune: start from `ml_models[-1]` when there is one instead of a new model.',
-    'POST /train/ takes `files: list[UploadFile]`; the label is the digit after the last `_` of each file name (img123_7.png is a 7). Hand the images and labels to `background_tasks.add_task(training, images, labels)`.',
+    '`training(x_train=None, y_train=None)`: load MNIST only `if (x_train is None) or (y_train is None)`; fine-tune: `model = ml_models[-1]` when `len(ml_models) > 0`, else `new_model()`.',
+    'POST /train/ takes `files: list[UploadFile]`; for each file, `Image.open(BytesIO(data)).convert("L")` as `np.array(...)`, and its label is the digit after the last `_` of its name: `int(file.filename.split("_")[-1][0])` (img123_7.png is a 7).',
+    'Hand them over as arrays: `background_tasks.add_task(training, np.array(train_img), np.array(labels))`.',
     'GET /upload/ answers an HTML form: action="/train/", method="post", enctype="multipart/form-data", and <input name="files" type="file" multiple>.',
 ]
 
@@ -84,7 +85,7 @@ def test_predict_still_answers(client):
 
 @pytest.mark.going_further(
     "data/train_img.zip has 1,000 images: one zip is easier to send than 1,000 files",
-    hint="`read_training_images(files)` (app/part2/uploads.py) opens zips of images too",
+    hint="`checked_training_files(files)` (app/part2/uploads.py) gives (name, bytes) of every image, zips opened",
 )
 def test_train_takes_a_zip_of_images(client, exercise, trainings):
     files = training_files(30)
@@ -110,7 +111,7 @@ BAD_UPLOADS = {
 
 @pytest.mark.going_further(
     "one bad file must not crash the request (a 500) nor teach the model a wrong label (img_12.png read as a 1)",
-    hint="`uploaded = read_training_images(files)` checks every file before any training starts",
+    hint="`for name, data in checked_training_files(files):` checks every file before any training starts",
 )
 @pytest.mark.parametrize("case", BAD_UPLOADS)
 def test_bad_uploads_get_a_4xx_naming_the_problem_and_train_nothing(client, exercise, trainings, case):
@@ -125,7 +126,7 @@ def test_bad_uploads_get_a_4xx_naming_the_problem_and_train_nothing(client, exer
 
 @pytest.mark.going_further(
     "a browser sends the form with no file chosen as one nameless, empty part: that is a 422, not a 500",
-    hint="read_training_images refuses it with a 422 naming `files`",
+    hint="checked_training_files refuses it with a 422 naming `files`",
 )
 def test_the_upload_form_sent_with_no_file_chosen_says_so(client):
     body = (
