@@ -1,21 +1,24 @@
-"""Read a small one-file upload without Starlette's general multipart parser.
+"""Read small file uploads without Starlette's general multipart parser.
 
 Why: FastAPI hands every `UploadFile` route's body to Starlette's streaming parser (python-multipart,
 one callback per header and chunk, a spooled file per part). For one 28x28 PNG that costs as much
-as the model (bench/RESULTS.md, item 11). Here a body of the one shape that every client sends
-for one file (curl, httpx, requests, a browser's FormData) is split with a few bytes operations instead:
+as the model, and for a batch of 256 it costs more than decoding and predicting them all
+(bench/RESULTS.md, item 11). Here a body of the one shape that every client sends for files (curl,
+httpx, requests, a browser's FormData) is split with a few bytes operations instead:
 
     --BOUNDARY\\r\\n
     Content-Disposition: form-data; name="file"; filename="img_7.png"\\r\\n
     Content-Type: image/png\\r\\n
     \\r\\n
     <the file's bytes>\\r\\n
+    --BOUNDARY\\r\\n
+    ... (the next file, in the same shape)
     --BOUNDARY--\\r\\n
 
-Anything else (more parts, other parameters, escapes, chunked or larger bodies) goes to Starlette's
-parser, unchanged. The result is the `FormData` that parser would have built (a test compares the
-two on generated bodies), and FastAPI validates it as usual: the route keeps `file: UploadFile`, its
-OpenAPI schema and its error answers.
+Anything else (a field that is not a file, escapes, more files than Starlette allows, chunked or
+larger bodies) goes to Starlette's parser, unchanged. The result is the `FormData` that parser would
+have built (a test compares the two on generated bodies), and FastAPI validates it as usual: the
+routes keep `file: UploadFile` / `files: list[UploadFile]`, their OpenAPI schema and their errors.
 
 It is wired as FastAPI's documented extension point, a custom request class behind a custom
 `APIRoute` ("Custom Request and APIRoute class" in FastAPI's docs).
@@ -30,7 +33,9 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.datastructures import FormData, Headers, UploadFile
 
-SMALL_BODY_BYTES = 64 << 10  # a 28x28 PNG is under 1 KiB; larger bodies are streamed by Starlette
+# A 28x28 PNG is under 1 KiB, so this holds a batch of a thousand; larger bodies are streamed by Starlette.
+SMALL_BODY_BYTES = 1 << 20
+MAX_FILES = 1000  # Starlette's default `max_files`: beyond it, its parser gives the refusal
 
 # RFC 2046 boundary characters, unquoted, and nothing after the boundary (no charset, no quotes).
 CONTENT_TYPE = re.compile(rb"(?i:multipart/form-data); ?boundary=([0-9A-Za-z'()+_,\-./:=?]{1,70})")
@@ -40,8 +45,8 @@ HEADER = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+): ([\x21-\x7e](?:[\x20-\x7e
 ALLOWED_HEADERS = {b"content-disposition", b"content-type"}
 
 
-def one_file_form(content_type: bytes, body: bytes) -> FormData | None:
-    """The form of a body holding exactly one file in the usual shape, else None (parse it in full)."""
+def files_form(content_type: bytes, body: bytes, max_files: int = MAX_FILES) -> FormData | None:
+    """The form of a body whose every part is a file in the usual shape, else None (parse it in full)."""
     if not (match := CONTENT_TYPE.fullmatch(content_type)):
         return None
     delimiter = b"--" + match[1]
@@ -50,16 +55,32 @@ def one_file_form(content_type: bytes, body: bytes) -> FormData | None:
     if not body.startswith(opening):
         return None
     end = body.rfind(closing)
-    if end < 0 or body[end + len(closing) :] not in (b"", b"\r\n"):
+    if end < len(opening) or body[end + len(closing) :] not in (b"", b"\r\n"):
         return None
-    head_end = body.find(b"\r\n\r\n", len(opening), end + 2)
+    parts = body[len(opening) : end].split(b"\r\n" + opening)
+    if len(parts) > max_files:
+        return None
+    files: list[tuple[str, str | UploadFile]] = []
+    for part in parts:
+        file = _file_part(part, delimiter)
+        if file is None:
+            for _, made in files:
+                cast(UploadFile, made).file.close()
+            return None
+        files.append(file)
+    return FormData(files)
+
+
+def _file_part(part: bytes, delimiter: bytes) -> tuple[str, UploadFile] | None:
+    """One part's field name and file, or None when the part is not a file in the usual shape."""
+    head_end = part.find(b"\r\n\r\n")
     if head_end < 0:
         return None
-    content = body[head_end + 4 : end]
-    if b"\r\n" + delimiter in content:  # a second part
+    content = part[head_end + 4 :]
+    if b"\r\n" + delimiter in content:  # a delimiter line this split did not take (e.g. with padding)
         return None
     headers = []
-    for line in body[len(opening) : head_end].split(b"\r\n"):
+    for line in part[:head_end].split(b"\r\n"):
         if not (header := HEADER.fullmatch(line)) or (name := header[1].lower()) not in ALLOWED_HEADERS:
             return None
         headers.append((name, header[2]))
@@ -75,9 +96,7 @@ def one_file_form(content_type: bytes, body: bytes) -> FormData | None:
     file = SpooledTemporaryFile(max_size=SMALL_BODY_BYTES)  # the request closes it, as Starlette's parser does
     file.write(content)
     file.seek(0)
-    return FormData(
-        [(field, UploadFile(cast(BinaryIO, file), size=len(content), filename=filename, headers=Headers(raw=headers)))]
-    )
+    return field, UploadFile(cast(BinaryIO, file), size=len(content), filename=filename, headers=Headers(raw=headers))
 
 
 class SmallUploadRequest(Request):
@@ -85,9 +104,11 @@ class SmallUploadRequest(Request):
     # (tests/part3/test_small_uploads.py fails when either changes).
     async def _get_form(self, **limits: Any) -> FormData:
         # Starlette keeps the parsed form in `_form` and returns it from then on (and closes its
-        # files with the request); the limits cannot bite on one file.
+        # files with the request). Of its limits only `max_files` can bite on files alone.
         if self._form is None and self._is_small():
-            self._form = one_file_form(self.headers.get("content-type", "").encode("latin-1"), await self.body())
+            max_files = limits.get("max_files", MAX_FILES)
+            content_type = self.headers.get("content-type", "").encode("latin-1")
+            self._form = files_form(content_type, await self.body(), max_files)
         return await super()._get_form(**limits)
 
     def _is_small(self) -> bool:
@@ -96,7 +117,7 @@ class SmallUploadRequest(Request):
 
 
 class SmallUploadRoute(APIRoute):
-    """A route whose one-file uploads skip Starlette's general multipart parser (see above)."""
+    """A route whose file uploads skip Starlette's general multipart parser (see above)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

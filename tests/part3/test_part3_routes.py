@@ -110,8 +110,8 @@ def test_a_plain_upload_takes_the_lean_path_and_gets_the_same_answer(client, mon
     """app/part3/small_uploads.py: httpx's one-file body is read by the lean path; the same body with a
     charset parameter is left to Starlette's parser; both get the same answer."""
     used = []
-    lean_form = small_uploads.one_file_form
-    monkeypatch.setattr(small_uploads, "one_file_form", lambda *args: used.append(lean_form(*args)) or used[-1])
+    lean_form = small_uploads.files_form
+    monkeypatch.setattr(small_uploads, "files_form", lambda *args: used.append(lean_form(*args)) or used[-1])
     request = httpx.Request("POST", "http://test/predict/", files={"file": digit_file(7)})
     content_type, body = request.headers["content-type"], request.read()
     lean = client.post("/predict/", content=body, headers={"content-type": content_type})

@@ -1,4 +1,4 @@
-"""app/part3/small_uploads.py: the lean reading of a one-file upload must build exactly the form
+"""app/part3/small_uploads.py: the lean reading of file uploads must build exactly the form
 Starlette's parser builds, or step aside; and the clients people use must take the lean path."""
 
 import httpx
@@ -10,7 +10,7 @@ from part3_support import run_in_own_thread
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from app.part3.small_uploads import one_file_form
+from app.part3.small_uploads import files_form
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) + b"\r\n--not-the-boundary\r\n"
 
@@ -43,7 +43,7 @@ async def plain(form) -> list[tuple]:
 
 
 def lean_form(content_type: bytes, body: bytes):
-    form = one_file_form(content_type, body)
+    form = files_form(content_type, body)
     return None if form is None else run_in_own_thread(plain(form))
 
 
@@ -94,13 +94,17 @@ def _urllib3_body():
     return content_type.encode(), body
 
 
-@pytest.mark.parametrize("client", CLIENT_BODIES)
-def test_what_common_clients_send_takes_the_lean_path_and_matches_starlette(client):
-    content_type, body = CLIENT_BODIES[client]()
+def assert_lean_and_as_starlette(content_type: bytes, body: bytes, files: list[tuple[str, str, bytes]]) -> None:
+    """The body takes the lean path, which reads `files` (field, file name, content) as Starlette would."""
     lean = lean_form(content_type, body)
     assert lean is not None, "this client's upload would take Starlette's slower parser"
     assert lean == starlette_form(content_type, body)
-    assert lean[0][:2] == ("file", "img_7.png") and lean[0][4] == PNG
+    assert [(field, name, content) for field, name, _, _, content in lean] == files
+
+
+@pytest.mark.parametrize("client", CLIENT_BODIES)
+def test_what_common_clients_send_takes_the_lean_path_and_matches_starlette(client):
+    assert_lean_and_as_starlette(*CLIENT_BODIES[client](), [("file", "img_7.png", PNG)])
 
 
 @pytest.mark.parametrize(
@@ -112,12 +116,21 @@ def test_what_common_clients_send_takes_the_lean_path_and_matches_starlette(clie
             body_of(b"b", [b'Content-Disposition: form-data; name="file"'], b"x"),
         ),
         (
-            "two files",
+            "a file, then a field",
             b"multipart/form-data; boundary=b",
             body_of(
                 b"b",
                 [b'Content-Disposition: form-data; name="a"; filename="a.png"'],
-                b'1\r\n--b\r\nContent-Disposition: form-data; name="b"; filename="b.png"\r\n\r\n2',
+                b'1\r\n--b\r\nContent-Disposition: form-data; name="epochs"\r\n\r\n2',
+            ),
+        ),
+        (
+            "a padded delimiter line",
+            b"multipart/form-data; boundary=b",
+            body_of(
+                b"b",
+                [b'Content-Disposition: form-data; name="a"; filename="a.png"'],
+                b'1\r\n--b  \r\nContent-Disposition: form-data; name="b"; filename="b.png"\r\n\r\n2',
             ),
         ),
         (
@@ -154,7 +167,34 @@ def test_what_common_clients_send_takes_the_lean_path_and_matches_starlette(clie
     ],
 )
 def test_anything_unusual_is_left_to_starlette(why, content_type, body):
-    assert one_file_form(content_type, body) is None, why
+    assert files_form(content_type, body) is None, why
+
+
+BATCH = [(f"img_{n}.png", PNG + bytes([n]), "image/png") for n in range(5)]
+BATCH_BODIES = {
+    "httpx": lambda: _encoded(httpx.Request("POST", "http://test/", files=[("files", file) for file in BATCH])),
+    "urllib3 (requests)": lambda: _swap(urllib3.encode_multipart_formdata([("files", file) for file in BATCH])),
+}
+
+
+def _encoded(request):
+    return request.headers["content-type"].encode(), request.read()
+
+
+def _swap(encoded):
+    body, content_type = encoded
+    return content_type.encode(), body
+
+
+@pytest.mark.parametrize("client", BATCH_BODIES)
+def test_a_batch_of_files_takes_the_lean_path_and_matches_starlette(client):
+    assert_lean_and_as_starlette(*BATCH_BODIES[client](), [("files", name, data) for name, data, _ in BATCH])
+
+
+def test_more_files_than_starlette_allows_are_left_to_its_refusal():
+    content_type, body = BATCH_BODIES["httpx"]()
+    assert files_form(content_type, body, max_files=len(BATCH)) is not None
+    assert files_form(content_type, body, max_files=len(BATCH) - 1) is None
 
 
 printable = st.characters(min_codepoint=0x20, max_codepoint=0x2FF)
@@ -168,7 +208,8 @@ def mostly(usual, *others):
 
 @st.composite
 def uploads(draw):
-    """Bodies in and near the lean shape: every part of it drawn, so that some fall just outside."""
+    """Bodies in and near the lean shape, of one to three parts: every piece of them drawn, so that
+    some fall just outside."""
     boundary = draw(boundaries).encode()
     content_type = (
         draw(
@@ -178,6 +219,18 @@ def uploads(draw):
         )
         + boundary
     )
+    parts = [draw(file_parts(boundary)) for _ in range(draw(st.integers(1, 3)))]
+    (headers, content), rest = parts[0], parts[1:]
+    for more_headers, more_content in rest:
+        separator = draw(mostly(b"\r\n--" + boundary + b"\r\n", b"\r\n--" + boundary + b" \r\n", b"\r\n"))
+        content += separator + b"\r\n".join(more_headers) + b"\r\n\r\n" + more_content
+    epilogue = draw(mostly(b"\r\n", b"", b"\r\n\r\n", b"--", b"trailing"))
+    return content_type, body_of(boundary, headers, content, epilogue)
+
+
+@st.composite
+def file_parts(draw, boundary: bytes):
+    """One part's header lines and content, mostly a file in the usual shape."""
     name = draw(mostly("file", "files", "", "fi le", "f\u00efle", None)) or draw(st.text(printable, max_size=8))
     filename = draw(mostly("img_7.png", "a;b.png", "c:\\x\\y.png", "\u00e9.png", " s .png", None)) or draw(
         st.text(printable, max_size=12)
@@ -188,6 +241,7 @@ def uploads(draw):
             'Form-Data; name="{}"; filename="{}"',
             'form-data; filename="{1}"; name="{0}"',
             'form-data;name="{}";filename="{}"',
+            'form-data; name="{}"',
         )
     )
     headers = [b"Content-Disposition: " + disposition.format(name, filename).encode()]
@@ -205,8 +259,7 @@ def uploads(draw):
     if draw(st.booleans()):
         headers.reverse()
     content = draw(mostly(PNG, b"\r\n--" + boundary, b"--" + boundary + b"--", None)) or draw(st.binary(max_size=64))
-    epilogue = draw(mostly(b"\r\n", b"", b"\r\n\r\n", b"--", b"trailing"))
-    return content_type, body_of(boundary, headers, content, epilogue)
+    return headers, content
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -230,8 +283,8 @@ def test_starlettes_private_form_cache_still_returns_the_lean_form(monkeypatch):
     from app.part3 import small_uploads
 
     built = []
-    real = small_uploads.one_file_form
-    monkeypatch.setattr(small_uploads, "one_file_form", lambda *args: built.append(real(*args)) or built[-1])
+    real = small_uploads.files_form
+    monkeypatch.setattr(small_uploads, "files_form", lambda *args: built.append(real(*args)) or built[-1])
     request = httpx.Request("POST", "http://test/predict/", files={"file": ("img_7.png", PNG, "image/png")})
     body = request.read()
     scope = {
