@@ -1,6 +1,7 @@
 """The Part 3 service's routes, in-process, on a copy of a seeded store (no training here)."""
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -75,6 +76,31 @@ def test_digit_prediction_keeps_part2_contract_and_names_the_version(client, ser
         "version": 1,
         "prediction_id": "...",
     }
+
+
+def test_a_busy_worker_answers_single_images_as_a_quiet_one(client, served_model, monkeypatch):
+    """While requests queue up, single images are predicted together (predictor.Coalescer): every
+    answer is still the one the model gives that image alone."""
+    predictor = client.app.state.service.predictor
+    groups = []
+    predict_waiting = predictor.coalescer._predict_waiting
+    monkeypatch.setattr(predictor.load, "busy", lambda: True)
+    monkeypatch.setattr(
+        predictor.coalescer,
+        "_predict_waiting",
+        lambda: groups.append(len(predictor.coalescer._waiting)) or predict_waiting(),
+    )
+    digits = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]
+
+    def predict(digit):
+        return client.post("/predict/", files={"file": digit_file(digit)})
+
+    with ThreadPoolExecutor(4) as pool:  # the requests overlap on the service's event loop
+        responses = list(pool.map(predict, digits))
+    expected = mnist.predict_digits(served_model, np.stack([images.decode_digit(digit_file(d)[1]) for d in digits]))
+    assert [response.status_code for response in responses] == [200] * len(digits)
+    assert [response.json()["result"] for response in responses] == [str(digit) for digit in expected]
+    assert sum(groups) == len(digits), "every image went through the coalescer"
 
 
 def test_batch_prediction_answers_each_image_in_order(client, served_model):

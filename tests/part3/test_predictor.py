@@ -1,0 +1,87 @@
+"""app/part3/predictor.py's Coalescer: images that arrive together share one model call, each
+answered in order by the model it was given to."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from app.part3.predictor import Coalescer
+
+
+class RecordingModel:
+    """A stand-in model: the digit of an image is its first pixel; every call is recorded."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[int] = []
+        self.fail = fail
+
+    def digits(self, pixels: np.ndarray) -> list[int]:
+        self.calls.append(len(pixels))
+        if self.fail:
+            raise RuntimeError("the model broke")
+        return [int(image[0, 0]) for image in pixels]
+
+
+def image(digit: int) -> np.ndarray:
+    return np.full((1, 28, 28), digit, dtype=np.uint8)
+
+
+async def ask(coalescer: Coalescer, model: RecordingModel, digit: int) -> int:
+    return await coalescer.digit(model, image(digit))
+
+
+def test_requests_that_arrive_together_share_one_call_and_keep_their_order():
+    model, coalescer = RecordingModel(), Coalescer()
+
+    async def together():
+        return await asyncio.gather(*(ask(coalescer, model, digit) for digit in range(8)))
+
+    assert asyncio.run(together()) == list(range(8))
+    assert model.calls == [8]
+
+
+def test_a_new_version_answers_only_what_was_sent_to_it():
+    old, new, coalescer = RecordingModel(), RecordingModel(), Coalescer()
+
+    async def across_a_swap():
+        return await asyncio.gather(ask(coalescer, old, 1), ask(coalescer, old, 2), ask(coalescer, new, 3))
+
+    assert asyncio.run(across_a_swap()) == [1, 2, 3]
+    assert old.calls == [2] and new.calls == [1]
+
+
+def test_a_request_that_went_away_does_not_stop_the_others():
+    model, coalescer = RecordingModel(), Coalescer()
+
+    async def one_cancelled():
+        gone = asyncio.ensure_future(ask(coalescer, model, 4))
+        kept = asyncio.ensure_future(ask(coalescer, model, 5))
+        await asyncio.sleep(0)  # both are waiting now
+        gone.cancel()
+        return await kept
+
+    assert asyncio.run(one_cancelled()) == 5
+
+
+def test_a_failing_model_fails_every_waiting_request():
+    model, coalescer = RecordingModel(fail=True), Coalescer()
+
+    async def together():
+        return await asyncio.gather(ask(coalescer, model, 1), ask(coalescer, model, 2), return_exceptions=True)
+
+    errors = asyncio.run(together())
+    assert [str(error) for error in errors] == ["the model broke"] * 2 and model.calls == [2]
+
+
+def test_requests_one_after_another_each_get_their_own_call():
+    model, coalescer = RecordingModel(), Coalescer()
+
+    async def in_turn():
+        return [await ask(coalescer, model, digit) for digit in (6, 7)]
+
+    assert asyncio.run(in_turn()) == [6, 7]
+    assert model.calls == [1, 1]
+
+
+pytestmark = pytest.mark.filterwarnings("error")  # an un-awaited future or a stray task fails the test
