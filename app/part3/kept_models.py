@@ -5,7 +5,7 @@ request always reports the version of the model that answered it. A background r
 `refresh()` every few seconds; it compares the store's active version with the kept one and, when
 they differ, loads the new version's serving file (`model.onnx`, sha256 checked by the store) into
 ONNX Runtime (onnx_models.py), warms it with one prediction and swaps the pair. A version published
-before serving files existed has none until the trainer side exports one (trainer.py
+before serving files existed has none until the trainer side exports one (training_job.py
 --export-missing, or the first start's job): meanwhile the worker serves the newest version that
 has one, and says so (`waiting`). Every worker does this on its own, which is how a version published by any process
 (another worker, another container on the same volume, the notebook) reaches all of them.
@@ -95,7 +95,7 @@ class KeptModels:
             return active
         self.waiting[name] = (
             f"{name} version {active} has no model.onnx yet: the trainer side exports it "
-            "(the first start's job, or `python -m app.part3.trainer --export-missing`)"
+            "(the first start's job, or `python -m app.part3.training_job --export-missing`)"
         )
         return store.newest_servable(below=active) or store.newest_servable()
 

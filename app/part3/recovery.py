@@ -12,7 +12,7 @@ from filelock import Timeout
 
 from app import mnist
 from app.part3.job_records import JobRecords
-from app.part3.jobs import Job, now
+from app.part3.job_status import Job, now
 from app.store import ModelStore
 
 

@@ -21,16 +21,16 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, Request
 
-from app.part3 import metrics
+from app.part3 import prometheus
 from app.part3.job_records import JobRecords
-from app.part3.jobs import Job, JobKind
+from app.part3.job_status import Job, JobKind
 from app.part3.kept_models import KeptModels
 from app.part3.monitoring import Monitoring
 from app.part3.predictor import Predictor
 from app.part3.recovery import fail_silent_jobs, remove_unfinished_saves
 from app.part3.settings import Settings
-from app.part3.trainer import needs_first_models
 from app.part3.trainer_keeper import TrainerKeeper
+from app.part3.training_job import needs_first_models
 from app.part3.training_queue import QUEUE_ERRORS, QueueUnavailable, TrainingQueue
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.kept = KeptModels(settings.models_dir)
-        self.requests_in_progress = metrics.RequestsInProgress()
+        self.requests_in_progress = prometheus.RequestsInProgress()
         self.predictor = Predictor(self.kept, self.requests_in_progress)
         self.keeper: TrainerKeeper | None = None
         self.monitoring = Monitoring(settings, self.kept, self.list_jobs, self.submit)  # feedback, drift, policy
@@ -96,7 +96,7 @@ class Service:
         if self.keeper is not None:
             await asyncio.to_thread(self.keeper.stop)
         self.monitoring.feedback.close()
-        metrics.forget_this_process()
+        prometheus.forget_this_process()
 
     async def _bootstrap_then_refresh(self) -> None:
         try:
@@ -122,7 +122,7 @@ class Service:
     async def refresh(self) -> dict[str, int]:
         swapped = await asyncio.to_thread(self.kept.refresh)
         for name, version in swapped.items():
-            metrics.SERVING_VERSION.labels(name).set(version)
+            prometheus.SERVING_VERSION.labels(name).set(version)
         return swapped
 
     def not_ready_reason(self) -> str:

@@ -24,14 +24,14 @@ from filelock import FileLock, Timeout
 from huey.exceptions import TaskLockedException
 
 from app import mnist
-from app.part3.jobs import Job, now
+from app.part3.job_status import Job, now
 from app.part3.recovery import remove_unfinished_saves, settle, silence_reason
 from app.part3.settings import Settings
-from app.part3.trainer import NICENESS, train
+from app.part3.training_job import NICENESS, train
 from app.part3.training_queue import TrainingQueue
 from app.store import ModelStore
 
-log = logging.getLogger("app.part3.trainer")
+log = logging.getLogger("app.part3.training_job")
 TRAINER_LOCK = ".trainer.lock"  # in the models folder: the embedded mode's one trainer holds it
 PARENT_ENV = "WORKSHOP_TRAINER_PARENT"  # set by the service that started this trainer
 LOCK_FD_ENV = "WORKSHOP_TRAINER_LOCK_FD"  # ... with the trainer lock, already held, on this descriptor

@@ -30,7 +30,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.part3.jobs import JobStatus
+from app.part3.job_status import JobStatus
 from app.promotion import PROMOTED, REJECTED
 from app.store import ModelStore
 

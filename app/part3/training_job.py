@@ -11,7 +11,7 @@ This module, run in a trainer, not a serving worker, also does what a first star
 (`ensure_first_models`, run by the "initial" job): it trains the penguin model when the store has
 none and exports a serving file for every version published before serving files existed.
 
-    python -m app.part3.trainer --export-missing   # give every stored version its model.onnx
+    python -m app.part3.training_job --export-missing   # give every stored version its model.onnx
 """
 
 import logging
@@ -23,11 +23,11 @@ import numpy as np
 from app import mnist, penguins, promotion
 from app.datasets import load_mnist, load_penguins
 from app.part3.job_records import JobRecords
-from app.part3.jobs import Job
+from app.part3.job_status import Job
 from app.part3.settings import Settings
 from app.store import ModelStore
 
-log = logging.getLogger("app.part3.trainer")
+log = logging.getLogger("app.part3.training_job")
 NICENESS = 10  # below the serving worker's priority: a prediction never waits for a training step
 
 
@@ -182,7 +182,7 @@ def export_missing_main() -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--export-missing"]:
-        raise SystemExit("usage: python -m app.part3.trainer --export-missing (jobs run in `workshop trainer`)")
+        raise SystemExit("usage: python -m app.part3.training_job --export-missing (jobs run in `workshop trainer`)")
     code = export_missing_main()
     sys.stdout.flush()
     sys.stderr.flush()
