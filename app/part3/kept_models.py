@@ -25,6 +25,13 @@ from app.store import ModelNotFound, ModelStore
 log = logging.getLogger(__name__)
 
 
+def needs_first_models(models_dir: Path) -> bool:
+    """Whether a store lacks a model or has a version without a serving file: then a worker queues
+    the "initial" job, and the trainer (training_job.py) trains or exports what is missing."""
+    stores = [ModelStore(name, models_dir) for name in (penguins.MODEL_NAME, mnist.MODEL_NAME)]
+    return any(store.latest() is None or len(store.servable()) < len(store.versions()) for store in stores)
+
+
 @dataclass(frozen=True)
 class Kept:
     version: int

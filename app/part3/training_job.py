@@ -102,13 +102,6 @@ def ensure_first_models(settings: Settings) -> dict[str, str]:
     return export_missing_serving_files(settings.models_dir)
 
 
-def needs_first_models(models_dir) -> bool:
-    """Whether a store lacks a model or has a version without a serving file (read only: no training
-    library imported, so a serving worker can ask)."""
-    stores = [ModelStore(name, models_dir) for name in (penguins.MODEL_NAME, mnist.MODEL_NAME)]
-    return any(store.latest() is None or len(store.servable()) < len(store.versions()) for store in stores)
-
-
 def train(job: Job, jobs: JobRecords, settings: Settings) -> int:
     """Train, evaluate and publish through the promotion gate; returns the new version's number."""
     mnist.limit_threads(settings.training_threads)  # before Keras builds or loads anything
