@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}
 FAULTS = Path(__file__).resolve().parent / "faults"
 PAUSED_POINTS = ["training", "evaluating", "saving", "published"]
-CLEANUP_WAIT = 60.0  # seconds: the service tidies up right after it settles the job
+CLEANUP_WAIT = 60.0  # seconds: the next trainer tidies up when it starts, right after the job is settled
 
 
 def fault_environment(point: str | None, markers: Path) -> dict[str, str]:
