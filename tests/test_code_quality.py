@@ -1,5 +1,6 @@
 """The project's lint, format and type checks (configured in pyproject.toml) pass on the tree."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -36,3 +37,44 @@ def test_no_two_modules_share_a_name():
                 seen.setdefault(module.name, []).append(str(module.relative_to(PROJECT_ROOT)))
     shared = {name: paths for name, paths in seen.items() if len(paths) > 1}
     assert not shared, f"modules sharing a name (rename one after what it is for): {shared}"
+
+
+# Settings are read in one place per program: Part 3's pydantic-settings class, and app/paths.py
+# for Parts 1 and 2, the notebooks and the shared library. The others below pass the environment
+# on to a process they start, or are programs of their own.
+SETTINGS_MODULES = {"app/part3/settings.py", "app/paths.py"}
+ENVIRONMENT_ALLOWED = {
+    "app/part3/trainer_keeper.py": "hands the service's environment to the trainer it starts",
+    "workshop/cli.py": "hands the learner's environment to the pytest run of `workshop check`",
+    "bench/load.py": "the benchmark's load generator: its client choice and the servers' environment",
+    "bench/servers.py": "hands the environment to the servers it starts",
+    "bench/apps/kept_digits.py": "a benchmark server: the driver names its model file",
+    "bench/apps/workshop_digits.py": "a benchmark server: the driver names its model file",
+    "notebooks/monitoring.ipynb": "sets the offline MNIST source for the service it runs in-process",
+}
+READS_ENVIRONMENT = ("os.environ", "getenv", "environ.get", "environ[")
+
+
+def code_of(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        return "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
+    return path.read_text()
+
+
+def test_settings_are_read_in_one_place_per_program():
+    files = [
+        path for folder in ("app", "workshop", "bench", "solutions") for path in (PROJECT_ROOT / folder).rglob("*.py")
+    ]
+    files += sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+    readers = {
+        str(path.relative_to(PROJECT_ROOT))
+        for path in files
+        if any(marker in code_of(path) for marker in READS_ENVIRONMENT)
+    }
+    strays = readers - SETTINGS_MODULES - set(ENVIRONMENT_ALLOWED)
+    assert not strays, (
+        f"{sorted(strays)} read the environment: add a field to app/part3/settings.py (Part 3) or use "
+        "app.paths.setting (Parts 1-2, notebooks)"
+    )
+    assert "app/part3/settings.py" not in readers, "pydantic-settings reads the environment itself"

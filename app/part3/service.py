@@ -85,6 +85,8 @@ class Service:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
+        if folder := self.settings.prometheus_multiproc_dir:  # before the first request's samples
+            folder.mkdir(parents=True, exist_ok=True)
         self._refresher = asyncio.create_task(self._bootstrap_then_refresh(), name="model-refresher")
 
     async def stop(self) -> None:
@@ -95,7 +97,7 @@ class Service:
         if self.keeper is not None:
             await asyncio.to_thread(self.keeper.stop)
         self.monitoring.feedback.close()
-        prometheus.forget_this_process()
+        prometheus.forget_this_process(self.settings.prometheus_multiproc_dir)
 
     async def _bootstrap_then_refresh(self) -> None:
         try:

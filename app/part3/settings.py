@@ -116,6 +116,12 @@ class Settings(BaseSettings):
         default=30.0, description="seconds between a worker's checks of the retrain policy"
     )
 
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",  # prometheus_client's own variable, without our prefix
+        description="a folder every worker writes its metrics to, so /metrics adds up all workers (made at start)",
+    )
+
     # -- set by the service for the trainer it starts (trainer_keeper.py), never by hand ----------
     trainer_parent: int | None = Field(
         default=None, description="pid of the service that started this trainer: the trainer exits when it is gone"
@@ -124,7 +130,15 @@ class Settings(BaseSettings):
         default=None, description="an open descriptor already holding the trainer lock, passed by that service"
     )
 
-    @field_validator("api_key", "queue_url", "feedback_secret", "trainer_parent", "trainer_lock_fd", mode="before")
+    @field_validator(
+        "api_key",
+        "queue_url",
+        "feedback_secret",
+        "trainer_parent",
+        "trainer_lock_fd",
+        "prometheus_multiproc_dir",
+        mode="before",
+    )
     @classmethod
     def empty_means_unset(cls, value):
         # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key" (or no Redis).

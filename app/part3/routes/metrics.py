@@ -10,5 +10,10 @@ router = APIRouter()
 
 @router.get("/metrics", include_in_schema=False)
 def read_metrics(service: ServiceDep) -> Response:
-    body, content_type = prometheus.render(service.list_jobs, service.stores, service.monitoring)
+    body, content_type = prometheus.render(
+        service.list_jobs,
+        service.stores,
+        service.monitoring,
+        multiprocess_dir=service.settings.prometheus_multiproc_dir,
+    )
     return Response(body, media_type=content_type)
