@@ -1,6 +1,7 @@
 """The project's lint, format and type checks (configured in pyproject.toml) pass on the tree."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,20 @@ def test_settings_are_read_in_one_place_per_program():
         "app.paths.setting (Parts 1-2, notebooks)"
     )
     assert "app/part3/settings.py" not in readers, "pydantic-settings reads the environment itself"
+
+
+def test_every_path_in_the_readmes_layout_table_exists():
+    """The table a newcomer reads first names files that are there (a move updates it)."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    table = text[text.index("| path | what it holds |") : text.index("## Working through an exercise")]
+    paths = set()
+    for row in table.splitlines()[2:]:
+        cells = row.split("|")[1:-1]
+        if len(cells) != 2:
+            continue
+        named = re.findall(r"`([\w./-]+)`", cells[0])  # the path column: every name
+        named += [path for path in re.findall(r"`([\w./-]+)`", cells[1]) if "/" in path.rstrip("/")]
+        paths |= {path for path in named if not path.startswith(("models/", "/"))}  # not routes, nor run time
+    assert len(paths) > 20, sorted(paths)
+    missing = sorted(path for path in paths if not (PROJECT_ROOT / path).exists())
+    assert not missing, f"README.md's layout table names what is not there: {missing}"
