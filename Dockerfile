@@ -6,12 +6,15 @@
 #       docker run -d --name workshop -p 80:80 -v workshop-models:/code/models \
 #           -e WORKSHOP_API_KEY=change-me fastapi-ml-workshop
 #   serve                 the API only, without the training libraries; needs WORKSHOP_QUEUE_URL=redis://...
-#   train                 a trainer (`workshop trainer`), with TensorFlow and scikit-learn
+#   train                 a trainer (`python -m app.part3.trainer_worker`), with TensorFlow and scikit-learn
 #
 # `docker compose up -d` (compose.yaml) runs Redis, two `serve` replicas and one `train`. The first
 # start on an empty volume trains the initial models from the bundled data before /health/ready
 # turns 200; later starts load the saved versions. tests/container/ lints this file with hadolint
 # and replays the default target step by step without Docker.
+#
+# Every target copies the runtime only: app/ (the services and the trainer) and data/ (what the first
+# training reads). The workshop's tooling (workshop/), bench/, tests/ and notebooks/ stay out.
 FROM python:3.12-slim AS base
 
 # uv, pinned to the version that wrote uv.lock, copied from its official image (no curl | sh).
@@ -76,7 +79,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 ENV KERAS_BACKEND=tensorflow \
     TF_CPP_MIN_LOG_LEVEL=2
 USER 10001:10001
-CMD ["workshop", "trainer"]
+# The trainer module itself: the `workshop` command (workshop/cli.py) is tooling, not in the image.
+CMD ["python", "-m", "app.part3.trainer_worker"]
 
 # -- standalone (the default): the train image running the API, which starts its own trainer
 # (WORKSHOP_QUEUE_URL unset: the queue is SQLite in the models volume).

@@ -6,7 +6,6 @@ images `data/` publishes for learners (held out), a test split and a training sp
 trained on the bundled data never saw the images a learner uploads.
 """
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.paths import DATA_DIR
+from app.paths import DATA_DIR, keras_home, setting
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,7 +22,7 @@ PENGUIN_FEATURES = ("bill_length_mm", "flipper_length_mm")
 PENGUIN_TARGET = "species"
 
 MNIST_SOURCES = ("auto", "keras", "bundled")
-MNIST_SOURCE_ENV = "WORKSHOP_MNIST_SOURCE"
+MNIST_SOURCE_ENV = "WORKSHOP_MNIST_SOURCE"  # read by forced_mnist_source()
 BUNDLED_SEED = 20240601
 N_TEST_IMAGES = 10  # data/test_image: one per digit
 N_UPLOAD_IMAGES = 1000  # data/train_img.zip
@@ -103,8 +102,12 @@ def bundled_images(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _keras_mnist_cached() -> bool:
-    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    return (keras_home / "datasets" / "mnist.npz").exists()
+    return (keras_home() / "datasets" / "mnist.npz").exists()
+
+
+def forced_mnist_source() -> str | None:
+    """The source WORKSHOP_MNIST_SOURCE asks for, or None: an offline machine sets "bundled"."""
+    return setting(MNIST_SOURCE_ENV.removeprefix("WORKSHOP_"))
 
 
 def load_mnist(source: str = "auto") -> MnistData:
@@ -115,7 +118,7 @@ def load_mnist(source: str = "auto") -> MnistData:
     offline machine never waits on a download.
     """
     if source == "auto":
-        source = os.environ.get(MNIST_SOURCE_ENV, "auto")
+        source = forced_mnist_source() or "auto"
     if source not in MNIST_SOURCES:
         raise ValueError(f"unknown MNIST source {source!r}; choose one of {', '.join(MNIST_SOURCES)}")
     if source in ("auto", "keras"):

@@ -5,7 +5,6 @@ save and load through the model store. Keras is imported inside the functions th
 importing it takes about 12 s and Part 1 never needs it.
 """
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 
 from app import promotion
 from app.onnx_export import SERVING_FILE
+from app.paths import setting
 
 MODEL_NAME = "mnist"
 MODEL_FILE = "model.keras"
@@ -244,8 +244,8 @@ def publish(
 
 
 def default_epochs() -> int:
-    """Epochs for trainings the services start; WORKSHOP_EPOCHS lowers it for tests and demos."""
-    return int(os.environ.get("WORKSHOP_EPOCHS", DEFAULT_EPOCHS))
+    """Epochs for trainings the Part 2 services start; WORKSHOP_EPOCHS lowers it for tests and demos."""
+    return int(setting("EPOCHS", str(DEFAULT_EPOCHS)) or DEFAULT_EPOCHS)
 
 
 # How the promotion gate evaluates, saves and reloads a digit model; bound once, so the gate keeps

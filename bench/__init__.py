@@ -6,4 +6,12 @@
 Every server runs as a real process on 127.0.0.1 (uvicorn, one worker) and the load comes from
 another process (wrk when installed, else bench/client.py). These machines are shared and noisy,
 so every figure printed is a ratio between two measurements of the same run.
+
+    run.py             the measurements, section by section
+    servers.py         a server as a real process: start, wait until it answers, stop
+    load.py, client.py the load (wrk, or the keep-alive Python client)
+    prepare_models.py  trains the store every server reads, and times the models in-process
+    batching.py        micro-batching, for the kept_digits reference app
+    report.py          the table and bench/RESULTS.md
+    apps/              the floors and the workshop's own code, as servers
 """

@@ -165,7 +165,7 @@ each thread's CPU time from /proc while wrk drives it.
 5. **Skip scikit-learn's per-call validation** for penguins (`app.penguins.FastPenguinPredictor`,
    written before this benchmark): predicted to lift penguin predictions to the HTTP floor's
    order; did: row 3.
-6. **Micro-batching in a thread** (`app.batching.MicroBatcher`): concurrent requests share one
+6. **Micro-batching in a thread** (`bench.batching.MicroBatcher`): concurrent requests share one
    model call in a dedicated thread. Predicted: at 8 connections the model's cost moves to the
    second core, which is what row 4b's target needs. Did, in Part 3 (a lone request answered on
    the event loop, two or more in the batcher's thread): batches formed (2 to 6 images a call at

@@ -352,7 +352,7 @@ class Bench:
         command = [
             sys.executable,
             "-m",
-            "bench.models",
+            "bench.prepare_models",
             str(self.store),
             "--train-images",
             str(self.config.train_images),

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from app import exercises, workshop
 from app.paths import PROJECT_ROOT
+from workshop import cli as workshop
+from workshop import exercises
 
 SOLUTION = """from fastapi import FastAPI
 
@@ -86,12 +87,12 @@ def test_the_committed_starters_are_the_recorded_ones():
         pytest.skip("not a git checkout")
     if not commit:
         pytest.skip("the record of starters is not committed yet")
-    record = json.loads(git("show", f"{commit}:app/exercise_starters.json"))
+    record = json.loads(git("show", f"{commit}:workshop/exercise_starters.json"))
     committed = {
         name.removeprefix("exercises/"): exercises.digest(git("show", f"{commit}:{name}"))
         for name in git("ls-tree", "-r", "--name-only", commit, "exercises/").split()
     }
-    assert committed == record, f"commit {commit[:10]}: exercises/ and app/exercise_starters.json disagree"
+    assert committed == record, f"commit {commit[:10]}: exercises/ and workshop/exercise_starters.json disagree"
 
 
 @pytest.fixture

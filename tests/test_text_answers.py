@@ -5,8 +5,8 @@ Each answer is written as <side>/<part>/<exercise>.py in a temporary folder and 
 
 import pytest
 
-from app import workshop
 from tests.text_answers import TEXT_ANSWERS, VALIDATION_BOUNDS, part1_validation
+from workshop import cli as workshop
 
 
 def check_answers(tmp_path, answers: dict[str, str]) -> dict[str, workshop.Outcome]:

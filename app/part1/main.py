@@ -6,7 +6,7 @@ Where the exercises train at import as the workshop does, this service serves wh
 notebooks/penguins.ipynb published to the model store: the active version, loaded once at start-up
 (sha256 checked, see app/part1/model.py) and kept in memory as a FastPenguinPredictor, so a request
 costs a few microseconds of NumPy and never touches the disk. Lengths accept units ("19.5cm") and
-are bounded as app/penguin_api.py explains; anything else is a 422 naming the parameter.
+are bounded as app/penguins/api.py explains; anything else is a 422 naming the parameter.
 """
 
 from collections.abc import AsyncIterator
@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 
 from app.offline_docs import serve_docs_offline
 from app.part1.model import ServedModel, load_or_publish
-from app.penguin_api import BillLength, FlipperLength, PenguinMeasurements, PenguinPrediction
+from app.penguins.api import BillLength, FlipperLength, PenguinMeasurements, PenguinPrediction
 
 
 @asynccontextmanager

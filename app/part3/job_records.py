@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import redis
 
-from app.part3.jobs import FINISHED, JOB_ID, Job, JobKind, JobNotFound, JobStatus, now
+from app.part3.job_status import FINISHED, JOB_ID, Job, JobKind, JobNotFound, JobStatus, now
 
 NOT_STORED = {"sequence", "progress"}  # the sequence is the table's own; progress is computed
 TEMP_PREFIX = ".tmp-"

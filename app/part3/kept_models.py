@@ -5,7 +5,7 @@ request always reports the version of the model that answered it. A background r
 `refresh()` every few seconds; it compares the store's active version with the kept one and, when
 they differ, loads the new version's serving file (`model.onnx`, sha256 checked by the store) into
 ONNX Runtime (onnx_models.py), warms it with one prediction and swaps the pair. A version published
-before serving files existed has none until the trainer side exports one (trainer.py
+before serving files existed has none until the trainer side exports one (training_job.py
 --export-missing, or the first start's job): meanwhile the worker serves the newest version that
 has one, and says so (`waiting`). Every worker does this on its own, which is how a version published by any process
 (another worker, another container on the same volume, the notebook) reaches all of them.
@@ -23,6 +23,13 @@ from app.part3.onnx_models import DigitModel, PenguinModel
 from app.store import ModelNotFound, ModelStore
 
 log = logging.getLogger(__name__)
+
+
+def needs_first_models(models_dir: Path) -> bool:
+    """Whether a store lacks a model or has a version without a serving file: then a worker queues
+    the "initial" job, and the trainer (training_job.py) trains or exports what is missing."""
+    stores = [ModelStore(name, models_dir) for name in (penguins.MODEL_NAME, mnist.MODEL_NAME)]
+    return any(store.latest() is None or len(store.servable()) < len(store.versions()) for store in stores)
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class KeptModels:
             return active
         self.waiting[name] = (
             f"{name} version {active} has no model.onnx yet: the trainer side exports it "
-            "(the first start's job, or `python -m app.part3.trainer --export-missing`)"
+            "(the first start's job, or `python -m app.part3.training_job --export-missing`)"
         )
         return store.newest_servable(below=active) or store.newest_servable()
 

@@ -21,10 +21,10 @@ from fastapi.routing import APIRoute
 from app.images import UploadError
 from app.offline_docs import serve_docs_offline
 from app.part3.body_limit import BodySizeLimit
-from app.part3.jobs import JobNotFound
-from app.part3.metrics import RequestMetricsMiddleware
+from app.part3.job_status import JobNotFound
 from app.part3.predictor import ModelNotReady
-from app.part3.routes import feedback, health, jobs, metrics, models, predict, root, training, upload
+from app.part3.prometheus import RequestMetricsMiddleware
+from app.part3.routes import feedback, health, jobs, metrics, models, predict, root, train, upload
 from app.part3.service import QueueFull, Service
 from app.part3.settings import Settings
 from app.part3.training_queue import QueueUnavailable
@@ -34,7 +34,7 @@ from app.store import ModelNotFound
 ROUTERS = (
     predict.router,
     root.router,
-    training.router,
+    train.router,
     jobs.router,
     models.router,
     health.router,

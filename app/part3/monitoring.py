@@ -2,7 +2,7 @@
 
 - Prediction ids (prediction_ids.py) are issued on the prediction path, which writes nothing else
   but one entry in a bounded in-memory window per model (`saw_penguin`, `saw_digits`: an append).
-- Live accuracy comes from the shared feedback table (feedback.py): every worker reports the same.
+- Live accuracy comes from the shared feedback table (feedback_records.py): every worker reports the same.
 - Drift compares this worker's window with the serving version's reference (app/drift.py): each
   worker judges its own traffic. The window keeps the uploaded bytes; decoding them and running
   the model for the confidences happen when a signal is asked for (GET /models/, a /metrics
@@ -26,8 +26,8 @@ import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 
 from app import drift, images, mnist, penguins
-from app.part3.feedback import FeedbackStore
-from app.part3.jobs import Job
+from app.part3.feedback_records import FeedbackStore
+from app.part3.job_status import Job
 from app.part3.kept_models import KeptModels
 from app.part3.prediction_ids import PredictionIds, shared_secret
 from app.part3.settings import Settings

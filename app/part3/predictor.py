@@ -25,8 +25,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app import images, mnist, penguins
 from app.part3.kept_models import Kept, KeptModels
-from app.part3.metrics import RequestsInProgress, predictions_of
 from app.part3.onnx_models import DigitModel
+from app.part3.prometheus import RequestsInProgress, predictions_of
 
 Upload = tuple[str | None, bytes]  # (file name, content)
 

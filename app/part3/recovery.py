@@ -8,29 +8,10 @@ A job whose version was published before its trainer died counts as succeeded.
 
 from datetime import timedelta
 
-from filelock import Timeout
-
 from app import mnist
 from app.part3.job_records import JobRecords
-from app.part3.jobs import Job, now
+from app.part3.job_status import Job, now
 from app.store import ModelStore
-
-
-def remove_unfinished_saves(store: ModelStore) -> list[str]:
-    """Delete the temporary folders of saves that crashed, if no training holds the store's lock.
-
-    Every training publishes while holding that lock, so a free lock means no save is under way
-    and any temporary folder is a dead one. (The store ignores them anyway; this is tidying.)
-    """
-    lock = store.training_lock(timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return []
-    try:
-        return store.clean_temporary(older_than=0)
-    finally:
-        lock.release()
 
 
 def published_by(store: ModelStore, job_id: str) -> int | None:

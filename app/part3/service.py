@@ -2,12 +2,12 @@
 
 Start-up returns at once, so /health/live answers while the models load (importing Keras alone
 takes seconds) or, on an empty store, while the first models train. Then, in the background:
-1. leftovers of crashed saves are removed;
-2. when a model has no version yet, or a version has no serving file (a store made before serving
+1. when a model has no version yet, or a version has no serving file (a store made before serving
    files), one "initial" job is queued (the records store it only if no other is unfinished, so two
    workers starting together queue one): its trainer trains what is missing and exports the serving
-   files. A worker never trains or exports: it imports no training library;
-3. the refresher loads what the store serves and keeps polling it (see kept_models.py); in the
+   files. A worker never trains, exports or tidies the store: it only reads it (the trainer removes
+   the leftovers of crashed saves when it starts), and imports no training library;
+2. the refresher loads what the store serves and keeps polling it (see kept_models.py); in the
    embedded mode the trainer keeper makes sure the store has its one trainer (trainer_keeper.py).
 Training jobs go on the queue (training_queue.py) and trainers run them (trainer_worker.py).
 """
@@ -21,15 +21,14 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, Request
 
-from app.part3 import metrics
+from app.part3 import prometheus
 from app.part3.job_records import JobRecords
-from app.part3.jobs import Job, JobKind
-from app.part3.kept_models import KeptModels
+from app.part3.job_status import Job, JobKind
+from app.part3.kept_models import KeptModels, needs_first_models
 from app.part3.monitoring import Monitoring
 from app.part3.predictor import Predictor
-from app.part3.recovery import fail_silent_jobs, remove_unfinished_saves
+from app.part3.recovery import fail_silent_jobs
 from app.part3.settings import Settings
-from app.part3.trainer import needs_first_models
 from app.part3.trainer_keeper import TrainerKeeper
 from app.part3.training_queue import QUEUE_ERRORS, QueueUnavailable, TrainingQueue
 
@@ -44,7 +43,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.kept = KeptModels(settings.models_dir)
-        self.requests_in_progress = metrics.RequestsInProgress()
+        self.requests_in_progress = prometheus.RequestsInProgress()
         self.predictor = Predictor(self.kept, self.requests_in_progress)
         self.keeper: TrainerKeeper | None = None
         self.monitoring = Monitoring(settings, self.kept, self.list_jobs, self.submit)  # feedback, drift, policy
@@ -86,6 +85,8 @@ class Service:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
+        if folder := self.settings.prometheus_multiproc_dir:  # before the first request's samples
+            folder.mkdir(parents=True, exist_ok=True)
         self._refresher = asyncio.create_task(self._bootstrap_then_refresh(), name="model-refresher")
 
     async def stop(self) -> None:
@@ -96,7 +97,7 @@ class Service:
         if self.keeper is not None:
             await asyncio.to_thread(self.keeper.stop)
         self.monitoring.feedback.close()
-        metrics.forget_this_process()
+        prometheus.forget_this_process(self.settings.prometheus_multiproc_dir)
 
     async def _bootstrap_then_refresh(self) -> None:
         try:
@@ -122,7 +123,7 @@ class Service:
     async def refresh(self) -> dict[str, int]:
         swapped = await asyncio.to_thread(self.kept.refresh)
         for name, version in swapped.items():
-            metrics.SERVING_VERSION.labels(name).set(version)
+            prometheus.SERVING_VERSION.labels(name).set(version)
         return swapped
 
     def not_ready_reason(self) -> str:
@@ -161,8 +162,6 @@ class Service:
             return None
 
     def bootstrap(self) -> None:
-        for store in self.stores.values():
-            remove_unfinished_saves(store)
         _ = self.monitoring.ids  # make or read the store's feedback secret now, not in a request
         self.ensure_first_models()
 

@@ -16,6 +16,10 @@ from app.paths import models_dir
 
 JOBS_FOLDER = ".jobs"  # the jobs' uploaded images, a file per job
 QUEUE_FILE = ".queue.sqlite3"  # the embedded queue and job records
+TRAINER_LOCK = ".trainer.lock"  # the embedded mode's one trainer holds it for its whole life
+# Set by the service for the trainer it starts (the fields trainer_parent and trainer_lock_fd below).
+PARENT_ENV = "WORKSHOP_TRAINER_PARENT"
+LOCK_FD_ENV = "WORKSHOP_TRAINER_LOCK_FD"
 
 
 class Settings(BaseSettings):
@@ -112,7 +116,29 @@ class Settings(BaseSettings):
         default=30.0, description="seconds between a worker's checks of the retrain policy"
     )
 
-    @field_validator("api_key", "queue_url", "feedback_secret", mode="before")
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",  # prometheus_client's own variable, without our prefix
+        description="a folder every worker writes its metrics to, so /metrics adds up all workers (made at start)",
+    )
+
+    # -- set by the service for the trainer it starts (trainer_keeper.py), never by hand ----------
+    trainer_parent: int | None = Field(
+        default=None, description="pid of the service that started this trainer: the trainer exits when it is gone"
+    )
+    trainer_lock_fd: int | None = Field(
+        default=None, description="an open descriptor already holding the trainer lock, passed by that service"
+    )
+
+    @field_validator(
+        "api_key",
+        "queue_url",
+        "feedback_secret",
+        "trainer_parent",
+        "trainer_lock_fd",
+        "prometheus_multiproc_dir",
+        mode="before",
+    )
     @classmethod
     def empty_means_unset(cls, value):
         # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key" (or no Redis).

@@ -5,7 +5,8 @@ models/.trainer.lock) the keeper starts `python -m app.part3.trainer_worker` hol
 trainer inherits the locked file and keeps the lock for its whole life, even if this worker dies
 (the kernel releases it when the trainer ends), so no second trainer ever starts beside it. When
 the trainer it started exits (crash, SIGKILL, out of memory), the keeper settles the job that
-trainer was running with the reason, and any keeper starts the next trainer.
+trainer was running with the reason, and any keeper starts the next trainer (which removes what the
+dead one left half-saved).
 """
 
 import fcntl
@@ -18,9 +19,8 @@ import threading
 
 from app import mnist
 from app.part3.job_records import JobRecords
-from app.part3.recovery import remove_unfinished_saves, settle
-from app.part3.settings import Settings
-from app.part3.trainer_worker import LOCK_FD_ENV, PARENT_ENV, TRAINER_LOCK
+from app.part3.recovery import settle
+from app.part3.settings import LOCK_FD_ENV, PARENT_ENV, TRAINER_LOCK, Settings
 from app.paths import PROJECT_ROOT
 from app.store import ModelStore
 
@@ -109,7 +109,7 @@ class TrainerKeeper:
             if job.status == "running" and job.trainer_pid == trainer.pid:
                 settled = settle(self.records, store, job, self._death_reason(returncode))
                 log.info("job %s %s: %s", job.id, settled.status, settled.progress)
-        remove_unfinished_saves(store)
+        # What it was saving is removed by the next trainer when it starts: the service never writes the store.
 
     def _wait(self, trainer: subprocess.Popen) -> int:
         while True:

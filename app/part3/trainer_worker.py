@@ -23,20 +23,34 @@ import time
 from filelock import FileLock, Timeout
 from huey.exceptions import TaskLockedException
 
-from app import mnist
-from app.part3.jobs import Job, now
-from app.part3.recovery import remove_unfinished_saves, settle, silence_reason
-from app.part3.settings import Settings
-from app.part3.trainer import NICENESS, train
+from app import mnist, penguins
+from app.part3.job_status import Job, now
+from app.part3.recovery import settle, silence_reason
+from app.part3.settings import TRAINER_LOCK, Settings
+from app.part3.training_job import NICENESS, train
 from app.part3.training_queue import TrainingQueue
 from app.store import ModelStore
 
-log = logging.getLogger("app.part3.trainer")
-TRAINER_LOCK = ".trainer.lock"  # in the models folder: the embedded mode's one trainer holds it
-PARENT_ENV = "WORKSHOP_TRAINER_PARENT"  # set by the service that started this trainer
-LOCK_FD_ENV = "WORKSHOP_TRAINER_LOCK_FD"  # ... with the trainer lock, already held, on this descriptor
+log = logging.getLogger("app.part3.training_job")
 ANOTHER_TRAINER = 75  # exit code: this store already has its trainer (EX_TEMPFAIL)
 LOCK_RETRY = 0.2  # seconds between attempts at the training lock
+
+
+def remove_unfinished_saves(store: ModelStore) -> list[str]:
+    """Delete the temporary folders of saves that crashed, if no training holds the store's lock.
+
+    Every training publishes while holding that lock, so a free lock means no save is under way
+    and any temporary folder is a dead one. (The store ignores them anyway; this is tidying.)
+    """
+    lock = store.training_lock(timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return []
+    try:
+        return store.clean_temporary(older_than=0)
+    finally:
+        lock.release()
 
 
 def embedded_trainer_lock(settings: Settings) -> FileLock:
@@ -51,7 +65,7 @@ class Trainer:
         self.records = queue.records
         self.store = ModelStore(mnist.MODEL_NAME, settings.models_dir)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.parent = int(os.environ[PARENT_ENV]) if os.environ.get(PARENT_ENV) else None
+        self.parent = settings.trainer_parent
         self._holding = threading.Event()
         self._job: str | None = None
         self._stop = threading.Event()
@@ -142,13 +156,15 @@ def main() -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.nice(NICENESS)
     queue = TrainingQueue(settings)
-    if not queue.distributed and not os.environ.get(LOCK_FD_ENV):
+    if not queue.distributed and settings.trainer_lock_fd is None:
         lock = embedded_trainer_lock(settings)
         try:
             lock.acquire(timeout=0)  # held until this process ends; the kernel releases it then
         except Timeout:
             print(f"{settings.models_dir} already has its trainer", file=sys.stderr)
             return ANOTHER_TRAINER
+    for name in (penguins.MODEL_NAME, mnist.MODEL_NAME):  # the store's one tidier: workers only read it
+        remove_unfinished_saves(ModelStore(name, settings.models_dir))
     warm_up(settings)
     trainer = Trainer(settings, queue)
     queue.take_turn = trainer.take_turn

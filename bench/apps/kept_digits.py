@@ -1,6 +1,6 @@
 """A bare app that micro-batches in a thread, built from the project's pieces, as a reference: the
 model kept in memory (Part 3's ONNX Runtime session, app.part3.onnx_models.DigitModel), bulk decoding
-(app.images.decode_digits) and concurrent requests sharing model calls (app.batching.MicroBatcher).
+(app.images.decode_digits) and concurrent requests sharing model calls (bench.batching.MicroBatcher).
 
 Every image goes through the batcher's thread; the images of requests that arrive together share one
 ONNX Runtime call, which runs outside the GIL while the event loop reads the next requests. The
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from fastapi import FastAPI, UploadFile
 
-from app.batching import MicroBatcher
 from app.images import decode_digits
 from app.part3.onnx_models import DigitModel
+from bench.batching import MicroBatcher
 
 predictor = DigitModel(Path(os.environ["BENCH_MODEL_FILE"]))
 batcher = MicroBatcher(predictor.digits)

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from app.dockerfile import BASE_IMAGE_PATH, Dockerfile, DockerIgnore, Instruction, expand
+from workshop.dockerfile import BASE_IMAGE_PATH, Dockerfile, DockerIgnore, Instruction, expand
 
 # Commands that only set users and ownership: the replay runs as whoever runs the tests.
 OWNERSHIP_COMMANDS = {"groupadd", "useradd", "addgroup", "adduser", "chown", "chmod"}

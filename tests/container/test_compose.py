@@ -10,8 +10,8 @@ from pathlib import PurePosixPath
 import pytest
 import yaml
 
-from app.dockerfile import Dockerfile
 from app.paths import PROJECT_ROOT
+from workshop.dockerfile import Dockerfile
 
 
 @pytest.fixture(scope="module")

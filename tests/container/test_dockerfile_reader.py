@@ -1,11 +1,11 @@
-"""app/dockerfile.py reads Dockerfiles and .dockerignore files as Docker does (the checks rely on it)."""
+"""workshop/dockerfile.py reads Dockerfiles and .dockerignore files as Docker does (the checks rely on it)."""
 
 from pathlib import PurePosixPath
 
 import pytest
 
-from app.dockerfile import Dockerfile, DockerfileError, DockerIgnore
 from app.paths import PROJECT_ROOT
+from workshop.dockerfile import Dockerfile, DockerfileError, DockerIgnore
 
 EXAMPLE = """\
 # syntax=docker/dockerfile:1
@@ -157,7 +157,7 @@ def test_the_projects_targets_install_what_each_one_runs():
     }
     assert syncs["serve"] and all("--no-default-groups" in s and "--group" not in s for s in syncs["serve"])
     assert syncs["train"] == syncs["standalone"] and all("--group train" in s for s in syncs["train"])
-    assert dockerfile.target("train").last("CMD").exec_form == ["workshop", "trainer"]
+    assert dockerfile.target("train").last("CMD").exec_form == ["python", "-m", "app.part3.trainer_worker"]
     for name in ("serve", "standalone"):
         assert dockerfile.target(name).last("CMD").exec_form[:3] == ["fastapi", "run", "app/part3/main.py"]
         assert dockerfile.target(name).user() == "10001"

@@ -9,8 +9,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from app.dockerfile import Dockerfile
 from app.paths import PROJECT_ROOT
+from workshop.dockerfile import Dockerfile
 
 # Commands that need root at build time: every RUN using one must come before the final USER.
 NEEDS_ROOT = {

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from replay import Replay
 
-from app.dockerfile import Dockerfile
 from app.paths import DATA_DIR, PROJECT_ROOT
+from workshop.dockerfile import Dockerfile
 
 pytestmark = pytest.mark.slow
 
@@ -127,10 +127,12 @@ def client(service):
         yield http
 
 
-def test_the_image_holds_the_code_and_data_but_nothing_local(replay):
+def test_the_image_holds_the_runtime_and_data_but_nothing_local(replay):
     top_level = {path.parts[0] for path in replay.copied}
     assert {"app", "data", "pyproject.toml", "uv.lock"} <= top_level, top_level
-    assert top_level.isdisjoint({"models", ".venv", ".git", "tests", "notebooks", "artifacts"}), top_level
+    assert top_level.isdisjoint({"models", ".venv", ".git", "tests", "notebooks", "artifacts", "workshop", "bench"}), (
+        top_level
+    )
     assert not any("__pycache__" in path.parts for path in replay.copied)
 
 

@@ -10,7 +10,7 @@ from part3_support import digit_file, metric, running_service, wait_until
 from PIL import Image
 
 from app import images
-from app.part3.feedback import FeedbackStore
+from app.part3.feedback_records import FeedbackStore
 from app.part3.job_records import SqliteJobRecords
 from app.part3.kept_models import KeptModels
 from app.part3.monitoring import Monitoring

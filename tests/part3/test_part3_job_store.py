@@ -10,7 +10,7 @@ import redis
 from huey.exceptions import TaskLockedException
 
 from app.part3.job_records import RedisJobRecords, SqliteJobRecords
-from app.part3.jobs import Job, JobNotFound, now
+from app.part3.job_status import Job, JobNotFound, now
 from app.part3.recovery import fail_silent_jobs, settle
 from app.part3.settings import Settings
 from app.part3.trainer_keeper import TrainerKeeper

@@ -127,7 +127,7 @@ def test_the_export_command_gives_every_old_version_its_serving_file(seeded_stor
         make_old(store, 1)
         assert store.servable() == []
     done = subprocess.run(
-        [sys.executable, "-m", "app.part3.trainer", "--export-missing"],
+        [sys.executable, "-m", "app.part3.training_job", "--export-missing"],
         cwd=PROJECT_ROOT,
         env={**os.environ, "WORKSHOP_MODELS_DIR": str(folder)},
         capture_output=True,

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}
 FAULTS = Path(__file__).resolve().parent / "faults"
 PAUSED_POINTS = ["training", "evaluating", "saving", "published"]
-CLEANUP_WAIT = 60.0  # seconds: the service tidies up right after it settles the job
+CLEANUP_WAIT = 60.0  # seconds: the next trainer tidies up when it starts, right after the job is settled
 
 
 def fault_environment(point: str | None, markers: Path) -> dict[str, str]:
@@ -115,7 +115,7 @@ def test_a_trainer_killed_at_any_point_leaves_the_previous_version_serving(point
 
     job = kill_trainer_at(point, client, markers, random.Random(f"kill-{point}"))
 
-    wait_until(lambda: not leftovers(models_dir), "the service removes what the killed trainer left", CLEANUP_WAIT)
+    wait_until(lambda: not leftovers(models_dir), "the next trainer removes what the killed one left", CLEANUP_WAIT)
     assert complete(store)
     if point == "published":  # its version was whole before the kill: the job counts it, nothing is lost
         assert job["status"] == "succeeded", job
@@ -174,7 +174,7 @@ def test_the_whole_service_killed_during_a_save_restarts_clean(seeded_store, tmp
         assert served_version(restarted.client) == serving
         failed = wait_for_job(restarted.get, job["id"])
         assert failed["status"] == "failed" and failed["error"], failed
-        wait_until(lambda: not leftovers(models_dir), "the restart removes the crashed save", CLEANUP_WAIT)
+        wait_until(lambda: not leftovers(models_dir), "the restart's trainer removes the crashed save", CLEANUP_WAIT)
         assert store_state(models_dir) == before  # ...and a restart removes it
         assert complete(store)
     finally:

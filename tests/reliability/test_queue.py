@@ -36,7 +36,7 @@ HEARTBEAT = {"WORKSHOP_HEARTBEAT_INTERVAL": "0.5", "WORKSHOP_HEARTBEAT_TIMEOUT":
 
 
 class TrainerProcess:
-    """`python -m app.workshop trainer` (what `uv run workshop trainer` runs), in its own folder."""
+    """`python -m workshop.cli trainer` (what `uv run workshop trainer` runs), in its own folder."""
 
     def __init__(self, folder: Path, env: dict[str, str]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -44,7 +44,7 @@ class TrainerProcess:
         environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env}
         with open(self.log, "ab") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.workshop", "trainer"],
+                [sys.executable, "-m", "workshop.cli", "trainer"],
                 cwd=folder,
                 env=environment,
                 stdout=output,

@@ -33,7 +33,7 @@ from sklearn.preprocessing import FunctionTransformer
 import app.store
 from app import mnist, penguins
 from app.part3 import onnx_models
-from app.part3.trainer import export_missing_serving_files
+from app.part3.training_job import export_missing_serving_files
 from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from app import images, mnist
-from app.part3.feedback import ConflictingFeedback
+from app.part3.feedback_records import ConflictingFeedback
 from app.part3.prediction_ids import MAX_ID_LENGTH, InvalidPredictionId, IssuedPrediction, image_digest
 from app.part3.routes.errors import documented
 from app.part3.service import Service, ServiceDep

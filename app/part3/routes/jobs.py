@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from app.part3.jobs import JOB_ID, Job
+from app.part3.job_status import JOB_ID, Job
 from app.part3.routes.errors import documented
 from app.part3.service import ServiceDep
 

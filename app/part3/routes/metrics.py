@@ -1,8 +1,8 @@
-"""GET /metrics for Prometheus (see app/part3/metrics.py for several workers)."""
+"""GET /metrics for Prometheus (see app/part3/prometheus.py for several workers)."""
 
 from fastapi import APIRouter, Response
 
-from app.part3 import metrics
+from app.part3 import prometheus
 from app.part3.service import ServiceDep
 
 router = APIRouter()
@@ -10,5 +10,10 @@ router = APIRouter()
 
 @router.get("/metrics", include_in_schema=False)
 def read_metrics(service: ServiceDep) -> Response:
-    body, content_type = metrics.render(service.list_jobs, service.stores, service.monitoring)
+    body, content_type = prometheus.render(
+        service.list_jobs,
+        service.stores,
+        service.monitoring,
+        multiprocess_dir=service.settings.prometheus_multiproc_dir,
+    )
     return Response(body, media_type=content_type)

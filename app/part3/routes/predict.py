@@ -11,12 +11,13 @@ from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app import mnist, penguin_api, penguins
+from app import mnist, penguins
 from app.part3.prediction_ids import image_digest
 from app.part3.routes.errors import documented
 from app.part3.service import service_of
 from app.part3.small_uploads import SmallUploadRoute
-from app.penguin_api import BillLength, FlipperLength, PenguinMeasurements
+from app.penguins import api as penguin_api
+from app.penguins.api import BillLength, FlipperLength, PenguinMeasurements
 
 router = APIRouter(tags=["predict"], route_class=SmallUploadRoute)
 

@@ -9,9 +9,9 @@ import os
 import pytest
 import yaml
 
-from app.dockerfile import Dockerfile
+from workshop.dockerfile import Dockerfile
 from app.paths import PROJECT_ROOT
-from app.workshop import SIDE_ENV
+from workshop.cli import SIDE_ENV
 
 PART3 = PROJECT_ROOT / os.environ.get(SIDE_ENV, "solutions") / "part3"
 

@@ -1,12 +1,12 @@
 """Checks for part3/ex1_image: the Dockerfile that puts the Part 2 service in an image.
 
-They read the Dockerfile as Docker would (app/dockerfile.py) without building it: no container engine
+They read the Dockerfile as Docker would (workshop/dockerfile.py) without building it: no container engine
 is needed to check the exercise.
 """
 
 from pathlib import PurePosixPath
 
-from app.dockerfile import DockerIgnore
+from workshop.dockerfile import DockerIgnore
 from app.paths import PROJECT_ROOT
 
 HINTS = [

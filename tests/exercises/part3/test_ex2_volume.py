@@ -2,7 +2,7 @@
 
 from pathlib import PurePosixPath
 
-from app.dockerfile import DockerIgnore
+from workshop.dockerfile import DockerIgnore
 from app.paths import PROJECT_ROOT
 
 HINTS = [

@@ -1,6 +1,6 @@
 """Prepare the model store every server reads, and measure the model's own throughput in-process.
 
-    python -m bench.models STORE_DIR --train-images 1000 --epochs 1 --seconds 3
+    python -m bench.prepare_models STORE_DIR --train-images 1000 --epochs 1 --seconds 3
 
 Runs as its own process so that the benchmark's driver never imports Keras. Trains a small MNIST
 model and the penguin pipeline with app.mnist / app.penguins, publishes both to STORE_DIR (a

@@ -3,7 +3,8 @@ training jobs by status, training durations and the promotion gate's decisions.
 
 Several workers (`fastapi run --workers 2`) are several processes, each with its own counters, and a
 scrape reaches one of them. Set PROMETHEUS_MULTIPROC_DIR to an empty folder before starting the
-service and every worker writes its samples there; /metrics then adds up all workers' samples
+service (prometheus_client reads it at import; the service reads it through its Settings and makes
+the folder when it starts) and every worker writes its samples there; /metrics then adds up all workers' samples
 (prometheus_client's multiprocess mode). Empty the folder between runs of the service: the samples
 of a previous run would be counted again. Without the variable each worker reports its own counts,
 which is right for a single worker. The jobs by status and the finished jobs' durations are read
@@ -15,6 +16,7 @@ import functools
 import os
 import time
 from collections import Counter as Tally
+from pathlib import Path
 from typing import get_args
 
 from prometheus_client import (
@@ -30,13 +32,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.part3.jobs import JobStatus
+from app.part3.job_status import JobStatus
 from app.promotion import PROMOTED, REJECTED
 from app.store import ModelStore
-
-MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if MULTIPROCESS_DIR:
-    os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
 
 REQUESTS = Counter(
     "workshop_http_requests", "HTTP requests by method, route template and status", ["method", "route", "status"]
@@ -116,12 +114,15 @@ class GateDecisionsCollector:
         yield family
 
 
-def render(list_jobs, stores: dict[str, ModelStore] | None = None, *collectors) -> tuple[bytes, str]:
+def render(
+    list_jobs, stores: dict[str, ModelStore] | None = None, *collectors, multiprocess_dir: Path | None = None
+) -> tuple[bytes, str]:
     """The exposition text for /metrics and its content type; `collectors` add gauges computed at
-    scrape time (e.g. the service's monitoring: live accuracy and drift)."""
-    if MULTIPROCESS_DIR:
+    scrape time (e.g. the service's monitoring: live accuracy and drift). `multiprocess_dir` is
+    Settings.prometheus_multiproc_dir: every worker's samples, added up."""
+    if multiprocess_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, path=str(multiprocess_dir))
     else:
         registry = REGISTRY
     shared = CollectorRegistry(auto_describe=False)
@@ -133,10 +134,10 @@ def render(list_jobs, stores: dict[str, ModelStore] | None = None, *collectors) 
     return generate_latest(registry) + generate_latest(shared), CONTENT_TYPE_LATEST
 
 
-def forget_this_process() -> None:
+def forget_this_process(multiprocess_dir: Path | None) -> None:
     """On shutdown: drop this worker's live gauges from the multiprocess folder."""
-    if MULTIPROCESS_DIR:
-        multiprocess.mark_process_dead(os.getpid())
+    if multiprocess_dir:
+        multiprocess.mark_process_dead(os.getpid(), path=str(multiprocess_dir))
 
 
 class RequestsInProgress:

@@ -19,7 +19,7 @@ Lines written `# EXERCISE: <code>` inside a block are the starter's code instead
 Files without markers are copied as they are; non-Python files get only the TODO comment.
 
 exercises/ is also where the learner works, so generating never overwrites a learner's answer:
-app/exercise_starters.json (committed) records the sha256 of every starter as last generated, and
+workshop/exercise_starters.json (committed) records the sha256 of every starter as last generated, and
 `write_exercises` refuses to replace a file that no longer matches its record (it is someone's work)
 unless forced. The maintainers' drift checks compare the generator's output with that record, never
 with the files a learner edits.
@@ -34,7 +34,7 @@ from app.paths import PROJECT_ROOT
 
 SOLUTIONS = PROJECT_ROOT / "solutions"
 EXERCISES = PROJECT_ROOT / "exercises"
-MANIFEST = PROJECT_ROOT / "app" / "exercise_starters.json"
+MANIFEST = Path(__file__).resolve().parent / "exercise_starters.json"
 BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION\b ?(?P<hint>.*)$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 STARTER_LINE = re.compile(r"^(?P<indent>\s*)# EXERCISE: ?(?P<code>.*)$")

@@ -1,7 +1,11 @@
 """The penguin classifier: a standard scaler and an 11-nearest-neighbours vote on two measurements.
 
 Written once for the notebook, the exercises and the services: build, train, evaluate, predict, and
-save/load with skops (which, unlike pickle, only rebuilds the types we name as trusted).
+save/load with skops (which, unlike pickle, only rebuilds the types we name as trusted). `publish`
+is the one way a penguin model reaches the store. Beside it:
+
+    api.py    the penguin API's contract: bounded lengths in, a species out (Parts 1 and 3)
+    units.py  lengths with an optional unit ("12cm", "0.5in") in millimetres
 """
 
 import json

@@ -26,8 +26,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import exercises
 from app.paths import PROJECT_ROOT
+from workshop import exercises
 
 TESTS = PROJECT_ROOT / "tests" / "exercises"
 SIDE_ENV = "WORKSHOP_SIDE"

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from app.images import labelled_images
-from app.part3.jobs import Job, JobKind, JobStatus
+from app.part3.job_status import Job, JobKind, JobStatus
 from app.part3.routes.errors import documented
 from app.part3.security import require_api_key
 from app.part3.service import Service, ServiceDep

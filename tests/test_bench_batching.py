@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from app.batching import BatcherClosed, BatcherFull, MicroBatcher
+from bench.batching import BatcherClosed, BatcherFull, MicroBatcher
 
 
 def run(coroutine):

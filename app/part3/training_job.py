@@ -11,7 +11,7 @@ This module, run in a trainer, not a serving worker, also does what a first star
 (`ensure_first_models`, run by the "initial" job): it trains the penguin model when the store has
 none and exports a serving file for every version published before serving files existed.
 
-    python -m app.part3.trainer --export-missing   # give every stored version its model.onnx
+    python -m app.part3.training_job --export-missing   # give every stored version its model.onnx
 """
 
 import logging
@@ -23,11 +23,11 @@ import numpy as np
 from app import mnist, penguins, promotion
 from app.datasets import load_mnist, load_penguins
 from app.part3.job_records import JobRecords
-from app.part3.jobs import Job
+from app.part3.job_status import Job
 from app.part3.settings import Settings
 from app.store import ModelStore
 
-log = logging.getLogger("app.part3.trainer")
+log = logging.getLogger("app.part3.training_job")
 NICENESS = 10  # below the serving worker's priority: a prediction never waits for a training step
 
 
@@ -100,13 +100,6 @@ def ensure_first_models(settings: Settings) -> dict[str, str]:
     """What a first start needs from the training side, bar the digit model's first training."""
     ensure_penguin_model(ModelStore(penguins.MODEL_NAME, settings.models_dir), settings)
     return export_missing_serving_files(settings.models_dir)
-
-
-def needs_first_models(models_dir) -> bool:
-    """Whether a store lacks a model or has a version without a serving file (read only: no training
-    library imported, so a serving worker can ask)."""
-    stores = [ModelStore(name, models_dir) for name in (penguins.MODEL_NAME, mnist.MODEL_NAME)]
-    return any(store.latest() is None or len(store.servable()) < len(store.versions()) for store in stores)
 
 
 def train(job: Job, jobs: JobRecords, settings: Settings) -> int:
@@ -182,7 +175,7 @@ def export_missing_main() -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--export-missing"]:
-        raise SystemExit("usage: python -m app.part3.trainer --export-missing (jobs run in `workshop trainer`)")
+        raise SystemExit("usage: python -m app.part3.training_job --export-missing (jobs run in `workshop trainer`)")
     code = export_missing_main()
     sys.stdout.flush()
     sys.stderr.flush()
