@@ -9,10 +9,10 @@ touching a route. The models are ONNX Runtime sessions (onnx_models.py). Where e
 - penguins: on the event loop, a few microseconds in ONNX Runtime.
 - one image while the worker is otherwise idle: on the event loop (decoding and the model take
   less than a hop to a thread and back).
-- one image while requests queue up (metrics.RequestsInProgress.busy): decoded at once (a bad
-  file is refused on its own), then predicted with the other images that arrived with it in one
-  model call on the event loop (`Coalescer`): one call of n images costs far less than n calls,
-  and a hop to a thread per image costs more than it frees.
+- one image while requests queue up (prometheus.RequestsInProgress.busy): decoded and predicted
+  with the other images that arrived with it, in one decoding call and one model call on the event
+  loop (`Coalescer`): a call of n images costs far less than n calls, and a hop to a thread per
+  image costs more than it frees.
 - several images (POST /predict/batch/): in the thread pool, off the event loop; ONNX Runtime
   releases the GIL while it runs, so the loop reads the next requests meanwhile.
 """
@@ -48,20 +48,20 @@ class DigitAnswers:
 
 
 class Coalescer:
-    """Images of requests that arrive together, predicted in one model call.
+    """Images of requests that arrive together, decoded and predicted in one call each.
 
-    The requests that one read of the sockets brings each add their image before the event loop
+    The requests that one read of the sockets brings each add their upload before the event loop
     runs anything it was given later, so a call scheduled by the first of them (`call_soon`) finds
-    them all. Each image is answered by the model it was given to, even if a new version is kept
-    meanwhile.
+    them all. A bad file is refused to its own request only, and each image is answered by the
+    model it was given to, even if a new version is kept meanwhile.
     """
 
     def __init__(self) -> None:
         self._model: DigitModel | None = None
-        self._waiting: list[tuple[np.ndarray, asyncio.Future[int]]] = []
+        self._waiting: list[tuple[Upload, asyncio.Future[int]]] = []
 
-    def digit(self, model: DigitModel, pixels: np.ndarray) -> "asyncio.Future[int]":
-        """The digit in `pixels` (1, 28, 28), once the waiting images have been predicted."""
+    def digit(self, model: DigitModel, upload: Upload) -> "asyncio.Future[int]":
+        """The digit in `upload`, once the waiting uploads have been decoded and predicted."""
         loop = asyncio.get_running_loop()
         if self._waiting and model is not self._model:
             self._predict_waiting()
@@ -69,7 +69,7 @@ class Coalescer:
             self._model = model
             loop.call_soon(self._predict_waiting)
         future: asyncio.Future[int] = loop.create_future()
-        self._waiting.append((pixels, future))
+        self._waiting.append((upload, future))
         return future
 
     def _predict_waiting(self) -> None:
@@ -78,7 +78,13 @@ class Coalescer:
         if not waiting or model is None:
             return
         try:
-            digits = model.digits(np.concatenate([pixels for pixels, _ in waiting]))
+            pixels = images.decode_digits([data for (_, data), _ in waiting], [name for (name, _), _ in waiting])
+        except images.UploadError:  # one of them is bad: each alone, so that only its request is refused
+            waiting, pixels = self._decode_each(waiting)
+        if not waiting:
+            return
+        try:
+            digits = model.digits(pixels)
         except Exception as error:  # every waiting request fails as it would have alone
             for _, future in waiting:
                 if not future.done():
@@ -87,6 +93,20 @@ class Coalescer:
         for (_, future), digit in zip(waiting, digits, strict=True):
             if not future.done():  # done: its request was cancelled (the client went away)
                 future.set_result(digit)
+
+    @staticmethod
+    def _decode_each(
+        waiting: list[tuple[Upload, "asyncio.Future[int]"]],
+    ) -> tuple[list[tuple[Upload, "asyncio.Future[int]"]], np.ndarray]:
+        decoded, good = [], []
+        for (name, data), future in waiting:
+            try:
+                decoded.append(images.decode_digits([data], [name]))
+                good.append(((name, data), future))
+            except images.UploadError as error:
+                if not future.done():
+                    future.set_exception(error)
+        return good, np.concatenate(decoded) if decoded else np.empty((0, images.SIDE, images.SIDE), np.uint8)
 
 
 class Predictor:
@@ -115,8 +135,7 @@ class Predictor:
         if len(uploads) > 1:
             digits = await run_in_threadpool(self._decode_and_predict, kept.model, uploads)
         elif self.load.busy():
-            ((name, data),) = uploads
-            digits = [await self.coalescer.digit(kept.model, images.decode_digits([data], [name]))]
+            digits = [await self.coalescer.digit(kept.model, uploads[0])]
         else:
             digits = self._decode_and_predict(kept.model, uploads)
         predictions_of(mnist.MODEL_NAME, kept.version).inc(len(digits))

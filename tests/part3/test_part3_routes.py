@@ -79,8 +79,8 @@ def test_digit_prediction_keeps_part2_contract_and_names_the_version(client, ser
 
 
 def test_a_busy_worker_answers_single_images_as_a_quiet_one(client, served_model, monkeypatch):
-    """While requests queue up, single images are predicted together (predictor.Coalescer): every
-    answer is still the one the model gives that image alone."""
+    """While requests queue up, single images are decoded and predicted together (predictor.Coalescer):
+    every answer is still the one the model gives that image alone, and a bad file is refused alone."""
     predictor = client.app.state.service.predictor
     groups = []
     predict_waiting = predictor.coalescer._predict_waiting
@@ -91,16 +91,20 @@ def test_a_busy_worker_answers_single_images_as_a_quiet_one(client, served_model
         lambda: groups.append(len(predictor.coalescer._waiting)) or predict_waiting(),
     )
     digits = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]
+    bad = ("notes.png", b"hello, not an image", "image/png")
+    uploads = [digit_file(digit) for digit in digits[:6]] + [bad] + [digit_file(digit) for digit in digits[6:]]
 
-    def predict(digit):
-        return client.post("/predict/", files={"file": digit_file(digit)})
+    def predict(upload):
+        return client.post("/predict/", files={"file": upload})
 
     with ThreadPoolExecutor(4) as pool:  # the requests overlap on the service's event loop
-        responses = list(pool.map(predict, digits))
+        responses = list(pool.map(predict, uploads))
+    refused = responses.pop(6)
     expected = mnist.predict_digits(served_model, np.stack([images.decode_digit(digit_file(d)[1]) for d in digits]))
     assert [response.status_code for response in responses] == [200] * len(digits)
     assert [response.json()["result"] for response in responses] == [str(digit) for digit in expected]
-    assert sum(groups) == len(digits), "every image went through the coalescer"
+    assert refused.status_code == 422 and "notes.png" in refused.json()["detail"]
+    assert sum(groups) == len(uploads), "every image went through the coalescer"
 
 
 def test_batch_prediction_answers_each_image_in_order(client, served_model):

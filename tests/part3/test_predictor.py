@@ -1,11 +1,13 @@
-"""app/part3/predictor.py's Coalescer: images that arrive together share one model call, each
-answered in order by the model it was given to."""
+"""app/part3/predictor.py's Coalescer: images that arrive together share one decoding and one
+model call, each answered in order by the model it was given to; a bad file refuses only its own
+request."""
 
 import asyncio
 
 import numpy as np
 import pytest
 
+from app import images
 from app.part3.predictor import Coalescer
 
 
@@ -23,12 +25,12 @@ class RecordingModel:
         return [int(image[0, 0]) for image in pixels]
 
 
-def image(digit: int) -> np.ndarray:
-    return np.full((1, 28, 28), digit, dtype=np.uint8)
+def upload(digit: int) -> tuple[str, bytes]:
+    return f"img_{digit}.png", images.encode_png(np.full((28, 28), digit, dtype=np.uint8))
 
 
 async def ask(coalescer: Coalescer, model: RecordingModel, digit: int) -> int:
-    return await coalescer.digit(model, image(digit))
+    return await coalescer.digit(model, upload(digit))
 
 
 def test_requests_that_arrive_together_share_one_call_and_keep_their_order():
@@ -72,6 +74,18 @@ def test_a_failing_model_fails_every_waiting_request():
 
     errors = asyncio.run(together())
     assert [str(error) for error in errors] == ["the model broke"] * 2 and model.calls == [2]
+
+
+def test_a_bad_file_is_refused_to_its_own_request_only():
+    model, coalescer = RecordingModel(), Coalescer()
+
+    async def one_bad():
+        bad = coalescer.digit(model, ("notes.png", b"not an image"))
+        return await asyncio.gather(ask(coalescer, model, 2), bad, ask(coalescer, model, 8), return_exceptions=True)
+
+    good, refused, other = asyncio.run(one_bad())
+    assert (good, other) == (2, 8) and model.calls == [2]
+    assert isinstance(refused, images.UploadError) and "notes.png" in refused.message
 
 
 def test_requests_one_after_another_each_get_their_own_call():
