@@ -243,7 +243,8 @@ each thread's CPU time from /proc while wrk drives it.
     turns, Part 3 against the image floor, back to back, load average 3.5 then 7):
     - the digit helper process against the thread pool at 8 connections: helper 0.99 x the floor,
       thread pool 1.06 x (answering every image on the event loop: 0.64 x). Not ahead by 15 %:
-      removed; queued single images go to the thread pool (ONNX Runtime releases the GIL).
+      removed; queued single images went to the thread pool (ONNX Runtime releases the GIL), until
+      item 15.
     - the lean one-file upload parser (small_uploads.py): at load average 7, one digit p50 1.50 x
       the floor with it, 1.52 x without, 8 connections 0.75 x with, 0.71 x without (6 %); measured
       again at load average 4 (four turns): 8 connections 0.80 x with, 0.68 x without (+17.5 %),
@@ -251,6 +252,31 @@ each thread's CPU time from /proc while wrk drives it.
       Starlette's private `_get_form`/`_form`; a test fails when they change).
     - the PNG walker (item 4, `app.images.decode_digits`'s plain-PNG path): a batch of 256 over
       HTTP 5,600 images/s with it, 3,200 without (+74 %). Kept.
+
+15. **Predict the single images that arrive together in one call, on the event loop**
+    (`app.part3.predictor.Coalescer`, issues 11 and 12). After the merges of issues 11 and 12 a
+    full run gave 8 connections 0.37 x the floor with queued single images sent to the thread
+    pool. Thread CPU time from /proc at 8 connections (A/B script, four turns of 3 s, load average
+    2-3): the thread-pool hop cost 555-638 us of the worker's CPU a request against the floor's
+    319-330 us; answering each image on the event loop 569-583 us. Profile in-process: the model
+    call costs 40 us alone in a loop but about 220 us of a request's CPU (a pause before it and
+    the rest of the request around it leave its weights and ONNX Runtime's code out of the
+    caches), so calls, not images, are what costs. Predicted: one decoding call and one model call
+    for the requests that one read of the sockets brings. Did: 430-435 us a request with one model
+    call (0.73 x the floor's requests/s, hop 0.54 x), then 368 us with one decoding call as well:
+    1.01 x the floor's requests/s against the hop's 0.67 x, in the same run. A bad file is decoded
+    alone and refused to its own request (tested); a lone client still takes the event-loop path.
+16. **The lean upload reader takes a batch of files** (`small_uploads.files_form`). Profile of a
+    256-image POST /predict/batch/ in-process: Starlette's parser (python-multipart callbacks, a
+    spooled file per part) was the largest share of its 18 ms of CPU. Predicted: a few ms off a
+    batch. Did: 18.3 -> 15.3 ms of CPU in-process; over HTTP (A/B, four turns, load average 3):
+    15,600 images/s against 13,200 with bodies over 64 KiB left to Starlette (+18 %). The
+    generated-body test draws bodies of one to three parts and holds each lean form to Starlette's.
+17. **Prediction ids without a system call** (`app.part3.prediction_ids`): HMAC-SHA256 and
+    `secrets.token_hex` per id took 4.4 us hot; keyed BLAKE2b (hashlib's documented MAC) and a
+    per-process random prefix with a counter take 2.4 us. With it, one digit p50 over HTTP was 1.45 x
+    the floor, and 1.43 x with ids and the drift window's append both removed (A/B, five turns, load
+    average 2-3): the bookkeeping issue 12 added costs about 0.02 x of that row.
 
 Before issue 11 (the NumPy path), where one digit's time went on the event-loop path (in-process, a pause between
 requests, 2-core EPYC), after 11 and 12: the image floor about 255 us; Part 3 about 360 us. The model (decoded
