@@ -1,5 +1,6 @@
 """notebooks/monitoring.ipynb run by papermill with tiny parameters: the signals react to shifted
-digits, the gate refuses a fine-tune on wrong labels, and a fine-tune on the feedback runs to the end."""
+digits, the gate refuses a fine-tune on wrong labels and promotes one on right labels, and a
+fine-tune on the feedback runs to the end."""
 
 import re
 
@@ -50,6 +51,13 @@ def test_the_gate_refuses_the_fine_tune_on_wrong_labels_and_serving_stays(notebo
     before, now = re.search(r"serving before: (\d+)  serving now: (\d+)", text).groups()
     assert before == now == "1"
     assert re.search(r"version 2: rejected", text)
+
+
+def test_the_gate_promotes_a_fine_tune_on_right_labels_and_every_worker_serves_it(notebook):
+    text = printed(notebook)
+    assert re.search(r"good labels: \{'status': 'succeeded', 'version': 3, 'promoted': True", text), text
+    before, after = re.search(r"serving before the good fine-tune: (\d+)  after it: (\d+)", text).groups()
+    assert (before, after) == ("1", "3")
 
 
 def test_the_fine_tune_on_feedback_ran(notebook):
