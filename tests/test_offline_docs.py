@@ -2,9 +2,7 @@
 page references only assets the app serves itself, and those are the real Swagger UI and ReDoc.
 (tests/browser renders Part 3's /docs with the network cut.)"""
 
-import importlib.util
 import re
-import sys
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +10,7 @@ from fastapi.testclient import TestClient
 from app.part3.main import create_app
 from app.part3.settings import Settings
 from app.paths import PROJECT_ROOT
+from tests.fresh_modules import import_fresh
 
 APP_FILES = sorted(
     path.relative_to(PROJECT_ROOT).as_posix()
@@ -19,20 +18,22 @@ APP_FILES = sorted(
     for path in PROJECT_ROOT.glob(pattern)
 )
 PART3 = "app/part3/main.py"
+# An app file that imports Keras at its top costs the quick loop a Keras import: its docs are checked in the full run.
+IMPORTS_KERAS = re.compile(r"^(import|from) (keras|tensorflow)\b", re.MULTILINE)
+
+
+def app_param(name: str):
+    heavy = name != PART3 and IMPORTS_KERAS.search((PROJECT_ROOT / name).read_text())
+    return pytest.param(name, id=name, marks=[pytest.mark.slow] if heavy else [])
 
 
 def load_app(name: str, tmp_path_factory):
     if name == PART3:
         return create_app(Settings(models_dir=tmp_path_factory.mktemp("docs") / "models"))
-    module_name = "offline_docs_" + re.sub(r"\W", "_", name)
-    spec = importlib.util.spec_from_file_location(module_name, PROJECT_ROOT / name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module.app
+    return import_fresh(PROJECT_ROOT / name, prefix="offline_docs").app
 
 
-@pytest.fixture(scope="module", params=[*APP_FILES, PART3])
+@pytest.fixture(scope="module", params=[app_param(name) for name in [*APP_FILES, PART3]])
 def client(request, tmp_path_factory):
     """The app, without its lifespan: the docs need no model."""
     return TestClient(load_app(request.param, tmp_path_factory))

@@ -16,10 +16,11 @@ import pytest
 from bad_requests import ALL, BOUNDS, CORPUS, UNITS, applies, digit_png, message, routes_of
 from fastapi.testclient import TestClient
 from part3_support import API_KEY
-from reliability_support import import_fresh, send, store_state
+from reliability_support import send, store_state
 
 from app import datasets
 from app.paths import PROJECT_ROOT
+from tests.fresh_modules import import_fresh
 
 SMALL_TRAINING = 256  # images the Part 2 apps' start-up trainings use here: the point is input handling
 GOOD_PENGUIN = {"bill": "40.3", "flipper": "195"}

@@ -26,7 +26,6 @@ import skops.io as sio
 from bad_requests import digit_png, zip_of
 from fastapi.testclient import TestClient
 from part3_support import API_KEY, copy_store, running_service, wait_for_job, wait_until
-from reliability_support import import_fresh
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -36,6 +35,7 @@ from app.part3 import onnx_models
 from app.part3.trainer import export_missing_serving_files
 from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
+from tests.fresh_modules import import_fresh
 
 pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}
