@@ -1,6 +1,6 @@
 """Fixtures shared by the Part 3, reliability and browser suites: one seeded model store per test
-session (its tiny models are trained once), and a private copy of it per test module. Other
-folders define their own `models_dir` where they need an empty store (tests/part2_support.py)."""
+session (its tiny models are trained once), a private copy of it per test module (`models_dir`), and
+one real Part 3 service per session (`real_service`)."""
 
 import os
 import sys
@@ -36,6 +36,18 @@ def models_dir(seeded_store, tmp_path_factory):
     from part3_support import copy_store
 
     return copy_store(seeded_store, tmp_path_factory.mktemp("module") / "models")
+
+
+@pytest.fixture(scope="session")
+def real_service(seeded_store, tmp_path_factory):
+    """The Part 3 service as a real process (`fastapi run`, API key set, debug logging) on its own copy
+    of the seeded store, shared by the browser, reliability and security suites: each test checks what
+    it changed itself, against its own snapshot. `.models_dir` is its store, `.log` its output."""
+    from part3_support import API_KEY, copy_store, serving_process
+
+    models_dir = copy_store(seeded_store, tmp_path_factory.mktemp("real-service") / "models")
+    with serving_process(models_dir, env={"WORKSHOP_API_KEY": API_KEY, "WORKSHOP_LOG_LEVEL": "debug"}) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
