@@ -11,7 +11,20 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 _copies = itertools.count(1)
+_IMPORTS_KERAS = re.compile(r"^(import|from) (keras|tensorflow)\b", re.MULTILINE)
+
+
+def imports_keras(path: Path | str) -> bool:
+    """Whether importing the file imports Keras or TensorFlow at its top: a quick test must not (tests/conftest.py)."""
+    return bool(_IMPORTS_KERAS.search(Path(path).read_text()))
+
+
+def slow_if_it_imports_keras(path: Path | str, *values, id: str | None = None):
+    """pytest.param(*values) for a test that imports the file at `path`: slow when that imports Keras."""
+    return pytest.param(*values, id=id, marks=[pytest.mark.slow] if imports_keras(path) else [])
 
 
 def import_fresh(path: Path | str, prefix: str = "fresh") -> ModuleType:

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from app.part3.main import create_app
 from app.part3.settings import Settings
 from app.paths import PROJECT_ROOT
-from tests.fresh_modules import import_fresh
+from tests.fresh_modules import import_fresh, slow_if_it_imports_keras
 
 APP_FILES = sorted(
     path.relative_to(PROJECT_ROOT).as_posix()
@@ -18,13 +18,6 @@ APP_FILES = sorted(
     for path in PROJECT_ROOT.glob(pattern)
 )
 PART3 = "app/part3/main.py"
-# An app file that imports Keras at its top costs the quick loop a Keras import: its docs are checked in the full run.
-IMPORTS_KERAS = re.compile(r"^(import|from) (keras|tensorflow)\b", re.MULTILINE)
-
-
-def app_param(name: str):
-    heavy = name != PART3 and IMPORTS_KERAS.search((PROJECT_ROOT / name).read_text())
-    return pytest.param(name, id=name, marks=[pytest.mark.slow] if heavy else [])
 
 
 def load_app(name: str, tmp_path_factory):
@@ -33,7 +26,11 @@ def load_app(name: str, tmp_path_factory):
     return import_fresh(PROJECT_ROOT / name, prefix="offline_docs").app
 
 
-@pytest.fixture(scope="module", params=[app_param(name) for name in [*APP_FILES, PART3]])
+# An app file that imports Keras at its top would cost the quick loop a Keras import: slow.
+PARAMS = [slow_if_it_imports_keras(PROJECT_ROOT / name, name, id=name) for name in [*APP_FILES, PART3]]
+
+
+@pytest.fixture(scope="module", params=PARAMS)
 def client(request, tmp_path_factory):
     """The app, without its lifespan: the docs need no model."""
     return TestClient(load_app(request.param, tmp_path_factory))
