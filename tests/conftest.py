@@ -4,6 +4,7 @@ one real Part 3 service per session (`real_service`)."""
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,19 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    give_each_test_its_own_node_id(items)
+
+
+def give_each_test_its_own_node_id(items) -> None:
+    """schemathesis names each operation's test `test_x[GET /path]` but gives them all one node id, and
+    pytest-xdist (addopts: -n 2) runs one test per node id: the others would silently not run. Relies on
+    pytest 9's private `Node._id` and `_pytest.nodeid`; a test in test_schemathesis.py fails without it."""
+    from _pytest.nodeid import NodeId
+
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1:
+            item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
 
 
 _LOADED_BEFORE = pytest.StashKey[set[str]]()

@@ -23,16 +23,7 @@ from PIL import Image
 
 from app import mnist
 from app.paths import DATA_DIR
-
-WAIT = 300.0  # seconds: a safety net for waits that should end far sooner; never asserted on
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting until {what}")
-        time.sleep(0.02)
+from tests.polling import WAIT, wait_until
 
 
 def digit_image(digit: int) -> tuple[str, bytes]:

@@ -6,7 +6,7 @@
   until it is ready (`trainer=False`: no trainer process, for tests that run no job).
 - `ServiceProcess` starts it for real with `fastapi run` on a free loopback port; `serving_process(...)`
   waits until it is ready and stops it at the end.
-- `wait_until` polls a condition with a generous deadline: a safety net, never a speed assertion.
+- `wait_until`, `WAIT` and `free_port` are tests/polling.py's, for every suite.
 - `run_in_own_thread(coroutine)`: asyncio.run on a thread of its own (a browser test may leave an
   event loop running in the main thread, where asyncio.run refuses to start).
 """
@@ -17,10 +17,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,20 +33,10 @@ from app.part3.settings import Settings
 from app.part3.trainer_worker import embedded_trainer_lock
 from app.paths import DATA_DIR, PROJECT_ROOT
 from app.store import ModelStore
+from tests.polling import free_port, wait_until
 
-WAIT = 300.0  # seconds; generous because other test suites share the two cores
 SEED_IMAGES = 300
 API_KEY = "correct horse battery staple"
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT, step: float = 0.1):
-    """Poll `condition` until it returns something truthy, and return that."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting until {what}")
-        time.sleep(step)
-    return result
 
 
 def seed_store(folder: Path) -> None:
@@ -126,12 +114,6 @@ def metric(text: str, name: str, **labels: str) -> float:
         if all(found.get(key) == value for key, value in labels.items()):
             return float(match[3])
     return 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServiceProcess:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from part3_support import API_KEY, WAIT, copy_store, digit_file, metric, serving_process, wait_until
+from part3_support import API_KEY, copy_store, digit_file, metric, serving_process, wait_until
 
 from app.store import ModelStore
+from tests.polling import WAIT
 
 pytestmark = pytest.mark.slow
 NEW_CONNECTION = {"Connection": "close"}
