@@ -1,9 +1,10 @@
 """Fixtures shared by the Part 3, reliability and browser suites: one seeded model store per test
-session (its tiny models are trained once), and a private copy of it per test module. Other
-folders define their own `models_dir` where they need an empty store (tests/part2_support.py)."""
+session (its tiny models are trained once), a private copy of it per test module (`models_dir`), and
+one real Part 3 service per session (`real_service`)."""
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,18 @@ def models_dir(seeded_store, tmp_path_factory):
     return copy_store(seeded_store, tmp_path_factory.mktemp("module") / "models")
 
 
+@pytest.fixture(scope="session")
+def real_service(seeded_store, tmp_path_factory):
+    """The Part 3 service as a real process (`fastapi run`, API key set, debug logging) on its own copy
+    of the seeded store, shared by the browser, reliability and security suites: each test checks what
+    it changed itself, against its own snapshot. `.models_dir` is its store, `.log` its output."""
+    from part3_support import API_KEY, copy_store, serving_process
+
+    models_dir = copy_store(seeded_store, tmp_path_factory.mktemp("real-service") / "models")
+    with serving_process(models_dir, env={"WORKSHOP_API_KEY": API_KEY, "WORKSHOP_LOG_LEVEL": "debug"}) as service:
+        yield service
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
     """A real redis-server of this module's own (tests/redis_support.py)."""
@@ -59,6 +72,19 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    give_each_test_its_own_node_id(items)
+
+
+def give_each_test_its_own_node_id(items) -> None:
+    """schemathesis names each operation's test `test_x[GET /path]` but gives them all one node id, and
+    pytest-xdist (addopts: -n 2) runs one test per node id: the others would silently not run. Relies on
+    pytest 9's private `Node._id` and `_pytest.nodeid`; a test in test_schemathesis.py fails without it."""
+    from _pytest.nodeid import NodeId
+
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1:
+            item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
 
 
 _LOADED_BEFORE = pytest.StashKey[set[str]]()

@@ -6,38 +6,24 @@
   finish: it tells when the response was sent, which comes before the app's background tasks end.
 - `good_model()` trains a model once per process that gets the test images right, for the checks
   that predictions are correct (a 1-epoch test training is too weak to assert that).
-- `models_dir` (a fixture) and `two_trainings_at_once` serve the exercise checks and the reference
-  service's tests alike.
+- `two_trainings_at_once` serves the exercise checks and the reference service's tests alike.
 """
 
-import importlib.util
 import io
 import os
-import sys
 import threading
 import time
 import zipfile
 from collections.abc import Callable
 from functools import lru_cache
-from types import ModuleType
 
 import anyio
 import numpy as np
-import pytest
 from PIL import Image
 
 from app import mnist
 from app.paths import DATA_DIR
-
-WAIT = 300.0  # seconds: a safety net for waits that should end far sooner; never asserted on
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting until {what}")
-        time.sleep(0.02)
+from tests.polling import WAIT, wait_until
 
 
 def digit_image(digit: int) -> tuple[str, bytes]:
@@ -82,16 +68,6 @@ def expect_well_trained_answers(results: dict[int, dict], version: int) -> None:
 
 def label_of(name: str) -> int:
     return int(name.rsplit("_", 1)[1][0])
-
-
-def import_again(module: ModuleType) -> ModuleType:
-    """A fresh copy of an exercise module: a second app, as after a restart."""
-    name = f"{module.__name__}_again{len(sys.modules)}"
-    spec = importlib.util.spec_from_file_location(name, module.__file__)
-    copy = importlib.util.module_from_spec(spec)
-    sys.modules[name] = copy
-    spec.loader.exec_module(copy)
-    return copy
 
 
 @lru_cache(maxsize=1)
@@ -297,15 +273,6 @@ class PendingRequest:
 
     def finish(self) -> None:
         self._future.result(timeout=WAIT)
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    """An empty model store for one test module; WORKSHOP_MODELS_DIR points at it meanwhile."""
-    path = tmp_path_factory.mktemp("models")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WORKSHOP_MODELS_DIR", str(path))
-        yield path
 
 
 def two_trainings_at_once(client, store, monkeypatch, n_files: int, served_version: Callable[[], int]):

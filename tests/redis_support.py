@@ -3,20 +3,15 @@ with append-only persistence (as compose.yaml runs it), stopped at the end. A te
 fails, never skips, when it cannot start."""
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
+from tests.polling import free_port
+
 START_WAIT = 30.0  # seconds; a safety net on a loaded machine
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RedisServer:

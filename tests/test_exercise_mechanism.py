@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.paths import PROJECT_ROOT
+from tests.fresh_modules import import_fresh
 from workshop import cli as workshop
 from workshop import exercises
 
@@ -196,15 +197,9 @@ def test_every_untouched_starter_fails_its_checks(tmp_path):
 def test_the_exercises_serve_their_own_store_not_the_notebooks(name, tmp_path, monkeypatch):
     """The notebooks publish into models/<name>/ (app/part1, app/part2 and Part 3 serve it); a notebook
     run must never become the model a learner's exercise serves."""
-    import importlib.util
-
     from app.paths import models_dir
 
     monkeypatch.setenv("WORKSHOP_MODELS_DIR", str(tmp_path))
-    spec = importlib.util.spec_from_file_location(
-        f"store_check_{name.replace('/', '_')}", exercises.SOLUTIONS / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_fresh(exercises.SOLUTIONS / f"{name}.py", prefix="store_check")
     assert module.store.root.resolve() != models_dir().resolve()
     assert module.store.root.is_relative_to(tmp_path), "the exercise's store should move with WORKSHOP_MODELS_DIR"

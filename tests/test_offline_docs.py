@@ -2,9 +2,7 @@
 page references only assets the app serves itself, and those are the real Swagger UI and ReDoc.
 (tests/browser renders Part 3's /docs with the network cut.)"""
 
-import importlib.util
 import re
-import sys
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +10,7 @@ from fastapi.testclient import TestClient
 from app.part3.main import create_app
 from app.part3.settings import Settings
 from app.paths import PROJECT_ROOT
+from tests.fresh_modules import import_fresh, slow_if_it_imports_keras
 
 APP_FILES = sorted(
     path.relative_to(PROJECT_ROOT).as_posix()
@@ -24,15 +23,14 @@ PART3 = "app/part3/main.py"
 def load_app(name: str, tmp_path_factory):
     if name == PART3:
         return create_app(Settings(models_dir=tmp_path_factory.mktemp("docs") / "models"))
-    module_name = "offline_docs_" + re.sub(r"\W", "_", name)
-    spec = importlib.util.spec_from_file_location(module_name, PROJECT_ROOT / name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module.app
+    return import_fresh(PROJECT_ROOT / name, prefix="offline_docs").app
 
 
-@pytest.fixture(scope="module", params=[*APP_FILES, PART3])
+# An app file that imports Keras at its top would cost the quick loop a Keras import: slow.
+PARAMS = [slow_if_it_imports_keras(PROJECT_ROOT / name, name, id=name) for name in [*APP_FILES, PART3]]
+
+
+@pytest.fixture(scope="module", params=PARAMS)
 def client(request, tmp_path_factory):
     """The app, without its lifespan: the docs need no model."""
     return TestClient(load_app(request.param, tmp_path_factory))

@@ -8,14 +8,13 @@ import app.part2.main
 from app import mnist
 from app.part2.serving import LatestModel
 from app.store import ModelStore
+from tests.fresh_modules import import_fresh
 from tests.part2_support import (
     TrainingGate,
     as_upload,
     digit_image,
     good_model,
-    import_again,
     label_of,
-    models_dir,  # noqa: F401 (a fixture: this module's empty store)
     png,
     training_files,
     two_trainings_at_once,
@@ -25,11 +24,20 @@ pytestmark = pytest.mark.slow  # trains models
 
 
 @pytest.fixture(scope="module")
-def service(models_dir):  # noqa: F811 (the fixture imported above)
+def empty_models_dir(tmp_path_factory):
+    """An empty model store for this module; WORKSHOP_MODELS_DIR points at it meanwhile."""
+    path = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKSHOP_MODELS_DIR", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def service(empty_models_dir):
     """The service on a store that holds one exported model, as after running the notebook."""
     exported = mnist.TrainingResult(good_model(), {}, None)
-    mnist.publish(exported, {}, {}, {"source": "bundled"}, ModelStore(mnist.MODEL_NAME, root=models_dir))
-    return import_again(app.part2.main)
+    mnist.publish(exported, {}, {}, {"source": "bundled"}, ModelStore(mnist.MODEL_NAME, root=empty_models_dir))
+    return import_fresh(app.part2.main.__file__)
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +182,7 @@ def test_predict_with_no_model_is_a_503_with_retry_after(client, service, monkey
 
 def test_an_empty_store_gets_one_training_at_start_up(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKSHOP_MODELS_DIR", str(tmp_path))
-    fresh = import_again(app.part2.main)
+    fresh = import_fresh(app.part2.main.__file__)
     with TestClient(fresh.app) as client:
         assert info(client) == {"Num of model in training": 0, "Num of trained models": 1, "Serving version": 1}
         assert predict(client)["version"] == 1

@@ -8,10 +8,11 @@ import zipfile
 from urllib.parse import urlsplit
 
 import pytest
-from part3_support import API_KEY, WAIT, wait_until
+from part3_support import API_KEY, wait_until
 
 from app.paths import DATA_DIR, PROJECT_ROOT
 from app.store import ModelStore
+from tests.polling import WAIT
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ARTIFACTS = PROJECT_ROOT / "artifacts"

@@ -9,7 +9,6 @@ A missing COPY, a dependency left out of the synced groups, or an ENV the servic
 import json
 import os
 import secrets
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from replay import Replay
 
 from app.paths import DATA_DIR, PROJECT_ROOT
+from tests.polling import free_port
 from workshop.dockerfile import Dockerfile
 
 pytestmark = pytest.mark.slow
@@ -29,12 +29,6 @@ TIMINGS = PROJECT_ROOT / "artifacts" / "container-replay.json"
 # One-epoch models are what the promotion gate is for refusing; this test is about the container, so
 # its service accepts any version (tests/conftest.py does the same for the rest of the suite).
 GATE_OPEN = {"WORKSHOP_GATE_FLOOR_MNIST": "0", "WORKSHOP_GATE_FLOOR_PENGUINS": "0", "WORKSHOP_GATE_MARGIN": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Service:

@@ -6,15 +6,14 @@ imports that file as a fresh module; `client` wraps its `app` in a TestClient en
 manager, so the app's lifespan (start-up training, loading) runs as it does under `fastapi dev`.
 """
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from app.paths import PROJECT_ROOT
 from tests.exercises.expect import CheckClient
+from tests.fresh_modules import import_fresh
 
 SIDE = os.environ.get("WORKSHOP_SIDE", "solutions")
 
@@ -33,19 +32,10 @@ def exercise_path(test_file: Path) -> Path:
     return PROJECT_ROOT / SIDE / test_file.parent.name / (test_file.stem.removeprefix("test_") + ".py")
 
 
-def import_exercise(path: Path):
-    name = f"workshop_{Path(SIDE).name}_{path.parent.name}_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def exercise(request):
     """The exercise module this test file checks."""
-    return import_exercise(exercise_path(Path(request.module.__file__)))
+    return import_fresh(exercise_path(Path(request.module.__file__)), prefix=f"workshop_{Path(SIDE).name}")
 
 
 @pytest.fixture(scope="module")

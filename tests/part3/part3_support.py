@@ -3,8 +3,10 @@
 - `seed_store(folder)` publishes a penguin model and a tiny digit model (a few hundred images, one
   epoch), so a service started on a copy of it is ready without its first training.
 - `running_service(...)` starts the app in-process with a TestClient (the lifespan runs) and waits
-  until it is ready; `ServiceProcess` starts it for real with `fastapi run` on a free loopback port.
-- `wait_until` polls a condition with a generous deadline: a safety net, never a speed assertion.
+  until it is ready (`trainer=False`: no trainer process, for tests that run no job).
+- `ServiceProcess` starts it for real with `fastapi run` on a free loopback port; `serving_process(...)`
+  waits until it is ready and stops it at the end.
+- `wait_until`, `WAIT` and `free_port` are tests/polling.py's, for every suite.
 - `run_in_own_thread(coroutine)`: asyncio.run on a thread of its own (a browser test may leave an
   event loop running in the main thread, where asyncio.run refuses to start).
 """
@@ -15,10 +17,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,22 +30,13 @@ from app import mnist, penguins, promotion
 from app.datasets import bundled_images, load_penguins
 from app.part3.main import create_app
 from app.part3.settings import Settings
+from app.part3.trainer_worker import embedded_trainer_lock
 from app.paths import DATA_DIR, PROJECT_ROOT
 from app.store import ModelStore
+from tests.polling import free_port, wait_until
 
-WAIT = 300.0  # seconds; generous because other test suites share the two cores
 SEED_IMAGES = 300
 API_KEY = "correct horse battery staple"
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT, step: float = 0.1):
-    """Poll `condition` until it returns something truthy, and return that."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting until {what}")
-        time.sleep(step)
-    return result
 
 
 def seed_store(folder: Path) -> None:
@@ -77,8 +68,16 @@ def service_settings(models_dir: Path, **overrides) -> Settings:
 
 
 @contextlib.contextmanager
-def running_service(models_dir: Path, wait_ready: bool = True, **overrides) -> Iterator[TestClient]:
-    with TestClient(create_app(service_settings(models_dir, **overrides))) as client:
+def running_service(
+    models_dir: Path, wait_ready: bool = True, trainer: bool = True, **overrides
+) -> Iterator[TestClient]:
+    """The service in-process. `trainer=False` holds the store's trainer lock meanwhile, as if its trainer
+    ran elsewhere: no trainer process (and its Keras import) starts, and jobs stay queued."""
+    settings = service_settings(models_dir, **overrides)
+    with contextlib.ExitStack() as running:
+        if not trainer:
+            running.enter_context(embedded_trainer_lock(settings))
+        client = running.enter_context(TestClient(create_app(settings)))
         if wait_ready:
             wait_until(lambda: client.get("/health/ready").status_code == 200, "the service is ready")
         yield client
@@ -115,12 +114,6 @@ def metric(text: str, name: str, **labels: str) -> float:
         if all(found.get(key) == value for key, value in labels.items()):
             return float(match[3])
     return 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServiceProcess:
@@ -189,6 +182,21 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+@contextlib.contextmanager
+def serving_process(models_dir: Path, ready: str = "/health/ready", **options) -> Iterator[ServiceProcess]:
+    """A `ServiceProcess` (same options) once `ready` answers 200; stopped at the end. `.models_dir` is its store."""
+    service = ServiceProcess(models_dir, **options)
+    service.models_dir = models_dir
+    try:
+        wait_until(
+            lambda: (response := service.answers(ready)) is not None and response.status_code == 200,
+            f"the Part 3 service answers {ready}",
+        )
+        yield service
+    finally:
+        service.stop()
 
 
 def run_in_own_thread(coroutine: Coroutine):

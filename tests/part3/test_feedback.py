@@ -22,7 +22,7 @@ MAX_UPLOAD = 1 << 20
 
 @pytest.fixture(scope="module")
 def client(models_dir):
-    with running_service(models_dir, max_upload_bytes=MAX_UPLOAD) as client:
+    with running_service(models_dir, trainer=False, max_upload_bytes=MAX_UPLOAD) as client:
         yield client
 
 
@@ -263,7 +263,7 @@ def test_training_on_feedback_queues_a_fine_tune_on_the_kept_images(client):
 def test_training_on_feedback_without_images_is_422(seeded_store, tmp_path):
     from part3_support import copy_store
 
-    with running_service(copy_store(seeded_store, tmp_path / "models")) as client:
+    with running_service(copy_store(seeded_store, tmp_path / "models"), trainer=False) as client:
         response = client.post("/train/feedback/")
     assert response.status_code == 422 and "no feedback images yet" in response.json()["detail"]
 
@@ -302,7 +302,7 @@ def test_low_live_accuracy_recommends_retraining(seeded_store, tmp_path):
     from part3_support import copy_store
 
     store = copy_store(seeded_store, tmp_path / "models")
-    with running_service(store, retrain_min_labels=5, retrain_accuracy_floor=0.9) as client:
+    with running_service(store, trainer=False, retrain_min_labels=5, retrain_accuracy_floor=0.9) as client:
         for _ in range(5):
             prediction = predict_digit(client, 7)
             wrong = (int(prediction["result"]) + 1) % 10

@@ -16,7 +16,7 @@ WINDOW = 500
 
 @pytest.fixture(scope="module")
 def client(models_dir):
-    with running_service(models_dir, drift_window=WINDOW, drift_min_window=100) as client:
+    with running_service(models_dir, trainer=False, drift_window=WINDOW, drift_min_window=100) as client:
         yield client
 
 
@@ -121,7 +121,7 @@ def test_a_version_without_a_reference_has_no_drift_signal(models_dir, tmp_path,
     metadata = json.loads(metadata_file.read_text())
     del metadata["drift_reference"]
     metadata_file.write_text(json.dumps(metadata))
-    with running_service(store, drift_min_window=10) as client:
+    with running_service(store, trainer=False, drift_min_window=10) as client:
         send_digits(client, digit_styles.inverted(unseen[:20]))
         report = client.get("/models/").json()["mnist"]
     assert report["drift"]["status"] == "no reference" and report["drift"]["signals"] == {}

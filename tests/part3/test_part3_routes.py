@@ -10,8 +10,6 @@ from part3_support import copy_store, digit_file, metric, running_service, wait_
 
 from app import images, mnist
 from app.part3 import small_uploads
-from app.part3.settings import Settings
-from app.part3.trainer_worker import embedded_trainer_lock
 from app.store import ModelStore
 
 MAX_UPLOAD = 2 << 20  # small, so the 413 test sends little
@@ -19,7 +17,7 @@ MAX_UPLOAD = 2 << 20  # small, so the 413 test sends little
 
 @pytest.fixture(scope="module")
 def client(models_dir):
-    with running_service(models_dir, max_upload_bytes=MAX_UPLOAD) as client:
+    with running_service(models_dir, trainer=False, max_upload_bytes=MAX_UPLOAD) as client:
         yield client
 
 
@@ -175,7 +173,7 @@ def test_too_large_upload_is_413_before_it_is_read(client):
 
 
 def test_more_files_than_allowed_is_refused_naming_the_limit(models_dir, tmp_path):
-    with running_service(copy_store(models_dir, tmp_path / "models"), max_files=3) as small:
+    with running_service(copy_store(models_dir, tmp_path / "models"), trainer=False, max_files=3) as small:
         response = small.post("/predict/batch/", files=[("files", digit_file(d)) for d in range(4)])
         assert response.status_code == 400
         assert "Maximum number of files is 3" in response.json()["detail"]
@@ -183,24 +181,15 @@ def test_more_files_than_allowed_is_refused_naming_the_limit(models_dir, tmp_pat
 
 def test_queued_jobs_wait_their_turn_and_a_full_queue_is_429(models_dir, tmp_path):
     folder = copy_store(models_dir, tmp_path / "models")
-    trainer_lock = embedded_trainer_lock(Settings(models_dir=folder))
-    trainer_lock.acquire()  # as if the store's trainer were running elsewhere: no trainer starts here
-    try:
-        with running_service(folder, max_queued_jobs=2) as service:
-            accepted = [service.post("/retrain/") for _ in range(2)]
-            assert [response.status_code for response in accepted] == [202, 202]
-            job = service.get(accepted[0].headers["location"]).json()
-            assert (job["status"], job["kind"], job["progress"]) == (
-                "queued",
-                "retrain",
-                "waiting for the jobs before it",
-            )
-            full = service.post("/retrain/")
-            assert full.status_code == 429 and full.headers["retry-after"]
-            assert "2 training jobs are already waiting" in full.json()["detail"]
-            assert [job["id"] for job in service.get("/jobs/").json()] == [r.json()["id"] for r in accepted]
-    finally:
-        trainer_lock.release()
+    with running_service(folder, trainer=False, max_queued_jobs=2) as service:  # the jobs stay queued
+        accepted = [service.post("/retrain/") for _ in range(2)]
+        assert [response.status_code for response in accepted] == [202, 202]
+        job = service.get(accepted[0].headers["location"]).json()
+        assert (job["status"], job["kind"], job["progress"]) == ("queued", "retrain", "waiting for the jobs before it")
+        full = service.post("/retrain/")
+        assert full.status_code == 429 and full.headers["retry-after"]
+        assert "2 training jobs are already waiting" in full.json()["detail"]
+        assert [job["id"] for job in service.get("/jobs/").json()] == [r.json()["id"] for r in accepted]
 
 
 def test_unknown_and_malformed_job_ids(client):
@@ -234,7 +223,7 @@ def test_a_corrupt_version_is_not_served_and_readiness_says_why(models_dir, tmp_
     folder = copy_store(models_dir, tmp_path / "models")
     version = ModelStore("mnist", folder).get(1)
     version.serving_file.write_bytes(version.serving_file.read_bytes() + b"tampered")  # what a worker reads
-    with running_service(folder, wait_ready=False) as service:
+    with running_service(folder, wait_ready=False, trainer=False) as service:
         wait_until(lambda: "could not be loaded" in service.get("/health/ready").json()["detail"], "the load fails")
         ready = service.get("/health/ready")
         assert ready.status_code == 503

@@ -8,10 +8,8 @@
 """
 
 import http.client
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +17,6 @@ import httpx
 from bad_requests import BadRequest
 from fastapi.testclient import TestClient
 
-from app.paths import PROJECT_ROOT
 from app.store import ACTIVE_FILE, METADATA_FILE, sha256_of
 
 
@@ -121,13 +118,3 @@ def leftovers(root: Path, prefix: str = ".tmp-") -> list[str]:
         for name in [*folders, *files]
         if name.startswith(prefix)
     )
-
-
-def import_fresh(path: Path):
-    """A fresh copy of an app's module (its own globals, store and models), as a new process has."""
-    name = "reliability_" + "_".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts) + f"_{len(sys.modules)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module

@@ -16,10 +16,11 @@ import pytest
 from bad_requests import ALL, BOUNDS, CORPUS, UNITS, applies, digit_png, message, routes_of
 from fastapi.testclient import TestClient
 from part3_support import API_KEY
-from reliability_support import import_fresh, send, store_state
+from reliability_support import send, store_state
 
 from app import datasets
 from app.paths import PROJECT_ROOT
+from tests.fresh_modules import import_fresh, slow_if_it_imports_keras
 
 SMALL_TRAINING = 256  # images the Part 2 apps' start-up trainings use here: the point is input handling
 GOOD_PENGUIN = {"bill": "40.3", "flipper": "195"}
@@ -150,7 +151,10 @@ def test_what_an_app_does_not_promise_to_refuse_still_never_causes_a_500(served)
         assert response.status_code < 500, f"{case.name}: {response.status_code} {response.text[:200]}"
 
 
-@pytest.mark.parametrize("path", ["solutions/part1/ex1_hello.py", "solutions/part2/ex1_background.py"])
+LEFT_OUT = ["solutions/part1/ex1_hello.py", "solutions/part2/ex1_background.py"]
+
+
+@pytest.mark.parametrize("path", [slow_if_it_imports_keras(PROJECT_ROOT / path, path) for path in LEFT_OUT])
 def test_the_apps_left_out_serve_none_of_the_corpus_routes(path):
     routes = routes_of(import_fresh(PROJECT_ROOT / path).app)  # importing them trains nothing
     assert not [case.name for case in CORPUS if (case.method, case.route) in routes]

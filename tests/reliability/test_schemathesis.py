@@ -34,12 +34,8 @@ EXAMPLES = settings(
 
 @pytest.fixture(scope="module")
 def service(real_service):
+    """The session's real service (tests/conftest.py)."""
     return real_service
-
-
-@pytest.fixture(scope="module")
-def models_dir(real_service):
-    return real_service.models_dir
 
 
 # The schema as the code declares it, loaded at collection (schemathesis' lazy fixture loader does
@@ -64,6 +60,14 @@ UNSTATABLE = {  # operation -> what makes an input valid that its schema cannot 
 }
 
 
+def test_every_operation_is_a_test_of_its_own(request):
+    """Each operation's test has its own node id (tests/conftest.py), so pytest-xdist runs every one."""
+    mine = [item.nodeid for item in request.session.items if item.nodeid.startswith(f"{request.node.parent.nodeid}::")]
+    assert len(mine) == len(set(mine))
+    operations = sum(len(item) for item in OPENAPI["paths"].values())
+    assert sum("[" in nodeid for nodeid in mine) >= operations, "some operations have no test of their own"
+
+
 def test_the_operations_left_without_the_acceptance_check_exist():
     labels = {f"{method.upper()} {path}" for path, item in OPENAPI["paths"].items() for method in item}
     assert set(UNSTATABLE) <= labels
@@ -81,8 +85,9 @@ def test_no_server_error_and_every_answer_matches_the_schema(case, service):
 
 @schema.include(method="POST").exclude(path="/retrain/").parametrize()
 @EXAMPLES
-def test_model_changing_routes_with_the_key_still_answer_as_documented(case, service, models_dir):
-    versions, jobs = ModelStore("mnist", models_dir).versions(), service.get("/jobs/").json()
+def test_model_changing_routes_with_the_key_still_answer_as_documented(case, service):
+    store = ModelStore("mnist", service.models_dir)
+    versions, jobs = store.versions(), service.get("/jobs/").json()
     case.call_and_validate(base_url=service.url, headers={"X-API-Key": API_KEY}, excluded_checks=excluded_for(case))
-    assert ModelStore("mnist", models_dir).versions() == versions
+    assert store.versions() == versions
     assert service.get("/jobs/").json() == jobs, "a generated body was accepted as a training"

@@ -26,7 +26,6 @@ import skops.io as sio
 from bad_requests import digit_png, zip_of
 from fastapi.testclient import TestClient
 from part3_support import API_KEY, copy_store, running_service, wait_for_job, wait_until
-from reliability_support import import_fresh
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -36,6 +35,7 @@ from app.part3 import onnx_models
 from app.part3.training_job import export_missing_serving_files
 from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
+from tests.fresh_modules import import_fresh
 
 pytestmark = pytest.mark.slow
 KEY = {"X-API-Key": API_KEY}
@@ -81,7 +81,7 @@ def test_the_key_is_compared_in_constant_time_and_wrong_keys_get_401(store_copy,
         return real_compare(given, expected)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    with running_service(store_copy, api_key=API_KEY) as client:
+    with running_service(store_copy, trainer=False, api_key=API_KEY) as client:
         for wrong in WRONG_KEYS:
             for path in ("/train/", "/retrain/", "/train/feedback/", "/models/mnist/1/activate"):
                 response = client.post(path, headers={"X-API-Key": wrong.encode("utf-8")})
@@ -104,7 +104,7 @@ def test_zip_entries_are_read_in_memory_never_extracted(store_copy, monkeypatch)
     monkeypatch.setattr(zipfile.ZipFile, "extract", refuse)
     monkeypatch.setattr(zipfile.ZipFile, "extractall", refuse)
     entries = [(f"train_img/img{n}_{n}.png", digit_png(n)) for n in range(10)]
-    with running_service(store_copy, api_key=API_KEY) as client:
+    with running_service(store_copy, trainer=False, api_key=API_KEY) as client:
         accepted = client.post(
             "/retrain/",
             files={"files": ("d.zip", zip_of(entries), "application/zip")},
@@ -127,7 +127,7 @@ def test_models_are_loaded_only_from_the_store_after_their_sha256(store_copy, mo
     monkeypatch.setattr(
         onnx_models, "open_session", lambda path, *a: loaded.append(Path(path)) or real_open_session(path, *a)
     )
-    with running_service(store_copy, api_key=API_KEY) as client:
+    with running_service(store_copy, trainer=False, api_key=API_KEY) as client:
         store = ModelStore("mnist", store_copy)
         model = mnist.load(store.get(1).model_file)
         number = mnist.publish(mnist.TrainingResult(model, {}, 1), {}, {}, {"source": "test"}, store).number
@@ -148,7 +148,7 @@ def flip_bytes(path: Path) -> None:
 @pytest.mark.parametrize("model", ["mnist", "penguins"])
 def test_a_tampered_version_is_never_served_even_after_a_restart(model, store_copy):
     store = ModelStore(model, store_copy)
-    with running_service(store_copy, api_key=API_KEY) as client:
+    with running_service(store_copy, trainer=False, api_key=API_KEY) as client:
         before = served_versions(client)
         tampered = add_version_by_hand(store, flip_bytes)
         service = client.app.state.service
@@ -158,7 +158,7 @@ def test_a_tampered_version_is_never_served_even_after_a_restart(model, store_co
         listing = client.get("/models/").json()[model]
         assert (listing["active"], listing["serving"]) == (tampered, before[model])
     # A worker starting now must not be left with nothing to serve: the last good version serves.
-    with running_service(store_copy, api_key=API_KEY, wait_ready=False) as client:
+    with running_service(store_copy, trainer=False, api_key=API_KEY, wait_ready=False) as client:
         wait_until(
             lambda: client.get("/health/ready").status_code == 200,
             f"a restarted service serves the last good {model} version",

@@ -9,7 +9,8 @@ import pytest
 
 from app import mnist
 from tests.exercises.expect import CheckClient, expect, expect_status
-from tests.part2_support import digit_image, expect_well_trained_answers, good_model, import_again, saved_models
+from tests.fresh_modules import import_fresh
+from tests.part2_support import digit_image, expect_well_trained_answers, good_model, saved_models
 
 HINTS = [
     'In the lifespan, look at what is saved first: train only when there is no model yet.',
@@ -37,7 +38,7 @@ def test_an_empty_folder_gets_one_first_training(client, check_folder, fit_gate)
 
 def test_a_restart_trains_nothing_and_serves_the_saved_models(client, exercise, check_folder, trainings):
     saved = len(saved_models(check_folder))
-    restarted = import_again(exercise)
+    restarted = import_fresh(exercise.__file__)
     with CheckClient(restarted.app) as again:
         expect(not trainings.new_models, f"a restart with {saved} saved model(s) should train nothing; it trained {len(trainings.new_models)}")
         counts = again.get("/info/").json()
@@ -55,7 +56,7 @@ def test_a_restart_serves_the_newest_version_of_the_store(client, exercise, trai
     expect(hasattr(exercise, "store"), "going further keeps the models in a ModelStore named `store`")
     store = exercise.store
     newest = mnist.publish(mnist.TrainingResult(good_model(), {}, None), {}, {}, {"source": "test"}, store).number
-    restarted = import_again(exercise)
+    restarted = import_fresh(exercise.__file__)
     with CheckClient(restarted.app) as again:
         results = {digit: predict(again, digit) for digit in range(10)}
     expect(not trainings.new_models, "the restart trained a model although the store had some")
@@ -69,7 +70,7 @@ def test_a_restart_serves_the_newest_version_of_the_store(client, exercise, trai
 def test_a_pinned_version_is_served_at_start_up(client, exercise, trainings):
     expect(hasattr(exercise, "store"), "going further keeps the models in a ModelStore named `store`")
     exercise.store.activate(1)
-    restarted = import_again(exercise)
+    restarted = import_fresh(exercise.__file__)
     with CheckClient(restarted.app) as again:
         expect(predict(again)["version"] == 1, "the pinned version 1 should answer")
     expect(not trainings.new_models, "the restart trained a model although the store had some")
