@@ -77,15 +77,17 @@ class Coalescer:
         self._waiting, self._model = [], None
         if not waiting or model is None:
             return
+        # Run by the event loop, not a request: whatever goes wrong must reach the waiting requests
+        # (each fails as it would have alone), never escape and leave them waiting.
         try:
             pixels = images.decode_digits([data for (_, data), _ in waiting], [name for (name, _), _ in waiting])
-        except images.UploadError:  # one of them is bad: each alone, so that only its request is refused
+        except Exception:  # one of them is bad: each alone, so that only its request is refused
             waiting, pixels = self._decode_each(waiting)
         if not waiting:
             return
         try:
             digits = model.digits(pixels)
-        except Exception as error:  # every waiting request fails as it would have alone
+        except Exception as error:
             for _, future in waiting:
                 if not future.done():
                     future.set_exception(error)
@@ -103,7 +105,7 @@ class Coalescer:
             try:
                 decoded.append(images.decode_digits([data], [name]))
                 good.append(((name, data), future))
-            except images.UploadError as error:
+            except Exception as error:  # an UploadError is the client's 4xx; anything else its 500
                 if not future.done():
                     future.set_exception(error)
         return good, np.concatenate(decoded) if decoded else np.empty((0, images.SIDE, images.SIDE), np.uint8)

@@ -88,6 +88,20 @@ def test_a_bad_file_is_refused_to_its_own_request_only():
     assert isinstance(refused, images.UploadError) and "notes.png" in refused.message
 
 
+def test_an_unexpected_decoding_error_reaches_every_request_instead_of_leaving_it_waiting(monkeypatch):
+    model, coalescer = RecordingModel(), Coalescer()
+
+    def broken(*args):
+        raise RuntimeError("the decoder broke")
+
+    monkeypatch.setattr(images, "decode_digits", broken)
+
+    async def together():
+        return await asyncio.gather(ask(coalescer, model, 1), ask(coalescer, model, 2), return_exceptions=True)
+
+    assert [str(error) for error in asyncio.run(together())] == ["the decoder broke"] * 2 and model.calls == []
+
+
 def test_requests_one_after_another_each_get_their_own_call():
     model, coalescer = RecordingModel(), Coalescer()
 
