@@ -82,9 +82,10 @@ class Coalescer:
         try:
             pixels = images.decode_digits([data for (_, data), _ in waiting], [name for (name, _), _ in waiting])
         except Exception:  # one of them is bad: each alone, so that only its request is refused
-            waiting, pixels = self._decode_each(waiting)
-        if not waiting:
-            return
+            waiting, decoded = self._decode_each(waiting)
+            if not waiting:
+                return
+            pixels = np.concatenate(decoded)
         try:
             digits = model.digits(pixels)
         except Exception as error:
@@ -99,7 +100,8 @@ class Coalescer:
     @staticmethod
     def _decode_each(
         waiting: list[tuple[Upload, "asyncio.Future[int]"]],
-    ) -> tuple[list[tuple[Upload, "asyncio.Future[int]"]], np.ndarray]:
+    ) -> tuple[list[tuple[Upload, "asyncio.Future[int]"]], list[np.ndarray]]:
+        """The uploads that decode, with their pixels; the others' requests get their error."""
         decoded, good = [], []
         for (name, data), future in waiting:
             try:
@@ -108,7 +110,7 @@ class Coalescer:
             except Exception as error:  # an UploadError is the client's 4xx; anything else its 500
                 if not future.done():
                     future.set_exception(error)
-        return good, np.concatenate(decoded) if decoded else np.empty((0, images.SIDE, images.SIDE), np.uint8)
+        return good, decoded
 
 
 class Predictor:

@@ -60,19 +60,21 @@ def files_form(content_type: bytes, body: bytes, max_files: int = MAX_FILES) -> 
     parts = body[len(opening) : end].split(b"\r\n" + opening)
     if len(parts) > max_files:
         return None
-    files: list[tuple[str, str | UploadFile]] = []
-    for part in parts:
-        file = _file_part(part, delimiter)
-        if file is None:
-            for _, made in files:
-                cast(UploadFile, made).file.close()
-            return None
-        files.append(file)
-    return FormData(files)
+    files = [file for part in parts if (file := _file_part(part, delimiter)) is not None]
+    if len(files) < len(parts):
+        return None
+    # Every part is in the usual shape: only now is a file made for each (the request closes them).
+    form: list[tuple[str, str | UploadFile]] = [
+        (field, _upload_file(filename, headers, content)) for field, filename, headers, content in files
+    ]
+    return FormData(form)
 
 
-def _file_part(part: bytes, delimiter: bytes) -> tuple[str, UploadFile] | None:
-    """One part's field name and file, or None when the part is not a file in the usual shape."""
+FilePart = tuple[str, str, list[tuple[bytes, bytes]], bytes]  # field, file name, headers, content
+
+
+def _file_part(part: bytes, delimiter: bytes) -> FilePart | None:
+    """One part's field name, file name, headers and content, or None when it is not a file in the usual shape."""
     head_end = part.find(b"\r\n\r\n")
     if head_end < 0:
         return None
@@ -90,13 +92,16 @@ def _file_part(part: bytes, delimiter: bytes) -> tuple[str, UploadFile] | None:
     if not (disposition := DISPOSITION.fullmatch(dispositions[0])):
         return None
     try:
-        field, filename = disposition[1].decode(), disposition[2].decode()
+        return disposition[1].decode(), disposition[2].decode(), headers, content
     except UnicodeDecodeError:
         return None
-    file = SpooledTemporaryFile(max_size=SMALL_BODY_BYTES)  # the request closes it, as Starlette's parser does
+
+
+def _upload_file(filename: str, headers: list[tuple[bytes, bytes]], content: bytes) -> UploadFile:
+    file = SpooledTemporaryFile(max_size=SMALL_BODY_BYTES)  # as Starlette's parser spools each file
     file.write(content)
     file.seek(0)
-    return field, UploadFile(cast(BinaryIO, file), size=len(content), filename=filename, headers=Headers(raw=headers))
+    return UploadFile(cast(BinaryIO, file), size=len(content), filename=filename, headers=Headers(raw=headers))
 
 
 class SmallUploadRequest(Request):
