@@ -311,8 +311,8 @@ class Bench:
                     "WORKSHOP_SHUTDOWN_GRACE": "2",
                     # The benchmark's model is deliberately small and its fine-tunes short: the promotion
                     # gate would rightly refuse them, and the rows time serving, not the gate.
-                    "WORKSHOP_GATE_FLOOR_MNIST": "0",
-                    "WORKSHOP_GATE_MARGIN": "1",
+                    "WORKSHOP_GATE_FLOOR__MNIST": "0",
+                    "WORKSHOP_GATE_MARGIN__MNIST": "1",
                 },
             ),
             (

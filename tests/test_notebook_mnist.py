@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from app import mnist
+from app.models import mnist
 from app.images import decode_digit
 from app.paths import DATA_DIR
 from app.store import ModelStore

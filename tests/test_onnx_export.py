@@ -113,7 +113,7 @@ def test_compare_refuses_another_class_or_a_probability_gap():
 
 @pytest.mark.slow  # builds Keras models
 def test_a_digit_version_is_published_only_when_onnx_runtime_agrees_on_1000_images(tmp_path):
-    from app import mnist
+    from app.models import mnist
     from app.part3.onnx_models import DigitModel
 
     store = ModelStore("mnist", tmp_path)

@@ -5,7 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import app.part2.main
-from app import mnist
+from app.models import mnist
 from app.part2.serving import LatestModel
 from app.store import ModelStore
 from tests.fresh_modules import import_fresh

@@ -4,12 +4,12 @@ Run it:   uv run fastapi dev exercises/part1/challenge_units.py
 Try:      http://127.0.0.1:8000/predict/?bill=4.03cm&flipper=195mm  (and flipper=19.5cm, bill=2ft)
 Check it: uv run workshop check part1/challenge_units
 
-The parameters arrive as text such as "120mm", "12cm", "0.5in" or "40.3 mm". app.penguins.units.to_millimetres
+The parameters arrive as text such as "120mm", "12cm", "0.5in" or "40.3 mm". app.models.penguins.units.to_millimetres
 turns such a text into a float of millimetres (no unit means mm) and raises a ValueError naming the
 accepted units otherwise. Wrapped in pydantic's BeforeValidator, it runs on the raw text *before*
 pydantic checks the float, so the bounds of exercise 3 apply to the millimetres, and its ValueError
 becomes a 422 naming the parameter, like any other validation error. WithJsonSchema documents the
-parameter as a string, so that /docs lets you type "12cm". (app/penguins/units.py keeps the same type,
+parameter as a string, so that /docs lets you type "12cm". (app/models/penguins/units.py keeps the same type,
 `Millimetres`, for the reference services.)
 """
 
@@ -20,12 +20,12 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from app.offline_docs import serve_docs_offline
 from app.penguins import FastPenguinPredictor, train
-from app.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM
-from app.penguins.units import LENGTH_SCHEMA, to_millimetres
+from app.models.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM
+from app.models.penguins.units import LENGTH_SCHEMA, to_millimetres
 
 predictor = FastPenguinPredictor(train())
 
-# BEGIN SOLUTION a length type that reads text such as "12cm" as millimetres (app/penguins/units.py has to_millimetres)
+# BEGIN SOLUTION a length type that reads text such as "12cm" as millimetres (app/models/penguins/units.py has to_millimetres)
 LengthInMm = Annotated[float, BeforeValidator(to_millimetres), WithJsonSchema(LENGTH_SCHEMA)]
 # EXERCISE: LengthInMm = float
 # END SOLUTION

@@ -9,7 +9,7 @@ Check it: uv run workshop check part1/ex3_validation
 neighbour always exists. `Annotated[float, Query(gt=0, lt=...)]` lets FastAPI refuse them before
 the function runs, with a 422 whose `loc` names the parameter, and shows the bounds in /docs.
 The bounds need no `allow_inf_nan=False`: nan fails every comparison and infinity fails `lt`.
-app/penguins/api.py explains the maxima, taken from the data.
+app/models/penguins/api.py explains the maxima, taken from the data.
 """
 
 from typing import Annotated, Any
@@ -18,7 +18,7 @@ from fastapi import FastAPI, Query
 
 from app.offline_docs import serve_docs_offline
 from app.penguins import FastPenguinPredictor, train
-from app.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM  # 100 mm and 300 mm
+from app.models.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM  # 100 mm and 300 mm
 
 predictor = FastPenguinPredictor(train())
 

@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from fastapi import BackgroundTasks, FastAPI, UploadFile
 from fastapi.responses import HTMLResponse
 
-from app import mnist
+from app.models import mnist
 from app.datasets import load_mnist  # noqa: F401 (the starter's way, exercise 3's)
 from app.offline_docs import serve_docs_offline
 from app.part2.serving import LatestModel, ServedModel, no_model_yet  # noqa: F401 (the starter's)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from part3_support import copy_store, running_service
 
-from app import digit_styles, images
+from app.models.mnist import styles as digit_styles, images
 from app.datasets import bundled_images, load_penguins
 from app.paths import DATA_DIR
 

@@ -16,7 +16,7 @@ import pytest
 from bad_requests import digit_png
 from part3_support import API_KEY, running_service, wait_for_job, wait_until
 
-from app import mnist
+from app.models import mnist
 from app.store import ModelStore
 
 KEY = {"X-API-Key": API_KEY}

@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 import app.store
-from app import mnist, penguins
+from app.models import mnist, penguins
 from app.part3 import onnx_models
 from app.part3.training_job import export_missing_serving_files
 from app.paths import PROJECT_ROOT

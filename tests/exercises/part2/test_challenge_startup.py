@@ -7,7 +7,7 @@ version is served whoever published it, and a version pinned in the store is ser
 
 import pytest
 
-from app import mnist
+from app.models import mnist
 from tests.exercises.expect import CheckClient, expect, expect_status
 from tests.fresh_modules import import_fresh
 from tests.part2_support import digit_image, expect_well_trained_answers, good_model, saved_models

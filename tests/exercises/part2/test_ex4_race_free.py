@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from app import mnist
+from app.models import mnist
 from app.part2.serving import LatestModel
 from app.store import ModelStore
 from tests.exercises.expect import expect, expect_status

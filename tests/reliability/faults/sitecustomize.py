@@ -45,7 +45,7 @@ def _pause(point: str) -> None:
 
 
 def _install() -> None:
-    from app import mnist
+    from app.models import mnist
     from app.store import ModelStore
 
     fit, evaluate, publish = mnist.fit, mnist.evaluate, ModelStore.publish
