@@ -4,8 +4,9 @@ behaviour on samples of the bundled MNIST subset (no model needed for ink and of
 import numpy as np
 import pytest
 
-from app.models.mnist import styles as digit_styles, drift
 from app.datasets import bundled_images
+from app.models.mnist import drift
+from app.models.mnist import styles as digit_styles
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import math
 
 import nbformat
 import pytest
+from app.penguins import MODEL_NAME, FastPenguinPredictor, load_latest
 
 from app.datasets import load_penguins
-from app.penguins import MODEL_NAME, FastPenguinPredictor, load_latest
 from app.store import ModelStore
 from tests.notebook_support import run_notebook
 

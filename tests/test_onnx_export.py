@@ -4,6 +4,7 @@ answers, and a version whose export disagrees is never published (app/onnx_expor
 import numpy as np
 import pandas as pd
 import pytest
+from app.part3.onnx_models import PenguinModel
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -11,7 +12,6 @@ from sklearn.preprocessing import StandardScaler
 from app import onnx_export, penguins
 from app.datasets import PENGUIN_FEATURES, PENGUIN_TARGET, load_penguins
 from app.onnx_export import ServingExportFailed
-from app.part3.onnx_models import PenguinModel
 from app.store import ModelStore, sha256_of
 
 
@@ -113,8 +113,9 @@ def test_compare_refuses_another_class_or_a_probability_gap():
 
 @pytest.mark.slow  # builds Keras models
 def test_a_digit_version_is_published_only_when_onnx_runtime_agrees_on_1000_images(tmp_path):
-    from app.models import mnist
     from app.part3.onnx_models import DigitModel
+
+    from app.models import mnist
 
     store = ModelStore("mnist", tmp_path)
     model, other = mnist.build_model(seed=1), mnist.build_model(seed=2)

@@ -168,4 +168,3 @@ def test_an_onnx_file_trained_elsewhere_is_judged_like_a_trained_model(store, go
     with pytest.raises(promotion.ServingExportFailed, match="does not run"):
         promotion.publish_serving_file(MODEL, broken, holdout, store=store)
     assert store.versions() == [1, 2]
-

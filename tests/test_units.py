@@ -1,4 +1,5 @@
-"""app.models.penguins.units: a length with an optional unit, in millimetres, or a UnitError naming the accepted units."""
+"""app.models.penguins.units: a length with an optional unit, in millimetres, or a UnitError naming the
+accepted units."""
 
 import math
 

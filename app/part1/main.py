@@ -42,8 +42,8 @@ def describe(request: Request) -> dict[str, Any]:
         "service": "penguin species from bill and flipper lengths",
         "model": {
             "version": model.version,
-            "classes": model.metadata["classes"],
-            "features": model.metadata["features"],
+            "classes": [str(name) for name in model.pipeline.classes_],
+            "features": [str(name) for name in model.pipeline.feature_names_in_],
             "metrics": model.metadata.get("metrics", {}),
             "created_at": model.metadata.get("created_at"),
         },

@@ -10,24 +10,27 @@ scikit-learn takes the species names as labels, so no LabelEncoder is needed to 
 back into a name. Training at start-up is fine for a model this small; Part 2 shows what changes
 when training takes minutes, and app/part1 serves the model the notebook exported instead.
 
-Why `predictor.predict(bill, flipper)` rather than the workshop's `model.predict([[bill, flipper]])`?
-Both give the same species, but scikit-learn's `predict` checks its input on every call (type,
-shape, finite values), which costs about a millisecond for one penguin, some fifty times the
-arithmetic; and the pipeline was fitted on named DataFrame columns, so a bare list makes it warn
-"X does not have valid feature names" on every request. FastPenguinPredictor reads the fitted
-numbers out of the pipeline once and does the same arithmetic in NumPy (tests/test_penguins.py
-checks that it gives scikit-learn's answers).
+Why `species_of(bill, flipper)` rather than the workshop's `model.predict([[bill, flipper]])`? Both
+give the same species; but the pipeline was fitted on named DataFrame columns, so a bare list makes
+scikit-learn warn "X does not have valid feature names" on every request: a one-row table with those
+columns does not.
 """
 
 from typing import Any
 
+import pandas as pd
 from fastapi import FastAPI, HTTPException
 
+from app.models.penguins import train
 from app.offline_docs import serve_docs_offline
-from app.penguins import FastPenguinPredictor, train
 
 model = train()  # once per start (and per reload under `fastapi dev`), not per request
-predictor = FastPenguinPredictor(model)
+
+
+def species_of(bill: float, flipper: float) -> str:
+    """The pipeline's own prediction for one penguin, on a table with the columns it was fitted on."""
+    return str(model.predict(pd.DataFrame({"bill_length_mm": [bill], "flipper_length_mm": [flipper]}))[0])
+
 
 app = FastAPI(title="Part 1, exercise 2: prediction on demand")
 # Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc

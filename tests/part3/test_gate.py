@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from part3_support import API_KEY, copy_store, digit_file, metric, running_service, wait_for_job, wait_until
 
-from app.models import mnist
 from app.datasets import bundled_images
 from app.images import encode_png
+from app.models import mnist
 from app.part3.kept_models import KeptModels
 from app.store import ModelStore
 

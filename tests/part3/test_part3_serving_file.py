@@ -11,8 +11,8 @@ import httpx
 import pytest
 from part3_support import API_KEY, copy_store, digit_file, free_port, running_service, wait_for_job, wait_until
 
-from app.models import penguins
 from app.datasets import load_penguins
+from app.models import penguins
 from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
 
