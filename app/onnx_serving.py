@@ -46,7 +46,7 @@ class ServingModel:
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """(n, len(classes)) probabilities for a batch of rows in the model's input form."""
-        feed = self.model.onnx_feed(rows)
+        feed = self.model.onnx_feed(np.asarray(rows, dtype=self.model.input.dtype))
         parts = [
             self.session.run([self.output_name], {self.input_name: feed[start : start + MAX_ROWS_PER_RUN]})[0]
             for start in range(0, len(feed), MAX_ROWS_PER_RUN)

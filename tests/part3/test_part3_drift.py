@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from part3_support import copy_store, running_service
 
+from app import images
 from app.datasets import bundled_images, load_penguins
-from app.models.mnist import images
 from app.models.mnist import styles as digit_styles
 from app.paths import DATA_DIR
 

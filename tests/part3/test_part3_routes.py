@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from part3_support import copy_store, digit_file, metric, running_service, wait_until
 
-from app import images, mnist
+from app import images
+from app.models import mnist
 from app.part3 import small_uploads
 from app.store import ModelStore
 

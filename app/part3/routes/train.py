@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Response, UploadFile, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from app.images import labelled_images
+from app.images import UploadError, labelled_images
 from app.models import mnist
 from app.part3.job_status import Job, JobKind, JobStatus
 from app.part3.routes.errors import documented
@@ -76,5 +76,8 @@ async def retrain(
 async def train_on_feedback(service: ServiceDep, response: Response, epochs: Epochs = None) -> JobAccepted:
     """Fine-tune the served digit model on the images sent with their true labels to
     POST /feedback/image/ (the newest WORKSHOP_FEEDBACK_KEPT). 422 when there are none yet."""
-    job = await run_in_threadpool(service.monitoring.train_on_feedback, mnist.MODEL_NAME, epochs_asked(epochs))
+    try:
+        job = await run_in_threadpool(service.monitoring.train_on_feedback, mnist.MODEL_NAME, epochs_asked(epochs))
+    except UploadError:
+        raise UploadError("no feedback images yet: send some to POST /feedback/image/ first") from None
     return accepted(job, response)
