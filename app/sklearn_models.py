@@ -1,10 +1,11 @@
 """A model that is a scikit-learn pipeline ending in a classifier: the `Model` declaration's training
-half written once for all of them (the workshop's penguins, and a practitioner's own).
+half written once for all of them (one of the workshop's two models, and a practitioner's own).
 
 A subclass says what `Model` asks (name, classes, input, feature names, holdout...) and builds its
 pipeline in `build(parameters)`; this class fits it on the class names (so `pipeline.classes_` are the
-names, in `classes`' order), saves it with skops (which rebuilds only the types it is told to trust,
-unlike pickle) and exports it with skl2onnx (plain label and probability tensors, no ZipMap).
+names, and the pipeline answers them), saves it with skops (which rebuilds only the types it is told
+to trust, unlike pickle) and exports it with skl2onnx (plain label and probability tensors, no
+ZipMap). scikit-learn orders classes by sorting them, so `classes` are declared sorted.
 """
 
 from pathlib import Path
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
 class SklearnClassifier(Model):
     training_file = "model.skops"
     trusted_types: ClassVar[list[str]] = []  # types skops may rebuild beyond its own safe list
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        classes = getattr(cls, "classes", None)
+        if classes is not None and list(classes) != sorted(classes):
+            raise TypeError(
+                f"{cls.__name__}.classes must be sorted, as scikit-learn orders a classifier's classes: "
+                f"{tuple(sorted(classes))}"
+            )
 
     def build(self, parameters: Parameters) -> Any:
         """A new, unfitted pipeline (or estimator) for these parameters."""

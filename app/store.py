@@ -91,7 +91,7 @@ class Version:
 
 
 class ModelStore:
-    """The versions of one model, e.g. ModelStore("mnist")."""
+    """The versions of one model, e.g. ModelStore("wine")."""
 
     def __init__(self, name: str, root: Path | None = None) -> None:
         if not name.isidentifier():

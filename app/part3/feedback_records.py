@@ -3,7 +3,7 @@
 Every worker writes and reads the same file (SQLite locks it across processes on one host), so
 every worker reports the same live accuracy. Bounded: after each insert only the newest `keep`
 rows of that model remain. The input that was predicted, when sent back with its label (a digit's
-image, a penguin's lengths), is kept as its row in the model's input form (the raw bytes of the
+image, a row of measurements), is kept as its row in the model's input form (the raw bytes of the
 model's dtype, a BLOB), never under an uploaded name, so a fine-tune can train on it.
 
 One feedback per prediction: the same label again is accepted and changes nothing (a client may

@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="The workshop's model service",
-        summary="The workshop's production service: its models (digits, penguins and any you add), the Open "
+        summary="The workshop's production service: its models (the workshop's two and any you add), the Open "
         "Inference Protocol, training jobs, rollback, health and metrics.",
         version="3.0.0",
         lifespan=lifespan,

@@ -8,7 +8,7 @@ service issued it, so any worker or replica can take the feedback and a forged o
 refused. The MAC is keyed BLAKE2b, the MAC that Python's hashlib documents as a faster
 replacement for HMAC; the nonce is a random per-process prefix and a counter, so issuing an id
 makes no system call. The id also holds a digest of the input that was predicted (its row in the
-model's input form: a digit's pixels, a penguin's lengths), so an input sent back with the feedback
+model's input form: an image's pixels, a row of measurements), so an input sent back with the feedback
 must be the one that was predicted.
 
 The secret is WORKSHOP_FEEDBACK_SECRET, else `<models dir>/.secret`, made once: written to a

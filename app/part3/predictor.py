@@ -1,6 +1,6 @@
 """The prediction path, in one place: kept model in, answers out, for any registered model.
 
-Routes call `predict()` with rows in the model's input form (a penguin's two lengths, an Open
+Routes call `predict()` with rows in the model's input form (a row of measurements, an Open
 Inference Protocol tensor), or `predict_encoded()` with uploaded files and the function that decodes
 them into rows (the workshop's digit routes: PNG bytes -> 28x28 pixels). Both read the kept
 (version, model) pair once, so the version they report is the one that answered. The models are

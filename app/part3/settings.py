@@ -4,7 +4,7 @@
 
 The trainers (`uv run workshop trainer`) read the same variables, so both sides read this class.
 Settings of one model are keyed by its name after a double underscore, e.g.
-WORKSHOP_GATE_FLOOR__WINE=0.9 or WORKSHOP_TRAINING__MNIST__EPOCHS=3; a model's own declaration
+WORKSHOP_GATE_FLOOR__WINE=0.9 or WORKSHOP_TRAINING__WINE__C=0.5; a model's own declaration
 (app/modelkit.py) gives the defaults.
 """
 

@@ -164,7 +164,7 @@ def examples_of(model: Model, examples: TrainingExamples) -> tuple[np.ndarray, n
     status_code=status.HTTP_202_ACCEPTED,
     tags=["training"],
     dependencies=[Depends(require_api_key)],
-    responses=documented(401, 404, 409, 413, 422, 429, 503),
+    responses=documented(400, 401, 404, 409, 413, 422, 429, 503),
 )
 async def queue_job(name: str, request: TrainingRequest, service: ServiceDep, response: Response) -> JobAccepted:
     """Queue a training job of any model, with the parameters it declares (GET /models/ gives their
