@@ -106,8 +106,8 @@ def test_the_bundled_penguins_raise_no_drift_and_longer_ones_do(client):
     assert drift_of(client, "penguins")["status"] == "no drift"
     send_penguins(client, lengths * [1.15, 1.0])  # bills measured another way
     report = drift_of(client, "penguins")
-    assert report["status"] == "drift" and report["signals"]["bill_length"]["significant"]
-    assert not report["signals"]["flipper_length"]["significant"]
+    assert report["status"] == "drift" and report["signals"]["bill_length_mm"]["significant"]
+    assert not report["signals"]["flipper_length_mm"]["significant"]
 
 
 def test_too_few_requests_give_no_signal_yet(client, unseen):

@@ -162,7 +162,6 @@ def examples_of(model: Model, examples: TrainingExamples) -> tuple[np.ndarray, n
 @router.post(
     "/{name}/jobs",
     status_code=status.HTTP_202_ACCEPTED,
-    tags=["training"],
     dependencies=[Depends(require_api_key)],
     responses=documented(400, 401, 404, 409, 413, 422, 429, 503),
 )
