@@ -66,10 +66,13 @@ class TrainerKeeper:
         return fd
 
     def environment(self) -> dict[str, str]:
+        # The per-model settings go as one JSON value each, this service's: inherited
+        # WORKSHOP_GATE_FLOOR__<MODEL> and the like would be merged over them.
+        per_model = tuple(f"WORKSHOP_{name}__" for name in ("GATE_FLOOR", "GATE_MARGIN", "TRAINING"))
         env = {
             key: value
             for key, value in os.environ.items()
-            if key not in ("WORKSHOP_API_KEY", "PROMETHEUS_MULTIPROC_DIR")
+            if key not in ("WORKSHOP_API_KEY", "PROMETHEUS_MULTIPROC_DIR") and not key.startswith(per_model)
         }
         env.update(
             WORKSHOP_MODELS_DIR=str(self.settings.models_dir),

@@ -1,6 +1,7 @@
 """The job records (both backends: SQLite and a real Redis), the queue's lock and the settling of
 jobs whose trainer died, without training anything (fast)."""
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -225,3 +226,17 @@ def test_creating_the_app_writes_nothing_until_the_queue_is_used(tmp_path):
     assert not settings.models_dir.exists()
     service.jobs.submit("retrain", "mnist", {"epochs": 1})
     assert settings.queue_file.exists()
+
+
+def test_the_trainer_gets_this_services_per_model_settings_not_the_inherited_ones(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKSHOP_GATE_MARGIN__MNIST", "1")  # say, from the shell that started the service
+    settings = Settings(models_dir=tmp_path, gate_floor={"mnist": 0.7}, gate_margin={"mnist": 0.02})
+    environment = TrainerKeeper(SqliteJobRecords(tmp_path / "q", tmp_path), settings).environment()
+    assert not [key for key in environment if key.startswith(("WORKSHOP_GATE_FLOOR__", "WORKSHOP_GATE_MARGIN__"))]
+    for key in list(os.environ):  # the trainer's process sees only what it was given
+        monkeypatch.delenv(key)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    trainer = Settings()
+    assert (trainer.gate_floor, trainer.gate_margin) == (settings.gate_floor, settings.gate_margin)
+    assert (trainer.gate_floor["mnist"], trainer.gate_margin["mnist"]) == (0.7, 0.02)
