@@ -193,6 +193,7 @@ def publish(
         return model.save(trained.model, folder)
 
     written = {
+        "parent": None,  # a fine-tune's metadata names the version it started from
         "history": trained.history,
         **(metadata or {}),
         "classes": list(model.classes),

@@ -60,11 +60,11 @@ def both_workers_serve(service, version: int) -> None:
     seen: dict[int, int | None] = {}
 
     def every_worker_has_it():
-        answer = service.get("/health/ready").json()
+        answer = service.get("/health/ready", headers={"Connection": "close"}).json()  # a new connection: any worker
         seen[answer["pid"]] = answer["models"].get("wine")
         return len(seen) >= 2 and all(number == version for number in seen.values())
 
-    wait_until(every_worker_has_it, f"both workers serve wine version {version} (seen: {seen})", step=0.05)
+    wait_until(every_worker_has_it, f"both workers serve wine version {version}", step=0.05)
 
 
 def infer(service, rows: np.ndarray) -> dict:
