@@ -17,17 +17,12 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import FastAPI, Query
 
+from app.datasets import PENGUIN_FEATURES
 from app.models.penguins import train
 from app.models.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM  # 100 mm and 300 mm
 from app.offline_docs import serve_docs_offline
 
-model = train()  # once per start, not per request
-
-
-def species_of(bill: float, flipper: float) -> str:
-    """The pipeline's own prediction for one penguin, on a table with the columns it was fitted on."""
-    return str(model.predict(pd.DataFrame({"bill_length_mm": [bill], "flipper_length_mm": [flipper]}))[0])
-
+model = train()
 
 app = FastAPI(title="Part 1, exercise 3: query parameter validation")
 # Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
@@ -42,4 +37,5 @@ def predict(
     flipper: float,
 ) -> dict[str, Any]:
     parameters = {"bill_length": bill, "flipper_length": flipper}
-    return {"parameters": parameters, "result": species_of(bill, flipper)}
+    penguin = pd.DataFrame([[bill, flipper]], columns=list(PENGUIN_FEATURES))  # exercise 2's prediction
+    return {"parameters": parameters, "result": str(model.predict(penguin)[0])}
