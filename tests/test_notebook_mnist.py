@@ -5,8 +5,8 @@ import json
 import nbformat
 import pytest
 
-from app import mnist
 from app.images import decode_digit
+from app.models import mnist
 from app.paths import DATA_DIR
 from app.store import ModelStore
 from tests.notebook_support import run_notebook

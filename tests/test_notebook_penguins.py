@@ -6,7 +6,8 @@ import nbformat
 import pytest
 
 from app.datasets import load_penguins
-from app.penguins import MODEL_NAME, FastPenguinPredictor, load_latest
+from app.models.penguins import MODEL, MODEL_NAME
+from app.onnx_serving import ServingModel
 from app.store import ModelStore
 from tests.notebook_support import run_notebook
 
@@ -24,9 +25,11 @@ def run(tmp_path_factory):
 def test_the_export_loads_through_the_store_and_predicts(run):
     _, store = run
     assert store.versions() == [1]
-    exported = load_latest(store)  # checks the sha256, loads with skops' trusted list
-    assert exported.version == 1
-    assert FastPenguinPredictor(exported.pipeline).predict(40.3, 195) == "Adelie"
+    assert store.active() == 1
+    pipeline = store.load(1, MODEL.load)  # checks the sha256, loads with skops' trusted list
+    assert pipeline.predict(MODEL.frame([[40.3, 195]]))[0] == "Adelie"
+    serving = store.load_serving(1, lambda path: ServingModel(path, MODEL))  # what Part 3 serves
+    assert serving.predict([[40.3, 195.0]]) == ["Adelie"]
 
 
 @pytest.mark.slow
