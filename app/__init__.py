@@ -9,7 +9,8 @@ start-up, as the workshop teaches) -> the model store, through one publishing fu
     penguins/       the penguin model (train, evaluate, publish, a fast predictor), its API contract, units
     mnist.py        the digit CNN (train, evaluate, publish)
     images.py       uploaded bytes -> 28x28 digits, or a reason to refuse them
-    store.py        the versioned model store on disk
+    store.py        the versioned model store (a local folder, or S3-compatible object storage)
+    storage/        the store's backends: a folder, a bucket (boto3), its lease and download cache
     promotion.py    the promotion gate every publication passes
     onnx_export.py  each version's serving file (model.onnx), checked against the training library
     drift.py        drift tests of live requests against a version's reference

@@ -63,7 +63,7 @@ def redis_server(tmp_path_factory):
 
 
 # Fixtures that train a model or start a server: a test using one is slow, wherever it lives.
-SLOW_FIXTURES = ("seeded_store", "redis_server")
+SLOW_FIXTURES = ("seeded_store", "redis_server", "s3_server")
 MODEL_LIBRARIES = ("keras", "tensorflow")
 
 
@@ -113,3 +113,31 @@ def pytest_runtest_teardown(item, nextitem):
             pytrace=False,
         )
     return result
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's ThreadedMotoServer on a free loopback port, and the AWS_* variables pointing boto3 at it
+    for the session (tests/s3_support.py). `.client` is a boto3 client; `.endpoint` its URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from tests.s3_support import environment, s3_environment
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    server.endpoint = f"http://{host}:{port}"
+    try:
+        with environment(**s3_environment(server.endpoint, tmp_path_factory.mktemp("s3-cache"))):
+            server.client = boto3.session.Session().client("s3", endpoint_url=server.endpoint)
+            yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket_url(s3_server):
+    """A new, empty bucket on the session's S3 server, as s3://<bucket>/models."""
+    from tests.s3_support import new_bucket
+
+    return f"s3://{new_bucket(s3_server.client)}/models"
