@@ -121,6 +121,7 @@ def s3_server(tmp_path_factory):
     for the session (tests/s3_support.py). `.client` is a boto3 client; `.endpoint` its URL."""
     import boto3
     from moto.server import ThreadedMotoServer
+
     from tests.s3_support import environment, s3_environment
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
