@@ -16,6 +16,7 @@ start-up, as the workshop teaches) -> the model store, through one publishing fu
     drift.py        drift tests of live requests against a version's reference
     digit_styles.py digits drawn unlike MNIST's, to show drift
     offline_docs.py /docs and /redoc without a CDN
+    encodable_errors.py  422 answers JSON can encode, whatever the refused body held (NaN, 1e999)
     part1/ part2/   the staged reference services; part3/ the production service and its trainer
 
 The workshop's tooling (the `workshop` command, the exercise generator) is in workshop/, the
