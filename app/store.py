@@ -20,8 +20,8 @@ from typing import Any
 from app.paths import models_location
 from app.promotion import is_promoted
 from app.storage.checksums import sha256_of
-from app.storage.errors import CorruptModel, ModelNotFound, StoreUnavailable
 from app.storage.folder import ACTIVE_FILE, LOCK_FILE, METADATA_FILE, TEMP_PREFIX, FolderBackend
+from app.storage.store_errors import CorruptModel, ModelNotFound, StoreUnavailable
 
 __all__ = [
     "ACTIVE_FILE",

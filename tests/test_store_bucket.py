@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 
 import pytest
 from botocore.exceptions import ClientError
@@ -329,3 +330,15 @@ def test_the_setting_chooses_the_backend(tmp_path):
     for wrong in ("s3:///prefix", "gs://bucket/prefix", "bucket/prefix"):
         with pytest.raises(ValueError):
             split_url(wrong)
+
+
+def test_make_bucket_makes_the_bucket_the_store_names_once(s3_server, tmp_path, capsys):
+    from app.storage.make_bucket import main, make_bucket
+
+    url = f"s3://made-{uuid.uuid4().hex[:12]}/workshop"
+    assert make_bucket(url) is True and make_bucket(url) is False
+    assert publish(ModelStore("digits", root=url, cache=tmp_path), b"one").number == 1
+    with environment(WORKSHOP_MODELS_URL=None):
+        assert main() == 2
+    with environment(WORKSHOP_MODELS_URL=url):
+        assert main() == 0 and "already there" in capsys.readouterr().out

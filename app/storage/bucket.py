@@ -48,9 +48,9 @@ from urllib.parse import urlsplit
 
 from app.paths import models_cache_dir
 from app.storage.checksums import check_sha256
-from app.storage.errors import CorruptModel, ModelNotFound
 from app.storage.lease import Lease
 from app.storage.s3_client import endpoint_of, error_code, reaching, s3_client
+from app.storage.store_errors import CorruptModel, ModelNotFound
 
 MANIFEST = re.compile(r"(0|[1-9][0-9]*)\.json")  # "7.json"; never "07.json" or "notes.json"
 STAGING_PREFIX = ".tmp-"

@@ -3,7 +3,7 @@
 import hashlib
 from pathlib import Path
 
-from app.storage.errors import CorruptModel
+from app.storage.store_errors import CorruptModel
 
 
 def sha256_of(path: Path) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app.storage.checksums import check_sha256
-from app.storage.errors import ModelNotFound
+from app.storage.store_errors import ModelNotFound
 
 METADATA_FILE = "metadata.json"
 ACTIVE_FILE = "ACTIVE"

@@ -30,7 +30,7 @@ from typing import Any
 
 from filelock import Timeout
 
-from app.storage.errors import StoreUnavailable
+from app.storage.store_errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

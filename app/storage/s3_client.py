@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.paths import object_store_endpoint
-from app.storage.errors import StoreUnavailable
+from app.storage.store_errors import StoreUnavailable
 
 # Error codes that are answers about an object, not about the store: the backend handles them.
 OBJECT_ANSWERS = {"NoSuchKey", "404", "NotFound", "PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
