@@ -35,12 +35,9 @@ Every failure to reach the store raises StoreUnavailable (app/storage/s3_client.
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -48,12 +45,12 @@ from urllib.parse import urlsplit
 
 from app.paths import models_cache_dir
 from app.storage.checksums import check_sha256
+from app.storage.folder import TEMP_PREFIX, remove_old_temporaries, temporary_folder
 from app.storage.lease import Lease
 from app.storage.s3_client import endpoint_of, error_code, reaching, s3_client
 from app.storage.store_errors import CorruptModel, ModelNotFound
 
 MANIFEST = re.compile(r"(0|[1-9][0-9]*)\.json")  # "7.json"; never "07.json" or "notes.json"
-STAGING_PREFIX = ".tmp-"
 CONFLICTS = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 MISSING = {"NoSuchKey", "404", "NotFound"}
 LEASE_TTL = 30.0  # seconds a training lease lasts without renewal (renewed every third of it)
@@ -158,7 +155,7 @@ class BucketBackend:
             except CorruptModel:
                 pass  # damaged in the cache (or a partial copy someone left): fetch it again
         path.parent.mkdir(parents=True, exist_ok=True)
-        download = path.with_name(f"{STAGING_PREFIX}{uuid.uuid4().hex}-{path.name}")
+        download = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
         try:
             answer = self._call("get_object", Key=self._upload_key(path.parent.name, path.name))
             with reaching(self.location, self.client), open(download, "wb") as file:
@@ -179,15 +176,9 @@ class BucketBackend:
         return version if isinstance(version, int) else None
 
     # -- writing -----------------------------------------------------------------------------
-    @contextmanager
-    def staging(self) -> Iterator[Path]:
+    def staging(self):
         """An empty local folder in the cache (so published files move into the cache); removed after."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.path))
-        try:
-            yield temp
-        finally:
-            shutil.rmtree(temp, ignore_errors=True)
+        return temporary_folder(self.path)
 
     def commit(self, folder: Path, files: list[str], metadata: dict[str, Any]) -> int:
         """Upload the files under a new upload id, then claim the next number with the manifest."""
@@ -270,9 +261,5 @@ class BucketBackend:
         for start in range(0, len(orphans), 1000):  # DeleteObjects takes at most 1000 keys
             batch = [{"Key": key} for key in orphans[start : start + 1000]]
             self._call("delete_objects", Delete={"Objects": batch, "Quiet": True})
-        removed = [key[len(self.keys) :] for key in orphans]
-        if self.path.exists():
-            for entry in self.path.iterdir():
-                if entry.name.startswith(STAGING_PREFIX) and now - entry.stat().st_mtime > older_than:
-                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-        return removed
+        remove_old_temporaries(self.path, older_than)  # this machine's staging leftovers, in the cache
+        return [key[len(self.keys) :] for key in orphans]

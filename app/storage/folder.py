@@ -49,6 +49,30 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def temporary_folder(parent: Path) -> Iterator[Path]:
+    """An empty folder named TEMP_PREFIX... in `parent`, removed afterwards whatever happened."""
+    parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=parent))
+    try:
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def remove_old_temporaries(parent: Path, older_than: float) -> list[str]:
+    """Remove what crashed saves left in `parent` (TEMP_PREFIX entries older than `older_than` s)."""
+    removed: list[str] = []
+    if not parent.exists():
+        return removed
+    now = time.time()
+    for entry in parent.iterdir():
+        if entry.name.startswith(TEMP_PREFIX) and now - entry.stat().st_mtime > older_than:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
+
+
 class FolderBackend:
     """One model's versions in `<root>/<name>/`."""
 
@@ -95,15 +119,9 @@ class FolderBackend:
             return None
 
     # -- writing -----------------------------------------------------------------------------
-    @contextmanager
-    def staging(self) -> Iterator[Path]:
+    def staging(self):
         """An empty temporary folder beside the versions (a rename from it is atomic); removed after."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.path))
-        try:
-            yield temp
-        finally:
-            shutil.rmtree(temp, ignore_errors=True)
+        return temporary_folder(self.path)
 
     def commit(self, folder: Path, files: list[str], metadata: dict[str, Any]) -> int:
         """Rename the staged `folder` into place as the next free number; returns the number."""
@@ -145,12 +163,4 @@ class FolderBackend:
         return FileLock(self.path / LOCK_FILE, timeout=timeout)
 
     def clean_temporary(self, older_than: float) -> list[str]:
-        removed: list[str] = []
-        if not self.path.exists():
-            return removed
-        now = time.time()
-        for entry in self.path.iterdir():
-            if entry.name.startswith(TEMP_PREFIX) and now - entry.stat().st_mtime > older_than:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-                removed.append(entry.name)
-        return removed
+        return remove_old_temporaries(self.path, older_than)
