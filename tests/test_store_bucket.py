@@ -342,3 +342,21 @@ def test_make_bucket_makes_the_bucket_the_store_names_once(s3_server, tmp_path, 
         assert main() == 2
     with environment(WORKSHOP_MODELS_URL=url):
         assert main() == 0 and "already there" in capsys.readouterr().out
+
+
+def test_junk_in_the_bucket_is_ignored(store):
+    publish(store, b"one")
+    backend = store.backend
+    for key, body in (
+        ("versions/notes.json", b"{}"),  # not a number
+        ("versions/02.json", b"{}"),  # not how the store writes 2
+        ("versions/3.json.tmp", b"{}"),
+        ("model_2024-01-01 12:00:00.keras", b"the workshop's naming"),
+        ("uploads/crashed/model.bin", b"half"),
+    ):
+        backend.client.put_object(Bucket=backend.bucket, Key=backend.keys + key, Body=body)
+    assert store.versions() == [1] and store.active() == 1
+    backend.client.put_object(Bucket=backend.bucket, Key=backend.keys + "versions/2.json", Body=b'{"no": "upload"}')
+    assert store.versions() == [1, 2] and not store.promoted(2) and store.active() == 1  # listed, never served
+    assert store.load_newest_loadable(read) == (1, b"one")
+    assert publish(store, b"three").number == 3  # the next number past every manifest

@@ -141,7 +141,10 @@ class BucketBackend:
         found = self._get_json(self._manifest_key(number))
         if found is None:
             raise ModelNotFound(f"{self.name} has no version {number}")
-        return found[1]
+        manifest = found[1]
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("upload"), str):
+            raise ValueError(f"{self.location}versions/{number}.json is not a manifest (it names no upload)")
+        return manifest
 
     def version_path(self, number: int, metadata: dict[str, Any]) -> Path:
         return self.path / metadata["upload"]
