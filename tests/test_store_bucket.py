@@ -360,3 +360,16 @@ def test_junk_in_the_bucket_is_ignored(store):
     assert store.versions() == [1, 2] and not store.promoted(2) and store.active() == 1  # listed, never served
     assert store.load_newest_loadable(read) == (1, b"one")
     assert publish(store, b"three").number == 3  # the next number past every manifest
+
+
+def test_an_unreadable_pin_or_lease_is_no_pin_and_no_holder(store):
+    publish(store, b"one")
+    publish(store, b"two")
+    backend = store.backend
+    for key in ("ACTIVE", "training-lease", "versions/3.json"):
+        backend.client.put_object(Bucket=backend.bucket, Key=backend.keys + key, Body=b"\xff not json")
+    assert store.active() == 2 and not store.promoted(3)
+    assert store.activate(1).number == 1 and store.active() == 1  # the pin is replaced, compare-and-swap as ever
+    store.backend.lease_ttl = 0.5
+    with store.training_lock(timeout=60):  # an unreadable lease is taken over once it has stayed unchanged
+        pass

@@ -90,7 +90,7 @@ class BucketBackend:
                 yield from page.get("Contents", [])
 
     def _get_json(self, key: str) -> tuple[str, Any] | None:
-        """(ETag, the object's JSON) or None when there is no such object."""
+        """(ETag, the object's JSON, None if it is not JSON) or None when there is no such object."""
         from botocore.exceptions import ClientError
 
         try:
@@ -101,7 +101,10 @@ class BucketBackend:
             if error_code(error) in MISSING:
                 return None
             raise
-        return answer["ETag"], json.loads(body)
+        try:
+            return answer["ETag"], json.loads(body)
+        except ValueError:  # not JSON (someone else's object): there, but unreadable
+            return answer["ETag"], None
 
     def _put_if(self, key: str, body: bytes, etag: str | None) -> str | None:
         """Put `body` at `key` only if the object is still the one with `etag` (None: only if there is

@@ -62,7 +62,7 @@ class Lease:
             if found is None:  # never taken: the first conditional put wins
                 self._etag = self.backend._put_if(self.key, self._body(), None)
             else:
-                etag, body = found
+                etag, body = found[0], found[1] if isinstance(found[1], dict) else {}
                 now = time.monotonic()
                 if seen is None or seen[0] != etag:
                     seen = (etag, now)
