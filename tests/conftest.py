@@ -117,17 +117,13 @@ def pytest_runtest_teardown(item, nextitem):
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """moto's ThreadedMotoServer on a free loopback port, and the AWS_* variables pointing boto3 at it
-    for the session (tests/s3_support.py). `.client` is a boto3 client; `.endpoint` its URL."""
+    """moto's S3 on a free loopback port (tests/s3_support.py: AtomicMotoServer), and the AWS_* variables
+    pointing boto3 at it for the session. `.client` is a boto3 client; `.endpoint` its URL."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    from tests.s3_support import environment, s3_environment
+    from tests.s3_support import AtomicMotoServer, environment, s3_environment
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    server.endpoint = f"http://{host}:{port}"
+    server = AtomicMotoServer().start()
     try:
         with environment(**s3_environment(server.endpoint, tmp_path_factory.mktemp("s3-cache"))):
             server.client = boto3.session.Session().client("s3", endpoint_url=server.endpoint)

@@ -1,9 +1,14 @@
 """A real S3 protocol server for the tests: moto's server on a free 127.0.0.1 port, and the AWS_*
 variables that point boto3 (and so app/storage/bucket.py, in this process and the ones it starts) at it.
 
-- `ThreadedMotoServer` (moto's own, a thread of the test process) for most tests: S3's conditional
-  puts answered as S3 answers them (412 PreconditionFailed for a second `If-None-Match: *` or a
-  stale `If-Match`).
+- `AtomicMotoServer` for most tests: moto's S3 application (what its ThreadedMotoServer and its
+  `moto_server` command serve) on werkzeug's threaded server in a thread of the test process,
+  answering conditional puts as S3 does (412 PreconditionFailed for a second `If-None-Match: *` or a
+  stale `If-Match`), one request at a time: moto checks a put's condition and then writes, in two
+  steps, so under ThreadedMotoServer two concurrent `If-None-Match: *` puts of one key were both
+  answered 200 here (S3 and MinIO decide atomically). It imports moto's werkzeug application from
+  moto.moto_server.werkzeug_app, where moto's own servers take it (test_store_bucket.py fails if the
+  wrapping stops holding).
 - `JournaledMotoServer`, moto's server as a process of its own that can be stopped and started again
   with its data: moto keeps its state in memory, so its recorder journals every request to a file
   (as Redis' append-only file does) and a new process replays the journal before it is used.
@@ -13,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -67,6 +73,35 @@ def wait_for(url: str, process: subprocess.Popen | None = None) -> None:
             if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
                 raise AssertionError(f"moto's server did not start on {url}") from None
             time.sleep(0.05)
+
+
+class AtomicMotoServer:
+    """moto's S3 on a free loopback port, its requests handled one at a time (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        moto = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def one_request_at_a_time(environ, start_response):
+            with lock:
+                return list(moto(environ, start_response))  # the whole answer made under the lock
+
+        self.app = one_request_at_a_time
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=MotoRequestHandler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
+
+    def start(self) -> "AtomicMotoServer":
+        self.thread.start()
+        wait_for(self.endpoint)
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(60)
 
 
 class JournaledMotoServer:

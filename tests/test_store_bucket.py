@@ -75,6 +75,30 @@ def test_the_server_refuses_what_s3_refuses(s3_server):
     assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"3"
 
 
+def test_concurrent_conditional_puts_of_one_key_let_exactly_one_win(s3_server):
+    """What S3 does atomically, and moto's threaded server did not (tests/s3_support.py): this fails if
+    the one-request-at-a-time wrapping of moto's application stops holding."""
+    client, bucket = s3_server.client, new_bucket(s3_server.client)
+    assert s3_server.server.app is s3_server.app  # the server runs the wrapped application
+    start, answers = threading.Barrier(6), []
+
+    def claim(key: str) -> None:
+        start.wait()
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=b"mine", IfNoneMatch="*")
+            answers.append((key, "won"))
+        except ClientError as error:
+            answers.append((key, error.response["Error"]["Code"]))
+
+    for key in (f"claim-{n}" for n in range(10)):
+        threads = [threading.Thread(target=claim, args=(key,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(code for claimed, code in answers if claimed == key) == ["PreconditionFailed"] * 5 + ["won"]
+
+
 def test_the_layout_files_first_then_the_manifest(store):
     version = publish(store, b"one")
     upload = version.metadata["upload"]
@@ -373,3 +397,11 @@ def test_an_unreadable_pin_or_lease_is_no_pin_and_no_holder(store):
     store.backend.lease_ttl = 0.5
     with store.training_lock(timeout=60):  # an unreadable lease is taken over once it has stayed unchanged
         pass
+
+
+def test_a_conditional_put_retried_after_it_succeeded_is_still_ours(store):
+    """botocore retries a put whose answer was lost; the retry meets the object the first attempt wrote."""
+    key = f"{store.backend.keys}versions/1.json"
+    first = store.backend._put_if(key, b'{"upload": "mine"}', None)
+    assert first is not None and store.backend._put_if(key, b'{"upload": "mine"}', None) == first
+    assert store.backend._put_if(key, b'{"upload": "theirs"}', None) is None

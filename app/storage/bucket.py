@@ -115,9 +115,12 @@ class BucketBackend:
         try:
             answer = self._call("put_object", Key=key, Body=body, ContentType="application/json", **condition)
         except ClientError as error:
-            if error_code(error) in CONFLICTS | MISSING:  # MISSING: If-Match on an object deleted meanwhile
-                return None
-            raise
+            if error_code(error) not in CONFLICTS | MISSING:  # MISSING: If-Match on an object deleted meanwhile
+                raise
+            # botocore retries a put whose answer was lost: its retry is refused by the put itself.
+            # What we meant to write, found there, is ours (manifests and leases are unique).
+            found = self._get_json(key)
+            return found[0] if found is not None and found[1] == json.loads(body) else None
         return answer["ETag"]
 
     def _manifest_key(self, number: int) -> str:
