@@ -13,5 +13,6 @@ so every figure printed is a ratio between two measurements of the same run.
     prepare_models.py  trains the store every server reads, and times the models in-process
     batching.py        micro-batching, for the kept_digits reference app
     report.py          the table and bench/RESULTS.md
+    store_backends.py  the model store's own costs, local folder against S3 (`python -m bench.store_backends`)
     apps/              the floors and the workshop's own code, as servers
 """

@@ -64,7 +64,7 @@ def redis_server(tmp_path_factory):
 
 
 # Fixtures that train a model or start a server: a test using one is slow, wherever it lives.
-SLOW_FIXTURES = ("seeded_store", "redis_server")
+SLOW_FIXTURES = ("seeded_store", "redis_server", "s3_server")
 MODEL_LIBRARIES = ("keras", "tensorflow")
 
 
@@ -114,3 +114,28 @@ def pytest_runtest_teardown(item, nextitem):
             pytrace=False,
         )
     return result
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 on a free loopback port (tests/s3_support.py: AtomicMotoServer), and the AWS_* variables
+    pointing boto3 at it for the session. `.client` is a boto3 client; `.endpoint` its URL."""
+    import boto3
+
+    from tests.s3_support import AtomicMotoServer, environment, s3_environment
+
+    server = AtomicMotoServer().start()
+    try:
+        with environment(**s3_environment(server.endpoint, tmp_path_factory.mktemp("s3-cache"))):
+            server.client = boto3.session.Session().client("s3", endpoint_url=server.endpoint)
+            yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket_url(s3_server):
+    """A new, empty bucket on the session's S3 server, as s3://<bucket>/models."""
+    from tests.s3_support import new_bucket
+
+    return f"s3://{new_bucket(s3_server.client)}/models"

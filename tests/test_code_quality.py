@@ -50,6 +50,7 @@ ENVIRONMENT_ALLOWED = {
     "workshop/cli.py": "hands the learner's environment to the pytest run of `workshop check`",
     "bench/load.py": "the benchmark's load generator: its client choice and the servers' environment",
     "bench/servers.py": "hands the environment to the servers it starts",
+    "bench/store_backends.py": "points boto3 at the S3 server it starts",
     "bench/apps/kept_digits.py": "a benchmark server: the driver names its model file",
     "bench/apps/workshop_digits.py": "a benchmark server: the driver names its model file",
     "notebooks/monitoring.ipynb": "sets the offline MNIST source for the service it runs in-process",

@@ -18,6 +18,8 @@ PARTS = ("app.part1", "app.part2", "app.part3")
 GENERIC = [
     *(APP / name for name in ("modelkit.py", "registry.py", "sklearn_models.py", "store.py", "promotion.py")),
     *(APP / name for name in ("onnx_export.py", "onnx_serving.py", "drift.py", "publish_onnx.py")),
+    *(APP / name for name in ("encodable_errors.py",)),
+    *sorted((APP / "storage").glob("*.py")),
     *sorted((APP / "part3").glob("*.py")),
 ]
 MODEL_NAMES = re.compile(r"mnist|penguin", re.IGNORECASE)

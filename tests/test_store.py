@@ -1,4 +1,10 @@
-"""app/store.py: numbered versions published whole, junk ignored, checked loads, one trainer at a time."""
+"""app/store.py: numbered versions published whole, junk ignored, checked loads, one trainer at a time.
+
+Every behaviour that both backends promise runs against both (`store` is parametrised: a local
+folder, and a bucket on moto's S3 server); what only a folder's layout shows stays folder-only. The
+bucket's own guarantees (the manifest, the number claim, the ACTIVE compare-and-swap, the lease, the
+cache, an unreachable store) are in tests/test_store_bucket.py.
+"""
 
 import json
 import os
@@ -26,9 +32,73 @@ def read(path):
     return path.read_bytes()
 
 
+@pytest.fixture(params=["folder", pytest.param("bucket", marks=pytest.mark.slow)])
+def store(request, tmp_path):
+    if request.param == "folder":
+        return ModelStore("digits", root=tmp_path)
+    return ModelStore("digits", root=request.getfixturevalue("bucket_url"), cache=tmp_path / "cache")
+
+
 @pytest.fixture
-def store(tmp_path):
+def folder_store(tmp_path):
     return ModelStore("digits", root=tmp_path)
+
+
+def in_bucket(store) -> bool:
+    return isinstance(store.root, str)
+
+
+def stored_names(store) -> list[str]:
+    """Every name the store wrote: files under a folder, keys under a bucket's prefix."""
+    if not in_bucket(store):
+        return [str(path.relative_to(store.path)) for path in store.path.rglob("*")]
+    backend = store.backend
+    return [entry["Key"][len(backend.keys) :] for entry in backend._list(backend.keys)]
+
+
+def stored_metadata(store, number: int) -> dict:
+    """A version's metadata as stored (metadata.json, or the bucket's manifest), read around the store."""
+    if not in_bucket(store):
+        return json.loads((store.path / str(number) / "metadata.json").read_text())
+    backend = store.backend
+    answer = backend.client.get_object(Bucket=backend.bucket, Key=f"{backend.keys}versions/{number}.json")
+    return json.loads(answer["Body"].read())
+
+
+def tamper(store, number: int, file_name: str, content: bytes) -> None:
+    """Change a published file where it is stored (for a bucket: the object, and the publisher's cached copy)."""
+    version = store.get(number)
+    if in_bucket(store):
+        backend = store.backend
+        key = f"{backend.keys}uploads/{version.metadata['upload']}/{file_name}"
+        backend.client.put_object(Bucket=backend.bucket, Key=key, Body=content)
+    (version.path / file_name).parent.mkdir(parents=True, exist_ok=True)
+    (version.path / file_name).write_bytes(content)
+
+
+def remove_version(store, number: int) -> None:
+    if in_bucket(store):
+        backend = store.backend
+        backend.client.delete_object(Bucket=backend.bucket, Key=f"{backend.keys}versions/{number}.json")
+    else:
+        (store.path / str(number) / "metadata.json").unlink()
+
+
+def leftovers(store) -> list[str]:
+    """Temporary files of a save: in the folder, or in the bucket's cache and uploads no manifest names."""
+    local = (
+        [entry.name for entry in store.path.iterdir() if entry.name.startswith(TEMP_PREFIX)]
+        if store.path.exists()
+        else []
+    )
+    if not in_bucket(store):
+        return local
+    named = {
+        f"uploads/{version.metadata['upload']}/{name}"
+        for version in store.all_versions()
+        for name in filter(None, (version.metadata["file"], version.metadata.get("serving_file")))
+    }
+    return local + [name for name in stored_names(store) if name.startswith("uploads/") and name not in named]
 
 
 def test_an_empty_store_has_no_versions(store):
@@ -42,12 +112,12 @@ def test_publish_writes_numbered_versions_with_checked_metadata(store):
     second = store.publish(saver(b"two"), {"parent": first.number})
     assert (first.number, second.number) == (1, 2)
     assert store.versions() == [1, 2] and store.latest() == 2
-    metadata = json.loads((store.path / "2" / "metadata.json").read_text())
+    metadata = stored_metadata(store, 2)
     assert metadata["version"] == 2 and metadata["parent"] == 1 and metadata["file"] == "model.bin"
     assert len(metadata["sha256"]) == 64
     assert store.load(1, read) == b"one" and store.load(2, read) == b"two"
     # Numbers, not names with dates: nothing the store writes has a space or a colon in its name.
-    assert all(" " not in path.name and ":" not in path.name for path in store.path.rglob("*"))
+    assert all(" " not in name and ":" not in name for name in stored_names(store))
 
 
 def test_versions_sort_as_numbers(store):
@@ -57,7 +127,8 @@ def test_versions_sort_as_numbers(store):
     assert store.load(11, read) == bytes([10])
 
 
-def test_junk_temporary_folders_and_half_written_versions_are_ignored(store):
+def test_junk_temporary_folders_and_half_written_versions_are_ignored(folder_store):
+    store = folder_store
     store.publish(saver(b"one"), {})
     (store.path / "notes").mkdir()
     (store.path / "model_2024-01-01 12:00:00.keras").write_bytes(b"the workshop's naming")
@@ -79,12 +150,12 @@ def test_a_failed_save_leaves_nothing_behind(store):
     with pytest.raises(RuntimeError):
         store.publish(crash, {})
     assert store.versions() == []
-    assert [entry.name for entry in store.path.iterdir() if entry.name.startswith(TEMP_PREFIX)] == []
+    assert leftovers(store) == [] and stored_names(store) == []
 
 
 def test_a_model_file_that_does_not_match_its_sha256_is_refused(store):
     version = store.publish(saver(b"good"), {})
-    version.model_file.write_bytes(b"tampered")
+    tamper(store, version.number, "model.bin", b"tampered")
     with pytest.raises(CorruptModel):
         store.load(version.number, read)
 
@@ -113,10 +184,10 @@ PUBLISHER = """
 import sys, time
 from pathlib import Path
 from app.store import ModelStore
-root, worker, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+root, worker, go, cache = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]) / "cache-of-publisher"
 while not go.exists():
     time.sleep(0.005)
-store = ModelStore("digits", root=root)
+store = ModelStore("digits", root=root, cache=cache / worker)
 for n in range(10):
     def save(folder, n=n):
         (folder / "model.bin").write_text(f"{worker}-{n}")
@@ -129,7 +200,7 @@ def test_processes_publishing_at_once_get_distinct_numbers(store, tmp_path):
     go = tmp_path / "go"
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", PUBLISHER, str(store.root), str(worker), str(go)],
+            [sys.executable, "-c", PUBLISHER, str(store.root), str(worker), str(go), str(store.path.parent.parent)],
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -171,15 +242,19 @@ def test_the_training_lock_lets_one_thread_at_a_time_in(store):
 HOLDER = """
 import sys
 from app.store import ModelStore
-with ModelStore("digits", root=sys.argv[1]).training_lock():
+store = ModelStore("digits", root=sys.argv[1], cache=sys.argv[2])
+store.backend.lease_ttl = float(sys.argv[3])  # a bucket's lease: renewed every third of it
+with store.training_lock():
     print("held", flush=True)
     sys.stdin.readline()
 """
+LEASE_TTL = 1.0  # seconds: short, so a dead holder's lease is taken over soon
 
 
-def test_the_training_lock_holds_across_processes_and_dies_with_its_holder(store):
+def test_the_training_lock_holds_across_processes_and_dies_with_its_holder(store, tmp_path):
+    store.backend.lease_ttl = LEASE_TTL
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(store.root)],
+        [sys.executable, "-c", HOLDER, str(store.root), str(tmp_path / "holder-cache"), str(LEASE_TTL)],
         cwd=PROJECT_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -190,10 +265,14 @@ def test_the_training_lock_holds_across_processes_and_dies_with_its_holder(store
         with pytest.raises(Timeout):
             with store.training_lock(timeout=0):
                 pass
+        if in_bucket(store):  # a live holder renews its lease: still held well past its ttl
+            with pytest.raises(Timeout):
+                store.training_lock(timeout=4 * LEASE_TTL).acquire()
     finally:
-        holder.kill()  # no clean release: the kernel frees the lock of a dead process
+        holder.kill()  # no clean release: the kernel frees a folder's lock; a bucket's lease goes stale
         holder.wait(60)
-    with store.training_lock(timeout=0):
+    # A folder's lock is free at once; a bucket's once its lease has not been renewed for its ttl.
+    with store.training_lock(timeout=0 if not in_bucket(store) else 60):
         pass
 
 
@@ -214,7 +293,7 @@ def test_a_pin_on_a_removed_version_falls_back_to_the_newest(store):
     for content in (b"one", b"two"):
         store.publish(saver(content), {})
     store.activate(1)
-    (store.path / "1" / "metadata.json").unlink()
+    remove_version(store, 1)
     assert store.active() == 2
 
 
@@ -255,7 +334,8 @@ def test_versions_from_before_the_gate_count_as_promoted(store):
     assert store.load_newest_loadable(read, below=2) == (1, b"one")
 
 
-def test_clean_temporary_removes_only_old_leftovers(store):
+def test_clean_temporary_removes_only_old_leftovers(folder_store):
+    store = folder_store
     store.path.mkdir(parents=True)
     old, new = store.path / f"{TEMP_PREFIX}old", store.path / f"{TEMP_PREFIX}new"
     old.mkdir()
@@ -282,13 +362,13 @@ def with_serving_file(content: bytes, serving: bytes):
 def test_a_serving_file_is_recorded_checked_and_listed(store):
     store.publish(saver(b"old"), {})  # a version from before serving files
     version = store.publish(with_serving_file(b"new", b"onnx"), {}, serving_file="model.onnx")
-    assert version.metadata["serving_file"] == "model.onnx" and version.serving_file.read_bytes() == b"onnx"
+    assert version.metadata["serving_file"] == "model.onnx" and store.load_serving(2, read) == b"onnx"
     assert store.get(1).serving_file is None
     assert store.servable() == [2] and store.newest_servable() == 2 and store.newest_servable(below=2) is None
     assert store.load_serving(2, read) == b"onnx"
     with pytest.raises(ModelNotFound, match="no serving file"):
         store.load_serving(1, read)
-    version.serving_file.write_bytes(b"tampered")
+    tamper(store, 2, "model.onnx", b"tampered")
     with pytest.raises(CorruptModel, match="serving file sha256"):
         store.load_serving(2, read)
 
@@ -303,10 +383,11 @@ def test_an_old_version_gets_its_serving_file_added(store):
     version = store.add_serving_file(1, save_serving, {"serving_runtime": "onnxruntime"})
     assert version.metadata["metrics"] == {"accuracy": 0.9} and version.metadata["serving_runtime"] == "onnxruntime"
     assert store.load_serving(1, read) == b"exported later" and store.load(1, read) == b"old"
-    assert [entry.name for entry in store.path.iterdir() if entry.name.startswith(TEMP_PREFIX)] == []
+    assert stored_metadata(store, 1)["serving_file"] == "model.onnx"
+    assert leftovers(store) == []
 
 
 def test_a_serving_file_that_save_did_not_write_publishes_nothing(store):
     with pytest.raises(FileNotFoundError):
         store.publish(saver(b"model"), {}, serving_file="model.onnx")
-    assert store.versions() == [] and list(store.path.iterdir()) == []
+    assert store.versions() == [] and stored_names(store) == [] and leftovers(store) == []

@@ -8,8 +8,8 @@ Serving side:
     settings.py        every setting, from WORKSHOP_* variables (pydantic-settings)
     service.py         the state the routes share, start-up and the refresher
     kept_models.py     the versions a worker keeps in memory, refreshed from the store
-    onnx_models.py     the two models as ONNX Runtime sessions
-    predictor.py       the prediction path: kept model in, answers out
+    predictor.py       the prediction path: kept model in, answers out, for any model
+    open_inference.py  the Open Inference Protocol's tensors: request bodies in, answers out
     small_uploads.py   a one-file upload read without the general multipart parser
     prediction_ids.py  signed prediction ids, so feedback can name an answer
     feedback_records.py  labelled feedback (SQLite), for live accuracy

@@ -4,7 +4,7 @@ Requests never load from disk: they read the kept (version, model) pair, one att
 request always reports the version of the model that answered it. A background refresher calls
 `refresh()` every few seconds; it compares the store's active version with the kept one and, when
 they differ, loads the new version's serving file (`model.onnx`, sha256 checked by the store) into
-ONNX Runtime (onnx_models.py), warms it with one prediction and swaps the pair. A version published
+ONNX Runtime (app/onnx_serving.py), warms it with one prediction and swaps the pair. A version published
 before serving files existed has none until the trainer side exports one (training_job.py
 --export-missing, or the first start's job): meanwhile the worker serves the newest version that
 has one, and says so (`waiting`). Every worker does this on its own, which is how a version published by any process

@@ -19,6 +19,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from app.encodable_errors import answer_validation_errors_encodably
 from app.images import UploadError
 from app.offline_docs import serve_docs_offline
 from app.part3.body_limit import BodySizeLimit
@@ -69,6 +70,7 @@ def methods_for(path: str) -> set[str]:
 
 def add_error_handlers(app: FastAPI) -> None:
     """Known failures become clear 4xx/503 answers naming the problem, never a 500."""
+    answer_validation_errors_encodably(app)  # a refused body holding NaN or 1e999: 422, not a 500
 
     @app.exception_handler(405)
     async def method_not_allowed(request: Request, error: HTTPException) -> JSONResponse:

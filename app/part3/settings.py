@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import images
 from app.modelkit import Model
-from app.paths import models_dir
+from app.paths import models_cache_dir, models_dir, models_url
 
 JOBS_FOLDER = ".jobs"  # the jobs' uploaded images, a file per job
 QUEUE_FILE = ".queue.sqlite3"  # the embedded queue and job records
@@ -30,6 +30,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WORKSHOP_", env_nested_delimiter="__", extra="ignore")
 
     models_dir: Path = Field(default_factory=models_dir, description="the model store, shared by every worker")
+    models_url: str | None = Field(
+        default_factory=models_url,
+        pattern=r"^s3://[^/]+(/.*)?$",
+        description="s3://bucket/prefix: the model store in S3-compatible object storage (endpoint and "
+        "credentials from the AWS_* variables) instead of models_dir",
+    )
+    models_cache: Path = Field(
+        default_factory=models_cache_dir,
+        description="where a worker keeps the files it downloaded from an object store (sha256-checked)",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="when set, /train/, /retrain/ and activate require it in the X-API-Key header"
     )
@@ -140,6 +150,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "api_key",
+        "models_url",
         "queue_url",
         "feedback_secret",
         "trainer_parent",
@@ -156,6 +167,11 @@ class Settings(BaseSettings):
     @classmethod
     def any_case(cls, value):
         return value.lower() if isinstance(value, str) else value
+
+    @property
+    def store_location(self) -> str | Path:
+        """What ModelStore takes as its root: the object store's URL when set, else the folder."""
+        return self.models_url or self.models_dir
 
     @property
     def jobs_dir(self) -> Path:

@@ -1,6 +1,7 @@
 """compose.yaml runs the images the Dockerfile builds, as the Dockerfile means them to run: Redis with
 append-only persistence, two API replicas (the `serve` target) and a trainer (the `train` target)
-on one models volume, all pointed at that Redis."""
+on one models volume, all pointed at that Redis; and, in the `objectstore` profile, the same with the
+model store in MinIO (a bucket made at start, WORKSHOP_MODELS_URL, credentials from the shell)."""
 
 import os
 import shutil
@@ -27,10 +28,15 @@ def compose() -> dict:
 TARGETS = {"api": "serve", "trainer": "train"}
 
 
+OBJECTSTORE = {"minio", "minio-bucket", "api-s3", "trainer-s3"}
+OBJECTSTORE_TARGETS = {"api-s3": "serve", "trainer-s3": "train"}
+
+
 @pytest.fixture(scope="module")
 def service(compose) -> dict:
     services = compose["services"]
-    assert sorted(services) == ["api", "redis", "trainer"], list(services)
+    default = sorted(name for name, entry in services.items() if not entry.get("profiles"))
+    assert default == ["api", "redis", "trainer"], list(services)
     return services["api"]
 
 
@@ -123,3 +129,56 @@ def test_docker_compose_accepts_it_when_available(tmp_path):
         [docker, "compose", "config", "--quiet"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_objectstore_profile_starts_nothing_by_default(compose):
+    services = compose["services"]
+    assert OBJECTSTORE <= set(services)
+    for name in OBJECTSTORE:
+        assert services[name]["profiles"] == ["objectstore"], name
+
+
+def test_minio_keeps_its_data_on_a_volume_and_says_when_it_is_ready(compose):
+    minio = compose["services"]["minio"]
+    assert minio["image"].split(":")[0] in ("minio/minio", "quay.io/minio/minio") and ":" in minio["image"]
+    assert minio["command"][:2] == ["server", "/data"]
+    assert any(
+        entry.split(":")[1] == "/data" and entry.split(":")[0] in compose["volumes"] for entry in minio["volumes"]
+    )
+    assert minio["healthcheck"]["test"][0] == "CMD"
+    password = environment_of(minio)["MINIO_ROOT_PASSWORD"]
+    assert password.startswith("${"), "MinIO's password comes from the shell, never the file"
+
+
+def test_the_bucket_the_store_names_is_made_before_any_api_or_trainer_starts(compose):
+    services = compose["services"]
+    maker = services["minio-bucket"]
+    assert maker["command"] == ["python", "-m", "app.storage.make_bucket"]
+    assert (PROJECT_ROOT / "app" / "storage" / "make_bucket.py").exists()
+    assert maker["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert environment_of(maker)["WORKSHOP_MODELS_URL"] == environment_of(services["api-s3"])["WORKSHOP_MODELS_URL"]
+    for name in OBJECTSTORE_TARGETS:
+        assert services[name]["depends_on"]["minio-bucket"]["condition"] == "service_completed_successfully"
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", OBJECTSTORE_TARGETS)
+def test_the_objectstore_apis_and_trainer_read_the_store_from_minio(compose, name):
+    service = compose["services"][name]
+    environment = environment_of(service)
+    assert service["build"]["target"] == OBJECTSTORE_TARGETS[name]
+    assert environment["WORKSHOP_MODELS_URL"].startswith("s3://")
+    assert environment["AWS_ENDPOINT_URL"].startswith("http://minio:")
+    assert environment["WORKSHOP_QUEUE_URL"].startswith("redis://redis:")
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert environment[variable].startswith("${"), f"{variable} comes from the shell, never the file"
+    # Not the default profile's volume: the two stores never mix.
+    assert all(not entry.startswith("models:") for entry in service["volumes"])
+
+
+def test_the_objectstore_apis_take_other_ports_and_keep_the_dockerfiles_healthcheck(compose, dockerfile):
+    api = compose["services"]["api-s3"]
+    [mapping] = api["ports"]
+    assert mapping.startswith("${") and mapping != compose["services"]["api"]["ports"][0]
+    assert api["healthcheck"]["test"][1:] == dockerfile.healthcheck_command()
+    assert api["deploy"]["replicas"] == 2

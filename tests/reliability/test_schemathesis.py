@@ -7,6 +7,11 @@ makes is a training set (it cannot name files img_7.png and fill them with PNG b
 appear. /retrain/ is left out of that one: with the key, any schema-valid body is a real training
 request (up to 100 epochs each). Examples are bounded per operation.
 
+JSON bodies also come with non-finite numbers (NaN, Infinity, -Infinity; Python's parser reads 1e999
+as Infinity too): schemathesis' generators never make them (JSON cannot encode them, so its strategies
+draw finite floats only), so a body hook replaces a field of some generated bodies with one and sends
+the raw bytes. Such a body is refused (422), so the acceptance check is left out for it.
+
 One check is left out, for the operations in UNSTATABLE only: `positive_data_acceptance` expects any
 input that fits the schema to be accepted, but no OpenAPI schema can say "a 28x28 image named
 img123_7.png" or "a length with a unit, below 100 mm once converted", so schema-valid input gets the
@@ -14,9 +19,13 @@ documented 422 naming the problem. Every other check (no 5xx, documented status 
 bodies and headers matching the schema, Allow headers, auth...) runs on every operation.
 """
 
+import json
+import math
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from part3_support import API_KEY
 
 from app.part3.main import create_app
@@ -42,6 +51,19 @@ def service(real_service):
 # not work with this pytest); the first test checks the running service serves exactly this one.
 OPENAPI = create_app(Settings(api_key=API_KEY)).openapi()
 schema = schemathesis.openapi.from_dict(OPENAPI)
+NON_FINITE = (math.nan, math.inf, -math.inf)
+
+
+def with_non_finite_numbers(body) -> list[bytes]:
+    """The body with each field in turn set to each non-finite number, as the bytes a client would send."""
+    if not isinstance(body, dict):
+        return [json.dumps(value).encode() for value in NON_FINITE]  # Python's json writes NaN and Infinity
+    return [json.dumps({**body, field: value}).encode() for field in body for value in NON_FINITE]
+
+
+@schema.hook
+def flatmap_body(context, body):
+    return st.sampled_from([body, *with_non_finite_numbers(body)])
 
 
 def test_the_service_serves_the_schema_tested_here(service):
@@ -73,8 +95,13 @@ def test_the_operations_left_without_the_acceptance_check_exist():
     assert set(UNSTATABLE) <= labels
 
 
+def sends_non_finite_numbers(case) -> bool:
+    return isinstance(case.body, bytes) and any(token in case.body for token in (b"NaN", b"Infinity"))
+
+
 def excluded_for(case) -> list:
-    return [schemathesis.checks.positive_data_acceptance] if case.operation.label in UNSTATABLE else []
+    unstatable = case.operation.label in UNSTATABLE or sends_non_finite_numbers(case)
+    return [schemathesis.checks.positive_data_acceptance] if unstatable else []
 
 
 @schema.parametrize()

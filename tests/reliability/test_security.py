@@ -34,6 +34,7 @@ from app import onnx_serving, promotion
 from app.models import mnist, penguins
 from app.part3.training_job import export_missing_serving_files
 from app.paths import PROJECT_ROOT
+from app.storage import checksums
 from app.store import METADATA_FILE, ModelStore
 from tests.fresh_modules import import_fresh
 
@@ -121,8 +122,9 @@ def test_zip_entries_are_read_in_memory_never_extracted(store_copy, monkeypatch)
 # -- what the service loads ----------------------------------------------------------------------
 def test_models_are_loaded_only_from_the_store_after_their_sha256(store_copy, monkeypatch):
     hashed, loaded = [], []
-    real_sha, real_open_session = app.store.sha256_of, onnx_serving.open_session
-    monkeypatch.setattr(app.store, "sha256_of", lambda path: hashed.append(Path(path)) or real_sha(path))
+    real_sha, real_open_session = checksums.sha256_of, onnx_serving.open_session
+    # Every load checks a file's sha256 in app/storage/checksums.py, whichever backend holds the store.
+    monkeypatch.setattr(checksums, "sha256_of", lambda path: hashed.append(Path(path)) or real_sha(path))
     # Part 3 opens serving files only, each in an ONNX Runtime session.
     monkeypatch.setattr(
         onnx_serving, "open_session", lambda path, *a: loaded.append(Path(path)) or real_open_session(path, *a)

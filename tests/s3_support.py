@@ -1,0 +1,147 @@
+"""A real S3 protocol server for the tests: moto's server on a free 127.0.0.1 port, and the AWS_*
+variables that point boto3 (and so app/storage/bucket.py, in this process and the ones it starts) at it.
+
+- `AtomicMotoServer` for most tests: moto's S3 application (what its ThreadedMotoServer and its
+  `moto_server` command serve) on werkzeug's threaded server in a thread of the test process,
+  answering conditional puts as S3 does (412 PreconditionFailed for a second `If-None-Match: *` or a
+  stale `If-Match`), one request at a time: moto checks a put's condition and then writes, in two
+  steps, so under ThreadedMotoServer two concurrent `If-None-Match: *` puts of one key were both
+  answered 200 here (S3 and MinIO decide atomically). It imports moto's werkzeug application from
+  moto.moto_server.werkzeug_app, where moto's own servers take it (test_store_bucket.py fails if the
+  wrapping stops holding).
+- `JournaledMotoServer`, moto's server as a process of its own that can be stopped and started again
+  with its data: moto keeps its state in memory, so its recorder journals every request to a file
+  (as Redis' append-only file does) and a new process replays the journal before it is used.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.polling import free_port
+
+START_WAIT = 60.0  # seconds; a safety net on a loaded machine
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "workshop-test-key",
+    "AWS_SECRET_ACCESS_KEY": "workshop-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def environment(**variables: str | None):
+    """Set (None: remove) environment variables for the block, then restore them."""
+    saved = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+def s3_environment(endpoint: str, cache: Path) -> dict[str, str | None]:
+    return {
+        **CREDENTIALS,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_S3": None,
+        "WORKSHOP_MODELS_CACHE": str(cache),
+    }
+
+
+def new_bucket(client) -> str:
+    name = f"models-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    return name
+
+
+def wait_for(url: str, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + START_WAIT
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=2).read()
+            return
+        except OSError:
+            if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
+                raise AssertionError(f"moto's server did not start on {url}") from None
+            time.sleep(0.05)
+
+
+class AtomicMotoServer:
+    """moto's S3 on a free loopback port, its requests handled one at a time (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        moto = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def one_request_at_a_time(environ, start_response):
+            with lock:
+                return list(moto(environ, start_response))  # the whole answer made under the lock
+
+        self.app = one_request_at_a_time
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=MotoRequestHandler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
+
+    def start(self) -> "AtomicMotoServer":
+        self.thread.start()
+        wait_for(self.endpoint)
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(60)
+
+
+class JournaledMotoServer:
+    """`python -m moto.server` on a fixed loopback port, journaling every request to `folder/journal`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.journal = self.folder / "journal.jsonl"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "JournaledMotoServer":
+        env = {**os.environ, "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(self.journal)}
+        with open(self.folder / "moto.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self.url, self.process)
+        if self.journal.exists() and self.journal.stat().st_size:
+            self._replay()
+        return self
+
+    def _replay(self) -> None:
+        """Bring back the state: replay the journal (moto does not journal the replay itself)."""
+        entries = self.journal.read_text().splitlines()
+        request = urllib.request.Request(f"{self.url}/moto-api/recorder/replay-recording", method="POST")
+        urllib.request.urlopen(request, timeout=START_WAIT).read()
+        assert len(self.journal.read_text().splitlines()) == len(entries), "the replay was journaled twice"
+
+    def kill(self) -> None:
+        """SIGKILL: the process and its memory are gone; only the journal remains."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(60)
+            self.process = None
+
+    def requests(self) -> list[dict]:
+        return [json.loads(line) for line in self.journal.read_text().splitlines()]
