@@ -3,10 +3,11 @@
 import math
 
 import nbformat
+import pandas as pd
 import pytest
 
-from app.datasets import load_penguins
-from app.penguins import MODEL_NAME, FastPenguinPredictor, load_latest
+from app.datasets import PENGUIN_FEATURES, load_penguins
+from app.penguins import MODEL_NAME, load_latest
 from app.store import ModelStore
 from tests.notebook_support import run_notebook
 
@@ -26,7 +27,8 @@ def test_the_export_loads_through_the_store_and_predicts(run):
     assert store.versions() == [1]
     exported = load_latest(store)  # checks the sha256, loads with skops' trusted list
     assert exported.version == 1
-    assert FastPenguinPredictor(exported.pipeline).predict(40.3, 195) == "Adelie"
+    penguin = pd.DataFrame([[40.3, 195]], columns=list(PENGUIN_FEATURES))
+    assert exported.pipeline.predict(penguin)[0] == "Adelie"
 
 
 @pytest.mark.slow

@@ -21,11 +21,10 @@ def test_the_hand_written_model_math_is_gone():
     digit helper were removed with their tests, and stay removed."""
     from importlib.util import find_spec
 
-    from app import mnist, penguins
+    from app import mnist
 
     removed = ["app.mnist_numpy", "app.penguin_file", "app.part3.digit_helper"]
     assert [name for name in removed if find_spec(name) is not None] == []
     assert [
         name for name in ("FastDigitPredictor", "compiled_predictor", "one_blas_thread") if hasattr(mnist, name)
     ] == []
-    assert not hasattr(penguins.FastPenguinPredictor, "from_arrays")

@@ -4,8 +4,8 @@ Run it:   fastapi dev app/part1/main.py
 
 Where the exercises train at import as the workshop does, this service serves what
 notebooks/penguins.ipynb published to the model store: the active version, loaded once at start-up
-(sha256 checked, see app/part1/model.py) and kept in memory as a FastPenguinPredictor, so a request
-costs a few microseconds of NumPy and never touches the disk. Lengths accept units ("19.5cm") and
+(sha256 checked, see app/part1/model.py) and kept in memory, so a request never touches the disk; it
+predicts with the pipeline's own `predict`, as the workshop does. Lengths accept units ("19.5cm") and
 are bounded as app/penguins/api.py explains; anything else is a 422 naming the parameter.
 """
 
@@ -54,5 +54,5 @@ def describe(request: Request) -> dict[str, Any]:
 
 @app.get("/predict/")
 def predict(bill: BillLength, flipper: FlipperLength, request: Request) -> PenguinPrediction:
-    species = served(request).predictor.predict(bill, flipper)
+    species = served(request).predict(bill, flipper)
     return PenguinPrediction(parameters=PenguinMeasurements(bill_length=bill, flipper_length=flipper), result=species)

@@ -15,15 +15,17 @@ parameter as a string, so that /docs lets you type "12cm". (app/penguins/units.p
 
 from typing import Annotated, Any
 
+import pandas as pd
 from fastapi import FastAPI, Query
 from pydantic import BeforeValidator, WithJsonSchema
 
+from app.datasets import PENGUIN_FEATURES
 from app.offline_docs import serve_docs_offline
-from app.penguins import FastPenguinPredictor, train
+from app.penguins import train
 from app.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM
 from app.penguins.units import LENGTH_SCHEMA, to_millimetres
 
-predictor = FastPenguinPredictor(train())
+model = train()
 
 # TODO: a length type that reads text such as "12cm" as millimetres (app/penguins/units.py has to_millimetres)
 LengthInMm = float
@@ -40,4 +42,5 @@ def predict(
     flipper: Annotated[LengthInMm, Query(gt=0, lt=MAX_FLIPPER_MM)],
 ) -> dict[str, Any]:
     parameters = {"bill_length": bill, "flipper_length": flipper}
-    return {"parameters": parameters, "result": predictor.predict(bill, flipper)}
+    penguin = pd.DataFrame([[bill, flipper]], columns=list(PENGUIN_FEATURES))  # exercise 2's prediction
+    return {"parameters": parameters, "result": str(model.predict(penguin)[0])}

@@ -10,7 +10,8 @@ HINTS = [
     "The query parameters are the function's parameters: `def predict(bill: float, flipper: float)`; "
     "the model wants one row of two numbers.",
     "Answer {\"parameters\": {\"bill_length\": bill, \"flipper_length\": flipper}, \"result\": <the species>}: "
-    "in the starter, `predictor.predict(bill, flipper)` gives the species name.",
+    "in the starter, `model` is the trained pipeline; `model.predict(penguin)[0]` is the species name, where "
+    "`penguin = pd.DataFrame([[bill, flipper]], columns=list(PENGUIN_FEATURES))` is one row named as in training.",
 ]
 
 
