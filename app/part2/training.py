@@ -75,19 +75,28 @@ def train_and_publish(
 ) -> Version:
     """Fine-tune `base` (or train a new model) and publish the result as the store's next version.
 
-    Without images it trains on MNIST. Every version is evaluated on the same held-out test images,
-    so the accuracies in the versions' metadata compare.
-    """
-    mnist_data = load_mnist()
+    Without images it trains on MNIST."""
     if images is None or labels is None:
+        mnist_data = load_mnist()
         images, labels = mnist_data.x_train, mnist_data.y_train
         data = {"source": mnist_data.source, "size": int(len(labels))}
     else:
         data = {"source": "upload", "size": int(len(labels))}
     epochs = epochs or mnist.default_epochs()
     result = mnist.train(images, labels, base=base, parent=parent, epochs=epochs, on_epoch_end=epoch_printer(epochs))
-    metrics = mnist.evaluate(result.model, mnist_data.x_test, mnist_data.y_test)
-    parameters = {"epochs": epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "fine_tuned": base is not None}
+    return publish_trained(store, result, data, epochs, fine_tuned=base is not None)
+
+
+def publish_trained(
+    store: ModelStore, result: mnist.TrainingResult, data: dict[str, Any], epochs: int, fine_tuned: bool
+) -> Version:
+    """Publish a trained model as the store's next version, with its metrics and how it was trained.
+
+    Every version is evaluated on the same held-out test images, so the accuracies in the versions'
+    metadata compare."""
+    test = load_mnist()
+    metrics = mnist.evaluate(result.model, test.x_test, test.y_test)
+    parameters = {"epochs": epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "fine_tuned": fine_tuned}
     return mnist.publish(result, metrics, parameters, data, store)
 
 

@@ -17,6 +17,8 @@ not have valid feature names" on every request. scikit-learn checks its input on
 a millisecond for one penguin: far more than the arithmetic, and still nothing next to a request's
 round trip, so there is nothing to gain here from anything cleverer. (Part 3 serves the same model
 through ONNX Runtime, where thousands of requests a second make the difference worth its code.)
+Among its checks: no nan nor infinity, which a `float` parameter accepts ("nan", "inf"); its ValueError
+becomes a 422 here rather than a 500, and exercise 3 refuses them before the function even runs.
 """
 
 from typing import Any

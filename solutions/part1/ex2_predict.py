@@ -17,12 +17,14 @@ not have valid feature names" on every request. scikit-learn checks its input on
 a millisecond for one penguin: far more than the arithmetic, and still nothing next to a request's
 round trip, so there is nothing to gain here from anything cleverer. (Part 3 serves the same model
 through ONNX Runtime, where thousands of requests a second make the difference worth its code.)
+Among its checks: no nan nor infinity, which a `float` parameter accepts ("nan", "inf"); its ValueError
+becomes a 422 here rather than a 500, and exercise 3 refuses them before the function even runs.
 """
 
 from typing import Any
 
 import pandas as pd
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 
 from app.datasets import PENGUIN_FEATURES  # the columns the model was fitted on
 from app.offline_docs import serve_docs_offline
@@ -41,5 +43,9 @@ def predict(bill: float, flipper: float) -> dict[str, Any]:
     # BEGIN SOLUTION return {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": <the species the model predicts>}
     parameters = {"bill_length": bill, "flipper_length": flipper}
     penguin = pd.DataFrame([[bill, flipper]], columns=list(PENGUIN_FEATURES))  # one row, named as in training
-    return {"parameters": parameters, "result": str(model.predict(penguin)[0])}
+    try:
+        species = model.predict(penguin)[0]
+    except ValueError as error:  # scikit-learn refuses nan and infinity, which `float` lets through
+        raise HTTPException(status_code=422, detail=f"no prediction for these lengths: {error}") from error
+    return {"parameters": parameters, "result": str(species)}
     # END SOLUTION
