@@ -98,3 +98,32 @@ def test_a_part2_check_shows_the_learners_prints_and_one_line_per_epoch(tmp_path
     assert re.search(r"\[check\] trained in [\d.]+ s, accuracy [\d.]+, loss [\d.]+", shown), shown
     for noise in ("absl::InitializeLog", "oneDNN", "━", "\x1b[", "ms/step"):
         assert noise not in shown, f"{noise!r} in the check's output:\n{shown}"
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "detail"),
+    [
+        (  # a file that does not import, as pytest reports a fixture's error
+            "failed on setup with \"AssertionError: ex1_hello.py does not run: SyntaxError on line 3: '{' was never "
+            'closed\n    return {"Hello"\n           ^"',
+            "ex1_hello.py does not run: SyntaxError on line 3: '{' was never closed",
+            '    return {"Hello"\n           ^',
+        ),
+        (  # a plain `assert` with a message: pytest's explanation is not the learner's to read
+            "AssertionError: mount a volume on /code/models\nassert PurePosixPath('/code/models') in {}\n + where",
+            "mount a volume on /code/models",
+            "",
+        ),
+        (  # an exception of the app's, named with its module
+            "app.onnx_export.ServingExportFailed: mnist: ONNX Runtime gives another class",
+            "ServingExportFailed: mnist: ONNX Runtime gives another class",
+            "",
+        ),
+    ],
+    ids=["setup-error", "plain-assert", "module-qualified"],
+)
+def test_a_reports_failure_becomes_a_sentence_and_its_detail(message, reason, detail):
+    import xml.etree.ElementTree as ET
+
+    problem = ET.Element("error", {"message": message})
+    assert workshop._why(problem) == (reason, detail)

@@ -17,6 +17,7 @@ name such as `exercises`, or any path). Checks marked `going_further` are the se
 import argparse
 import ast
 import difflib
+import itertools
 import json
 import os
 import re
@@ -139,10 +140,12 @@ def _why(problem: ET.Element) -> tuple[str, str]:
     text = "\n".join(lines)
     if wrapped := _ERROR_WRAPPER.match(text):
         text = wrapped["message"]
-    first, _, rest = text.partition("\n")
+    first, *rest = text.splitlines() or ["failed"]
     first = first.removeprefix("AssertionError: ").removeprefix("Failed: ")
     first = _MODULE_OF_TYPE.sub("", first)  # app.onnx_export.ServingExportFailed: -> ServingExportFailed:
-    return first or "failed", rest.rstrip()
+    # The message's own lines, not pytest's explanation of a plain `assert` ("assert [] ...", "+  where").
+    detail = list(itertools.takewhile(lambda line: not line.startswith("assert "), rest))
+    return first or "failed", "\n".join(detail).rstrip()
 
 
 def _read_report(report: Path) -> dict[str, Outcome]:
