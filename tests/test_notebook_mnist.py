@@ -3,8 +3,10 @@
 import json
 
 import nbformat
+import numpy as np
 import pytest
 
+from app.datasets import MNIST_SOURCE_ENV
 from app.images import decode_digit
 from app.models import mnist
 from app.paths import DATA_DIR
@@ -18,8 +20,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Execute the notebook once into a temporary folder and store; the tests read what it left."""
-    output, models = run_notebook("mnist", PARAMETERS, tmp_path_factory)
+    """Execute the notebook once into a temporary folder and store; the tests read what it left.
+
+    As a learner runs it: `-p source bundled` and no WORKSHOP_MNIST_SOURCE. Keras' cache holds an
+    mnist.npz that fails Keras' checksum, so anything that asks Keras for MNIST ("auto") would start a
+    download, and fail here: the run shows the notebook never does, its publish cell included."""
+    keras_home = tmp_path_factory.mktemp("keras-home")
+    (keras_home / "datasets").mkdir()
+    np.savez(keras_home / "datasets" / "mnist.npz", x_train=np.zeros((1, 28, 28), np.uint8))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(MNIST_SOURCE_ENV, raising=False)
+        patch.setenv("KERAS_HOME", str(keras_home))  # the kernel papermill starts inherits both
+        output, models = run_notebook("mnist", PARAMETERS, tmp_path_factory)
     return nbformat.read(output, as_version=4), ModelStore(mnist.MODEL_NAME, root=models)
 
 
@@ -81,3 +93,11 @@ def test_the_notebook_publishes_a_serving_file_and_shows_its_parity(run):
     notebook, store = run
     assert store.get(1).serving_file.exists() and store.get(1).metadata["serving_runtime"] == "onnxruntime"
     assert "1000 images: the same digits" in printed(notebook)
+
+
+def test_the_run_with_the_bundled_source_downloads_nothing(run):
+    """The promotion gate measures the new version on the notebook's own source, not on Keras' MNIST."""
+    notebook, store = run
+    assert store.get(1).metadata["gate"]["holdout"] == "bundled MNIST test split"
+    streams = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "Downloading data from" not in streams
