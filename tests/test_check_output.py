@@ -55,7 +55,7 @@ def test_an_import_error_shows_its_type_line_and_caret(tmp_path):
     side = write_side(tmp_path, HELLO, code)
     failed = only_reason(workshop.run_checks([workshop.test_file(HELLO)], side)[HELLO])
     assert "does not run: ImportError on line" in failed.reason
-    assert "cannot import name 'no_such_name' from 'app.penguins'" in failed.reason
+    assert "cannot import name 'no_such_name' from 'app.models.penguins'" in failed.reason
     code_line, caret = failed.detail.splitlines()
     assert code_line.strip() == "from app.models.penguins import no_such_name" and set(caret.strip()) == {"^"}
 

@@ -23,10 +23,10 @@ from fastapi import FastAPI, Query
 from pydantic import BeforeValidator, WithJsonSchema
 
 from app.datasets import PENGUIN_FEATURES
-from app.offline_docs import serve_docs_offline
 from app.models.penguins import train
 from app.models.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM
 from app.models.penguins.units import LENGTH_SCHEMA, to_millimetres
+from app.offline_docs import serve_docs_offline
 
 model = train()
 

@@ -27,8 +27,8 @@ import pandas as pd
 from fastapi import FastAPI, HTTPException
 
 from app.datasets import PENGUIN_FEATURES  # the columns the model was fitted on
-from app.offline_docs import serve_docs_offline
 from app.models.penguins import train
+from app.offline_docs import serve_docs_offline
 
 model = train()  # once per start (and per reload under `fastapi dev`), not per request
 

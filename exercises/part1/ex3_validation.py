@@ -18,9 +18,9 @@ import pandas as pd
 from fastapi import FastAPI, Query
 
 from app.datasets import PENGUIN_FEATURES
-from app.offline_docs import serve_docs_offline
 from app.models.penguins import train
 from app.models.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM  # 100 mm and 300 mm
+from app.offline_docs import serve_docs_offline
 
 model = train()
 

@@ -28,9 +28,9 @@ from fastapi.responses import HTMLResponse
 from keras import layers
 from PIL import Image
 
-from app.models import mnist
 from app.datasets import mnist_load_data  # the workshop's keras.datasets.mnist.load_data(), offline too
 from app.images import MAX_IMAGE_BYTES  # noqa: F401 (the starter's: exercise 3's predict)
+from app.models import mnist
 from app.offline_docs import serve_docs_offline
 from app.part2.exercise_folder import runs_in_exercise_folder
 from app.part2.serving import LatestModel, no_model_yet  # noqa: F401 (no_model_yet: the starter's)
