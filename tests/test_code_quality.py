@@ -47,6 +47,7 @@ SETTINGS_MODULES = {"app/part3/settings.py", "app/paths.py"}
 ENVIRONMENT_ALLOWED = {
     "app/part3/trainer_keeper.py": "hands the service's environment to the trainer it starts",
     "workshop/cli.py": "hands the learner's environment to the pytest run of `workshop check`",
+    "workshop/notebook.py": "hands the notebook's environment to the app it starts",
     "bench/load.py": "the benchmark's load generator: its client choice and the servers' environment",
     "bench/servers.py": "hands the environment to the servers it starts",
     "bench/apps/kept_digits.py": "a benchmark server: the driver names its model file",
