@@ -7,6 +7,7 @@ Before committing a notebook you ran:  uv run jupyter nbconvert --clear-output -
 """
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -85,3 +86,16 @@ def test_every_source_has_its_notebook():
     sources = [path for path in (PROJECT_ROOT / "notebooks").glob("*.py") if path.name != "conftest.py"]
     missing = sorted(path.name for path in sources if not path.with_suffix(".ipynb").exists())
     assert not missing, f"sources without their notebook: {missing}; run `{SYNC} notebooks/<name>.py`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_picture_is_drawn_in_a_figure_cell(path: Path):
+    """A lesson's plot_... call sits in a cell tagged `figure`, so that nbval fails when it stops drawing."""
+    cells = json.loads(path.read_text())["cells"]
+    untagged = [
+        index
+        for index, cell in enumerate(cells)
+        if re.search(r"^\s*plot_\w+\(", "".join(cell["source"]), re.M)
+        and "figure" not in cell["metadata"].get("tags", [])
+    ]
+    assert not untagged, f"{path.name}: cells {untagged} draw a picture but are not tagged `figure`"

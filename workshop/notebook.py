@@ -435,7 +435,8 @@ class _LiveConsole:
 
     def update(self) -> None:
         console = self.app.output.encode()[self.since :].decode(errors="replace")
-        lines = [line for line in console.splitlines() if line.strip()][-LIVE_LINES:]
+        # uvicorn's access log would drown the lines worth watching (the epochs) under the notebook's own polling
+        lines = [line for line in console.splitlines() if line.strip() and ' HTTP/1.1" ' not in line][-LIVE_LINES:]
         text = "\n".join(lines)
         if text == self.shown:
             return
@@ -461,6 +462,24 @@ class _LiveConsole:
             self.handle.update(self.app)
         else:
             show(self.app)
+
+
+def import_keras_quietly() -> Any:
+    """Import Keras in the notebook's own kernel without TensorFlow's start-up lines, which it writes
+    straight to the process's standard error whatever its log level, nor its retracing warnings."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    sys.stderr.flush()
+    saved, silent = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(silent, 2)
+    try:
+        import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(silent)
+    return keras
 
 
 def stop_all() -> None:

@@ -91,10 +91,16 @@ class Recorder:
 
 
 def _draw_marks(axis: Any, marks: Iterable[tuple[float, str]]) -> None:
-    top = axis.get_ylim()[1]
-    for when, what in marks:
+    """A dotted line at each event, its label beside it, one below the other so that close events stay legible."""
+    bottom, top = axis.get_ylim()
+    marks = list(marks)
+    middle = (min([when for when, _ in marks], default=0) + max(axis.get_xlim())) / 2
+    for number, (when, what) in enumerate(marks):
         axis.axvline(when, color="grey", linestyle=":")
-        axis.text(when, top, f" {what}", rotation=90, va="top", ha="right", fontsize=8, color="dimgrey")
+        height = top - (number + 1) * (top - bottom) * 0.09
+        late = when > middle  # written to the left of its line, so that it stays inside the plot
+        label = f"{what} " if late else f" {what}"
+        axis.annotate(label, (when, height), fontsize=8, color="dimgrey", va="center", ha="right" if late else "left")
 
 
 def plot_counts(timeline: Timeline, keys: Sequence[str], title: str) -> None:
@@ -107,7 +113,8 @@ def plot_counts(timeline: Timeline, keys: Sequence[str], title: str) -> None:
     axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylim(-0.2, max([body[key] for _, body in timeline.samples for key in keys] + [1]) + 1)
     _draw_marks(axis, timeline.marks)
-    axis.legend(loc="upper left")
+    axis.legend(loc="lower right")
+    fig.tight_layout()
     plt.show()
 
 
@@ -125,9 +132,8 @@ def plot_lineage(panels: dict[str, Sequence[tuple[str, str | None]]], title: str
             rows[depth[name]] = rows.get(depth[name], 0) + 1
         for name, parent in models:
             if parent in place:
-                axis.annotate(
-                    "", xy=place[name], xytext=place[parent], arrowprops={"arrowstyle": "->", "color": "grey"}
-                )
+                arrow = {"arrowstyle": "-|>", "color": "grey", "shrinkA": 18, "shrinkB": 18}  # stop at the circles
+                axis.annotate("", xy=place[name], xytext=place[parent], arrowprops=arrow)
         for name, (x, y) in place.items():
             axis.scatter([x], [y], s=900, color="tab:blue", zorder=2)
             axis.text(x, y, name, ha="center", va="center", color="white", fontweight="bold", zorder=3)
