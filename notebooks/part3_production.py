@@ -45,7 +45,7 @@ pd.set_option("display.max_colwidth", None)  # a Dockerfile's instructions in fu
 from app.paths import DATA_DIR, PROJECT_ROOT, setting
 from workshop.dockerfile import Dockerfile, DockerIgnore
 from workshop.notebook import check, claim, require_written, show, start_file, use_side
-from workshop.notebook_pictures import Recorder, plot_progress, plot_versions
+from workshop.notebook_pictures import Recorder, live_figure, plot_progress, versions_figure
 
 print(f"The cells below read and check the files in {use_side(side)}/.")
 epochs = int(setting("EPOCHS", epochs) or epochs)  # WORKSHOP_EPOCHS, when set, wins (the test suite's 1)
@@ -283,7 +283,8 @@ check("part3/challenge_compose")
 #
 # The service started above, on the "volume", is still running. Let us fine-tune it on the images of
 # `data/train_img.zip` (one upload, the zip itself) and, while the job trains, send it a prediction every
-# twentieth of a second, noting which version answers each one:
+# twentieth of a second, noting which version answers each one. The picture grows while the job runs: the
+# orange band is the job training, and below it its epochs as `GET /jobs/{id}` reports them.
 
 # %% tags=["figure"]
 service = with_volume
@@ -295,14 +296,19 @@ with claim("predictions are answered throughout the fine-tune, and the new versi
     show(accepted)
     answers.mark("POST /train/")
     jobs = Recorder(lambda: service.get(accepted.json()["url"]).json(), every=0.2)
-    job = jobs.wait(lambda job: job["status"] in ("succeeded", "failed"), "the job ends")
-    answers.mark(f"version {job['version']} published")
-    answers.wait(
-        lambda _: sum(version == job["version"] for _, version in answers.timeline.samples) >= 20,
-        "the new version has answered twenty predictions",
-    )
+
+    def the_swap_is_seen():
+        """The finished job, once twenty predictions have come from the version it published."""
+        job = jobs.latest(lambda job: job["status"] in ("succeeded", "failed"))
+        if job is None or job["status"] == "failed":
+            return job
+        if not any(what.startswith("version") for _, what in answers.timeline.marks):
+            answers.mark(f"version {job['version']} published")
+        return job if sum(version == job["version"] for _, version in answers.timeline.samples) >= 20 else None
+
+    title = "The version that answered each prediction, while a fine-tune ran"
+    job = live_figure(lambda: versions_figure(answers.timeline, jobs.timeline, title), the_swap_is_seen)
     progress, timeline = jobs.stop(), answers.stop()
-    plot_versions(timeline, progress, "The version that answered each prediction, while a fine-tune ran")
     plot_progress(progress, f"The fine-tune's progress, as GET {accepted.json()['url']} reported it")
     show({key: job[key] for key in ("status", "epochs", "parent", "version", "promoted", "gate_reason")})
     assert job["status"] == "succeeded" and job["parent"] == before, job
@@ -340,9 +346,10 @@ service.stop()
 # WORKSHOP_API_KEY=change-me docker compose up -d     # Redis, two API replicas, one trainer
 # ```
 #
-# From there, a cloud provider's container service, or any server with Docker, runs the same image. The
-# workshop stops here, and so does this notebook; `notebooks/monitoring.ipynb` goes on with a service in
-# use: when its model should be trained again, and whether a new version may serve.
+# From there, a cloud provider's container service, or any server with Docker, runs the same image, and
+# infrastructure-as-code tools such as OpenTofu or Terraform describe those servers in files, as Compose
+# describes the containers. The workshop stops here, and so does this notebook; `notebooks/monitoring.ipynb`
+# goes on with a service in use: when its model should be trained again, and whether a new version may serve.
 
 # %%
 with claim("the project's image runs as a user without root's rights and checks /health/ready"):

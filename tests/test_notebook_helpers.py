@@ -223,22 +223,18 @@ def test_a_crash_while_answering_is_named_from_the_apps_console(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_apps_stop_when_the_kernel_exits(tmp_path):
-    """A kernel that exits (or restarts) without stopping its apps leaves none behind: atexit stops them."""
+@pytest.mark.parametrize("ending", ["exits", "is killed"])
+def test_the_apps_stop_when_the_kernel_ends(tmp_path, ending):
+    """A kernel that exits (or restarts) without stopping its apps leaves none behind: atexit stops them, and an
+    app whose kernel was killed outright (no atexit) stops itself."""
     path = app_file(
         tmp_path, 'from fastapi import FastAPI\napp = FastAPI()\n@app.get("/")\ndef root():\n    return {}\n'
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"from workshop.notebook import start_file; print(start_file({str(path)!r}).process.pid)",
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    end = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)" if ending == "is killed" else "pass"
+    script = (
+        f"from workshop.notebook import start_file\nprint(start_file({str(path)!r}).process.pid, flush=True)\n{end}\n"
     )
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     pid = int(done.stdout.strip().splitlines()[-1])
     wait_until(lambda: not _alive(pid), f"the app (pid {pid}) has stopped")
 

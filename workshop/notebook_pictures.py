@@ -16,6 +16,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 WAIT = 600.0  # seconds: a safety net for the slowest machine, never a measure of speed
@@ -58,6 +59,13 @@ class Recorder:
             if self.error is not None:
                 return
             self._stopped.wait(self.every)
+
+    def latest(self, condition: Callable[[Any], bool]) -> Any:
+        """The newest sample's value if it satisfies `condition`, else None (raises what stopped the recording)."""
+        if self.error is not None:
+            raise self.error
+        value = self.last
+        return value if value is not None and condition(value) else None
 
     @property
     def last(self) -> Any:
@@ -174,7 +182,7 @@ def plot_digits(images: Sequence[np.ndarray], captions: Sequence[str], title: st
     plt.show()
 
 
-def plot_versions(answers: Timeline, jobs: Timeline, title: str) -> None:
+def versions_figure(answers: Timeline, jobs: Timeline, title: str) -> Figure:
     """Top: the version that answered each prediction over time. Bottom: the job's epochs as it trains."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, height_ratios=[2, 1])
     times = [when for when, _ in answers.samples]
@@ -191,9 +199,34 @@ def plot_versions(answers: Timeline, jobs: Timeline, title: str) -> None:
     bottom.set(xlabel="seconds", ylabel="epochs done")
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
     _draw_marks(top, answers.marks)
-    top.legend(loc="upper left")
+    if running:
+        top.legend(loc="upper left")
     fig.tight_layout()
-    plt.show()
+    return fig
+
+
+def live_figure(draw: Callable[[], Figure], until: Callable[[], Any], every: float = 1.0, timeout: float = WAIT) -> Any:
+    """Draw `draw()`'s figure, and draw it again in its place every `every` seconds, until `until()` returns
+    something truthy, which it returns: a picture that grows while the experiment runs."""
+    from IPython import get_ipython
+    from IPython.display import display
+
+    handle = None
+    deadline = time.monotonic() + timeout
+    while True:
+        result = until()
+        fig = draw()
+        if get_ipython() is not None:
+            if handle is None:
+                handle = display(fig, display_id=True)
+            else:
+                handle.update(fig)
+        plt.close(fig)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("gave up waiting while drawing")
+        time.sleep(every)
 
 
 def plot_progress(jobs: Timeline, title: str) -> None:

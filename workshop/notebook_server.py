@@ -13,8 +13,11 @@ into a sentence instead of a traceback.
 import importlib
 import json
 import os
+import signal
 import socket
 import sys
+import threading
+import time
 import traceback
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -85,7 +88,19 @@ def report_startup_failures(app: FastAPI, report: Path, app_file: Path) -> None:
     app.router.lifespan_context = lifespan
 
 
+def stop_with_parent(parent: int) -> None:
+    """A kernel killed outright never runs its atexit: the app stops itself (gracefully) once its parent is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
+    stop_with_parent(os.getppid())
     app_file, report = Path(argv[0]).resolve(), Path(argv[1])
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
