@@ -1,81 +1,39 @@
-"""The promotion gate: whether a newly trained version may serve.
+"""The promotion gate: whether a newly trained version may serve, and the one way a version is published.
 
-Every publication (a trainer job, the first start, a notebook) evaluates its candidate on one frozen
-holdout set per model, the same examples for every version and identified by the sha256 of their
-bytes, then decides (after TFX's Evaluator and MLflow's `validate_evaluation_results`):
+Every publication (a trainer job, a first start, a notebook, an ONNX file trained elsewhere) evaluates
+its candidate on the model's frozen holdout (`Model.holdout`: the same examples for every version,
+identified by the sha256 of their bytes), then decides (after TFX's Evaluator and MLflow's
+`validate_evaluation_results`):
 
 - smoke:  the saved file, loaded again, must answer like the trained model on the whole holdout
           (and the serving file must give the training library's answers, or nothing is published);
 - floor:  its accuracy must be at least an absolute floor;
 - margin: when a version serves, the candidate must be within a margin of that version's accuracy
-          on the same holdout (the serving version is evaluated again if its figures came from
-          another holdout).
+          on the same holdout (the serving version is evaluated again, through its serving file, if
+          its figures came from another holdout).
 
 A candidate that fails is stored but not served (the store's `active` skips it); the decision, its
-figures and the rule that refused it are written into the version's metadata under "gate". Call
+figures and the rule that refused it are written into the version's metadata under "gate". The
+thresholds are arguments (the model declares defaults; the service's settings override them). Call
 `publish` under the store's training lock, so the version it compares with cannot change meanwhile.
 """
 
-import hashlib
+import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-PROMOTED, REJECTED = "promoted", "rejected"
-PENGUIN_HOLDOUT_SHARE = 0.25  # the penguins notebook's split, frozen here: every version is measured on it
-PENGUIN_HOLDOUT_SEED = 42
+from app import drift
+from app.modelkit import SERVING_FILE, Holdout, Model, Trained
+from app.onnx_export import ServingExportFailed, serving_metadata, write_serving_file
+from app.onnx_serving import ServingModel
+from app.paths import setting
+from app.store import PROMOTED, REJECTED, ModelStore, Version, is_promoted
 
-
-@dataclass(frozen=True)
-class Holdout:
-    inputs: Any  # MNIST: (n, 28, 28) uint8 images; penguins: a DataFrame of rows
-    labels: np.ndarray
-    sha256: str
-    description: str
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def holdout_sha256(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-def mnist_holdout(data=None) -> Holdout:
-    """MNIST's test split from the source in use (Keras' 10,000 or the bundled 500 images)."""
-    from app.datasets import load_mnist
-
-    data = data or load_mnist()
-    labels = np.asarray(data.y_test, dtype=np.int64)
-    return Holdout(data.x_test, labels, holdout_sha256(data.x_test, labels), f"{data.source} MNIST test split")
-
-
-def penguin_split(frame=None):
-    """(training rows, holdout rows) of the penguins: stratified and seeded, so always the same rows."""
-    from sklearn.model_selection import train_test_split
-
-    from app.datasets import PENGUIN_TARGET, load_penguins
-
-    frame = load_penguins() if frame is None else frame
-    return train_test_split(
-        frame, test_size=PENGUIN_HOLDOUT_SHARE, random_state=PENGUIN_HOLDOUT_SEED, stratify=frame[PENGUIN_TARGET]
-    )
-
-
-def penguin_holdout() -> Holdout:
-    from app.datasets import PENGUIN_FEATURES, PENGUIN_TARGET
-
-    _, rows = penguin_split()
-    labels = rows[PENGUIN_TARGET].to_numpy(dtype=str)
-    features = rows[list(PENGUIN_FEATURES)].to_numpy(dtype=np.float64)
-    return Holdout(rows, labels, holdout_sha256(features, labels.astype("U")), "seeded 25% of data/penguins.csv")
+__all__ = ["PROMOTED", "REJECTED", "Decision", "decide", "is_promoted", "publish", "publish_serving_file"]
 
 
 # -- the rules, as pure functions -------------------------------------------------------------------
@@ -137,97 +95,156 @@ def smoke_problem(answers: np.ndarray, reloaded_answers: np.ndarray) -> str | No
     return None
 
 
-def is_promoted(metadata: dict[str, Any]) -> bool:
-    """Versions published before the gate existed (no "gate" entry) count as promoted."""
-    return (metadata.get("gate") or {}).get("decision", PROMOTED) == PROMOTED
-
-
-def thresholds(model_name: str) -> tuple[float, float]:
-    """(floor, margin) for `model_name` from the service's settings (WORKSHOP_GATE_* variables)."""
-    from app.part3.settings import Settings
-
-    settings = Settings()
-    return settings.gate_floor(model_name), settings.gate_margin
-
-
-# -- evaluating and publishing ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelKind:
-    """How the gate handles one model: its holdout, its answers, and the store's save/load hooks."""
-
-    holdout: Callable[[], Holdout]
-    answers: Callable[[Any, Any], np.ndarray]  # (model, holdout inputs) -> predicted labels
-    save: Callable[[Any, Path], str]  # the training file alone (the smoke test's scratch copy)
-    load: Callable[[Path], Any]
-    # The published version: the training file and the serving file, checked against each other
-    # (app/onnx_export.py raises ServingExportFailed, and nothing is published, when they disagree).
-    save_for_serving: Callable[[Any, Path], str]
-    serving_file: str
-
-
+# -- evaluating ---------------------------------------------------------------------------------------
 def accuracy_on(holdout: Holdout, answers: np.ndarray) -> float:
     return float(np.mean(np.asarray(answers) == holdout.labels))
 
 
-def reload_answers(kind: ModelKind, model: Any, holdout: Holdout) -> np.ndarray:
+def metrics_of(model: Model, holdout: Holdout, answers: np.ndarray) -> dict[str, Any]:
+    """Accuracy and confusion matrix (rows: the truth, columns: the answer) on the holdout."""
+    size = len(model.classes)
+    confusion = np.zeros((size, size), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(holdout.labels, dtype=np.int64), np.asarray(answers, dtype=np.int64)), 1)
+    return {"accuracy": accuracy_on(holdout, answers), "confusion_matrix": confusion.tolist(), "n_test": len(holdout)}
+
+
+def reload_answers(model: Model, trained_model: Any, holdout: Holdout) -> np.ndarray:
     """The smoke test's half: save the training file to a scratch folder, load it again, answer (a
     fine-tune starts from that file). The serving file's own check, the same answers in ONNX Runtime,
-    runs when the version is written (`ModelKind.save_for_serving`)."""
+    runs when the version is written (app/onnx_export.py)."""
     with tempfile.TemporaryDirectory(prefix="gate-") as folder:
-        reloaded = kind.load(Path(folder) / kind.save(model, Path(folder)))
-        return kind.answers(reloaded, holdout.inputs)
+        reloaded = model.load(Path(folder) / model.save(trained_model, Path(folder)))
+        return model.probabilities(reloaded, holdout.inputs).argmax(axis=-1)
 
 
-def active_figures(store, kind: ModelKind, holdout: Holdout) -> tuple[int | None, float | None]:
-    """(version, accuracy on `holdout`) of what the store serves now; evaluated again when its
-    recorded accuracy came from another holdout (or was never recorded)."""
+def stored_answers(store: ModelStore, model: Model, number: int, inputs: np.ndarray) -> np.ndarray:
+    """The class index a stored version answers for each row: through its serving file (sha256 checked),
+    or its training file for a version published before serving files existed."""
+    if store.get(number).serving_file is None:
+        return model.probabilities(store.load(number, model.load), inputs).argmax(axis=-1)
+    serving = store.load_serving(number, lambda path: ServingModel(path, model))
+    return serving.probabilities(inputs).argmax(axis=-1)
+
+
+def active_figures(store: ModelStore, model: Model, holdout: Holdout) -> tuple[int | None, float | None]:
+    """(version, accuracy on `holdout`) of what the store serves now; evaluated again (`stored_answers`)
+    when its recorded accuracy came from another holdout (or was never recorded)."""
     number = store.active()
     if number is None:
         return None, None
     gate = store.get(number).metadata.get("gate") or {}
     if gate.get("holdout_sha256") == holdout.sha256 and gate.get("accuracy") is not None:
         return number, float(gate["accuracy"])
-    return number, accuracy_on(holdout, kind.answers(store.load(number, kind.load), holdout.inputs))
+    return number, accuracy_on(holdout, stored_answers(store, model, number, holdout.inputs))
 
 
-def evaluate(store, kind: ModelKind, model: Any, floor: float, margin: float, holdout: Holdout | None = None) -> dict:
-    """The gate's decision on `model` as the metadata's "gate" entry (nothing is written)."""
-    holdout = holdout or kind.holdout()
-    answers = kind.answers(model, holdout.inputs)
-    active_version, active_accuracy = active_figures(store, kind, holdout)
+def gate_entry(decision: Decision, holdout: Holdout, **extra: Any) -> dict[str, Any]:
+    return {
+        **asdict(decision),
+        "holdout_sha256": holdout.sha256,
+        "n_holdout": len(holdout),
+        "holdout": holdout.source,
+        **extra,
+    }
+
+
+def thresholds(model: Model, floor: float | None = None, margin: float | None = None) -> tuple[float, float]:
+    """(floor, margin) for `model`: those given, else WORKSHOP_GATE_FLOOR__<NAME> and
+    WORKSHOP_GATE_MARGIN__<NAME> (the names Part 3's settings read), else the model's declaration."""
+    if floor is None:
+        floor = float(setting(f"GATE_FLOOR__{model.name.upper()}") or model.gate_floor)
+    if margin is None:
+        margin = float(setting(f"GATE_MARGIN__{model.name.upper()}") or model.gate_margin)
+    return floor, margin
+
+
+# -- publishing ---------------------------------------------------------------------------------------
+def publish(
+    model: Model,
+    trained: Trained,
+    metadata: dict[str, Any] | None = None,
+    store: ModelStore | None = None,
+    floor: float | None = None,
+    margin: float | None = None,
+    holdout: Holdout | None = None,
+) -> Version:
+    """Judge a trained model, then publish it with the decision in its metadata, its training file and
+    its serving file (checked against each other): a promoted version serves, a rejected one is stored
+    only. `floor` and `margin` default as `thresholds` says; `holdout` to `model.holdout()`. Raises
+    ServingExportFailed (nothing published) when the serving file cannot be made or disagrees. Hold
+    `store.training_lock()` around the call."""
+    store = store or ModelStore(model.name)
+    holdout = holdout or model.holdout()
+    floor, margin = thresholds(model, floor, margin)
+    probabilities = model.probabilities(trained.model, holdout.inputs)
+    answers = probabilities.argmax(axis=-1)
+    active_version, active_accuracy = active_figures(store, model, holdout)
     decision = decide(
         accuracy_on(holdout, answers),
         floor,
         margin,
         active_version,
         active_accuracy,
-        smoke_problem(answers, reload_answers(kind, model, holdout)),
+        smoke_problem(answers, reload_answers(model, trained.model, holdout)),
     )
-    return {
-        **asdict(decision),
-        "holdout_sha256": holdout.sha256,
-        "n_holdout": len(holdout),
-        "holdout": holdout.description,
+
+    def save(folder: Path) -> str:
+        write_serving_file(model, trained.model, folder)
+        return model.save(trained.model, folder)
+
+    written = {
+        "parent": None,  # a fine-tune's metadata names the version it started from
+        "history": trained.history,
+        **(metadata or {}),
+        "classes": list(model.classes),
+        "features": list(model.feature_names),
+        "metrics": {**metrics_of(model, holdout, answers), **((metadata or {}).get("metrics") or {})},
+        "libraries": model.library_versions(),
+        "drift_reference": drift.reference(model, holdout.inputs, probabilities, holdout.source),
+        "gate": gate_entry(decision, holdout),
+        **serving_metadata(model),
     }
+    return store.publish(save, written, SERVING_FILE)
 
 
-def publish(
-    store,
-    kind: ModelKind,
-    model: Any,
-    metadata: dict[str, Any],
+def publish_serving_file(
+    model: Model,
+    onnx_file: Path,
+    holdout: Holdout,
+    metadata: dict[str, Any] | None = None,
+    store: ModelStore | None = None,
     floor: float | None = None,
     margin: float | None = None,
-    holdout: Holdout | None = None,
-):
-    """Decide, then publish `model` with the decision in its metadata: a promoted version serves, a
-    rejected one is stored only. `floor` and `margin` default to the settings' (`thresholds`).
-    Hold `store.training_lock()` around the call."""
-    if floor is None or margin is None:
-        default_floor, default_margin = thresholds(store.name)
-        floor = default_floor if floor is None else floor
-        margin = default_margin if margin is None else margin
-    gate = evaluate(store, kind, model, floor, margin, holdout)
-    return store.publish(
-        lambda folder: kind.save_for_serving(model, folder), {**metadata, "gate": gate}, kind.serving_file
-    )
+) -> Version:
+    """Publish an ONNX file trained elsewhere (a serve-only model) through the gate: it is judged on a
+    labelled `holdout` against the floor and the serving version, as a trained model is. The smoke rule
+    refuses a file ONNX Runtime cannot open or run on the holdout's rows."""
+    store = store or ModelStore(model.name)
+    floor, margin = thresholds(model, floor, margin)
+    try:
+        probabilities = ServingModel(Path(onnx_file), model).probabilities(holdout.inputs)
+        if probabilities.shape != (len(holdout), len(model.classes)):
+            raise ValueError(f"it answers shape {probabilities.shape}, not ({len(holdout)}, {len(model.classes)})")
+    except Exception as error:
+        raise ServingExportFailed(
+            f"{model.name}: {onnx_file} does not run ({type(error).__name__}: {error})"
+        ) from error
+    answers = probabilities.argmax(axis=-1)
+    active_version, active_accuracy = active_figures(store, model, holdout)
+    decision = decide(accuracy_on(holdout, answers), floor, margin, active_version, active_accuracy)
+
+    def save(folder: Path) -> str:
+        shutil.copyfile(onnx_file, Path(folder) / SERVING_FILE)
+        return SERVING_FILE
+
+    written = {
+        **(metadata or {}),
+        "classes": list(model.classes),
+        "features": list(model.feature_names),
+        "metrics": metrics_of(model, holdout, answers),
+        "drift_reference": drift.reference(model, holdout.inputs, probabilities, holdout.source),
+        "gate": gate_entry(decision, holdout),
+        "trained_elsewhere": True,
+        **serving_metadata(model),
+    }
+    return store.publish(save, written, SERVING_FILE)

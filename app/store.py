@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from app.paths import models_dir
-from app.promotion import is_promoted
 
 METADATA_FILE = "metadata.json"
 ACTIVE_FILE = "ACTIVE"
 TEMP_PREFIX = ".tmp-"
 LOCK_FILE = ".training.lock"
+PROMOTED, REJECTED = "promoted", "rejected"  # the promotion gate's decisions (app/promotion.py)
 
 
 class ModelNotFound(LookupError):
@@ -51,6 +51,12 @@ def _write_json_atomically(path: Path, payload: Any) -> None:
     temp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
     temp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     os.replace(temp, path)
+
+
+def is_promoted(metadata: dict[str, Any]) -> bool:
+    """Whether the promotion gate let a version serve; versions published before the gate existed (no
+    "gate" entry) count as promoted."""
+    return (metadata.get("gate") or {}).get("decision", PROMOTED) == PROMOTED
 
 
 def _fsync_file(path: Path) -> None:
@@ -85,7 +91,7 @@ class Version:
 
 
 class ModelStore:
-    """The versions of one model, e.g. ModelStore("mnist")."""
+    """The versions of one model, e.g. ModelStore("wine")."""
 
     def __init__(self, name: str, root: Path | None = None) -> None:
         if not name.isidentifier():
@@ -120,7 +126,7 @@ class ModelStore:
 
     def active(self) -> int | None:
         """The version to serve: the one pinned by `activate`, else the newest the promotion gate
-        promoted (app/promotion.py; a version from before the gate counts as promoted)."""
+        promoted (see is_promoted)."""
         numbers = self.versions()
         try:
             pinned = int((self.path / ACTIVE_FILE).read_text().strip())

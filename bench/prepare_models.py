@@ -3,10 +3,10 @@
     python -m bench.prepare_models STORE_DIR --train-images 1000 --epochs 1 --seconds 3
 
 Runs as its own process so that the benchmark's driver never imports Keras. Trains a small MNIST
-model and the penguin pipeline with app.mnist / app.penguins, publishes both to STORE_DIR (a
+model and the penguin pipeline with their model folders (app/models/), publishes both to STORE_DIR (a
 model store, as Part 3 expects, each version with its model.onnx), then times the MNIST model
-in-process on one image and on batches of 256: in Keras (app.mnist.predict_probabilities) and in
-ONNX Runtime (app.part3.onnx_models.DigitModel, what Part 3 serves). Prints one JSON line.
+in-process on one image and on batches of 256: in Keras (app.models.mnist.predict_probabilities) and
+in ONNX Runtime (app.onnx_serving.ServingModel, what Part 3 serves). Prints one JSON line.
 """
 
 import argparse
@@ -19,28 +19,29 @@ import numpy as np
 
 
 def prepare(store_dir: Path, train_images: int, epochs: int) -> dict:
-    from app import mnist, penguins
+    from app import promotion
     from app.datasets import load_mnist
+    from app.models import mnist, penguins
     from app.store import ModelStore
 
     data = load_mnist("bundled").limited(train_images, seed=0)
     result = mnist.train(data.x_train, data.y_train, epochs=epochs, seed=0)
-    metrics = mnist.evaluate(result.model, data.x_test, data.y_test)
     # floor=0: the benchmark times a deliberately small model; the promotion gate would rightly refuse it.
-    digits = mnist.publish(
+    digits = promotion.publish(
+        mnist.MODEL,
         result,
-        metrics,
-        {"epochs": epochs},
-        {"source": "bundled", "n_train": train_images},
+        {"parameters": {"epochs": epochs}, "data": {"source": "bundled", "n_train": train_images}},
         store=ModelStore(mnist.MODEL_NAME, root=store_dir),
         floor=0.0,
     )
-    pipeline = penguins.train()
-    penguins.publish(pipeline, {}, {"n_neighbors": 11}, store=ModelStore(penguins.MODEL_NAME, root=store_dir))
+    model = penguins.MODEL
+    promotion.publish(
+        model, model.train(model.training_data(), model.parameters()), store=ModelStore(model.name, root=store_dir)
+    )
     return {
         "model_file": str(digits.model_file),
         "serving_file": str(digits.serving_file),
-        "accuracy": metrics["accuracy"],
+        "accuracy": digits.metadata["metrics"]["accuracy"],
         "model": result.model,
         "test_images": data.x_test,
     }
@@ -62,12 +63,12 @@ def throughput(predict, images: np.ndarray, batch: int, seconds: float) -> float
 
 def in_process_rates(prepared: dict, batch: int, seconds: float) -> dict[str, float]:
     """Images/s of the same model in Keras and in ONNX Runtime, on one image and on `batch`."""
-    from app import mnist
-    from app.part3.onnx_models import DigitModel
+    from app.models import mnist
+    from app.onnx_serving import ServingModel
 
     runtimes = {
         "keras": lambda pixels: mnist.predict_probabilities(prepared["model"], pixels),
-        "onnxruntime": DigitModel(prepared["serving_file"]).probabilities,
+        "onnxruntime": ServingModel(Path(prepared["serving_file"]), mnist.MODEL).probabilities,
     }
     return {
         f"{name}_{size}": throughput(predict, prepared["test_images"], size, seconds)

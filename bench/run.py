@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from app.images import decode_digits  # Pillow and NumPy only
 from bench.load import Load, load_tool, measure, multipart
 from bench.servers import PROJECT_ROOT, Server, Started, free_port, http, serve, start, stop, uvicorn
 
@@ -163,7 +164,10 @@ class Bench:
         self.single = multipart([("file", "test_img7.png", png)])
         with zipfile.ZipFile(DATA_DIR / "train_img.zip") as archive:
             names = [name for name in archive.namelist() if name.endswith(".png")][: config.batch]
-            self.batch = multipart([("files", Path(name).name, archive.read(name)) for name in names])
+            pngs = [archive.read(name) for name in names]
+        self.batch = multipart([("files", Path(name).name, png) for name, png in zip(names, pngs, strict=True)])
+        pixels = decode_digits(pngs)
+        self.oip_one, self.oip_batch = inference_request(pixels[:1]), inference_request(pixels)
         self.train_zip = multipart(
             [("files", "train_img.zip", (DATA_DIR / "train_img.zip").read_bytes())],
             fields={"epochs": str(config.finetune_epochs)},
@@ -311,8 +315,8 @@ class Bench:
                     "WORKSHOP_SHUTDOWN_GRACE": "2",
                     # The benchmark's model is deliberately small and its fine-tunes short: the promotion
                     # gate would rightly refuse them, and the rows time serving, not the gate.
-                    "WORKSHOP_GATE_FLOOR_MNIST": "0",
-                    "WORKSHOP_GATE_MARGIN": "1",
+                    "WORKSHOP_GATE_FLOOR__MNIST": "0",
+                    "WORKSHOP_GATE_MARGIN__MNIST": "1",
                 },
             ),
             (
@@ -505,6 +509,8 @@ class Bench:
             ("6", "Start-up to /health/ready with saved models: Part 3 service"),
             ("7", "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service"),
             ("8", "Peak RSS of the worker, both models loaded: Part 3 service"),
+            ("11", "MNIST one image by the Open Inference Protocol (JSON): Part 3 service"),
+            ("11", f"MNIST batch of {batch} by the Open Inference Protocol (JSON): Part 3 service"),
             *(("9", name) for name in QUEUE_ROWS.values()),
         ]
         try:
@@ -532,7 +538,7 @@ class Bench:
             "1.07 × before ONNX Runtime (Keras in the worker)",
         )
         self.penguin_row("Penguins: Part 3 service", server.url(PENGUIN_QUERY), (at_least, 0.6))
-        self.digit_rows("Part 3 service", server.url("/predict/"), targets=True)
+        workshop_one = self.digit_rows("Part 3 service", server.url("/predict/"), targets=True)
         url = server.url("/predict/batch/")
         self.check_answers(url, self.batch, '"results"')
         batch = self.load(url, 1, self.batch)
@@ -546,6 +552,7 @@ class Bench:
             (at_least, 0.45),
             "PNG decoding alone: about 100 µs an image in the workshop's code (issue 5)",
         )
+        self.inference_protocol_rows(server, workshop_one, batch)
         rss = server.peak_rss_mb()
         self.ratio_row(
             "8",
@@ -557,6 +564,30 @@ class Bench:
             "1.18 × before ONNX Runtime (Keras in the worker)",
         )
         self.training_row(server, "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service")
+
+    def inference_protocol_rows(self, server: Server, workshop_one: Figures, workshop_batch: Figures) -> None:
+        """POST /v2/models/mnist/infer, the Open Inference Protocol in JSON, against the workshop's routes."""
+        config, facts = self.config, self.results.facts
+        url = server.url("/v2/models/mnist/infer")
+        self.check_answers(url, self.oip_one, '"label"')
+        one, ratio = self.against(self.image_floor_one, url, self.oip_one, 1, self.p50_ratio)
+        self.ratio_row(
+            "11",
+            "MNIST one image by the Open Inference Protocol (JSON): Part 3 service",
+            f"{one.latency()}; {one.p50_ms / workshop_one.p50_ms:.2f} × POST /predict/'s p50",
+            ratio,
+            "× (2) p50",
+        )
+        batch = self.load(url, 1, self.oip_batch)
+        images_per_second = batch.per_second * config.batch
+        self.ratio_row(
+            "11",
+            f"MNIST batch of {config.batch} by the Open Inference Protocol (JSON): Part 3 service",
+            f"{batch.rate('images/s', config.batch)}; "
+            f"{images_per_second / (workshop_batch.per_second * config.batch):.2f} × POST /predict/batch/",
+            images_per_second / facts["in_process_images_per_second"],
+            "× in-process ONNX Runtime",
+        )
 
     def job(self, server: Server, epochs: int, until: Callable[[dict], bool]) -> tuple[dict, float]:
         """Submit a fine-tune of data/train_img.zip; poll its job until `until(job)` or its end:
@@ -679,10 +710,29 @@ class Bench:
                         self.unavailable(section, [row_name], str(error).splitlines()[0])
 
 
-SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8", "9", "10"]
+SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8", "9", "10", "11"]
 # Rows per section: the floors, three penguin servers, five MNIST servers twice, one each, two runtimes,
-# the queue's two.
-ROWS_PER_SECTION = {"1": 1, "2": 2, "3": 3, "4a": 5, "4b": 5, "5": 1, "6": 1, "7": 1, "8": 1, "9": 2, "10": 2}
+# the queue's two, the Open Inference Protocol's two.
+ROWS_PER_SECTION = {
+    "1": 1,
+    "2": 2,
+    "3": 3,
+    "4a": 5,
+    "4b": 5,
+    "5": 1,
+    "6": 1,
+    "7": 1,
+    "8": 1,
+    "9": 2,
+    "10": 2,
+    "11": 2,
+}
+
+
+def inference_request(pixels) -> tuple[bytes, str]:
+    """An Open Inference Protocol request body (JSON) for (n, 28, 28) uint8 digits."""
+    tensor = {"name": "image", "shape": list(pixels.shape), "datatype": "UINT8", "data": pixels.ravel().tolist()}
+    return json.dumps({"inputs": [tensor]}).encode(), "application/json"
 
 
 def litserve_installed() -> bool:

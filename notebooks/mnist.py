@@ -28,7 +28,7 @@
 # - Before committing it: `uv run jupyter nbconvert --clear-output --inplace notebooks/mnist.ipynb`
 #   (notebooks are committed without outputs; `tests/test_notebooks_clean.py` checks it).
 #
-# The Keras code lives in `app/mnist.py`, shared with the exercises and the services: this notebook calls it
+# The Keras code lives in `app/models/mnist/cnn.py`, shared with the exercises and the services: this notebook calls it
 # rather than repeating it.
 
 # %%
@@ -38,8 +38,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from app import mnist
+from app import promotion
 from app.datasets import MNIST_SOURCE_ENV, forced_mnist_source, load_mnist
+from app.modelkit import Examples, Holdout
+from app.models import mnist
 from app.paths import models_dir as default_models_dir
 from app.paths import setting
 from app.store import ModelStore
@@ -112,7 +114,7 @@ print(
 assert len(validation_digits) <= 2 and validation_digits[-1] == 9, "the last tenth of sorted digits is nines, or nearly"
 
 # %% [markdown]
-# The fix is to shuffle before `fit`, which `app.mnist.fit` always does (`shuffle=True` in Keras only shuffles
+# The fix is to shuffle before `fit`, which `app.models.mnist.fit` always does (`shuffle=True` in Keras only shuffles
 # the training part, after the split). Shuffled, the last tenth holds every digit:
 
 # %%
@@ -124,7 +126,7 @@ assert (shuffled_counts > 0).sum() >= 5, "shuffled, the last tenth holds most ki
 # %% [markdown]
 # ## Train
 #
-# `app.mnist.train` builds the network, shuffles, and fits it with 10% of the training images set aside for
+# `app.models.mnist.train` builds the network, shuffles, and fits it with 10% of the training images set aside for
 # validation.
 
 # %%
@@ -200,12 +202,13 @@ store = ModelStore(mnist.MODEL_NAME, root=models_dir)
 parameters = {"epochs": epochs, "batch_size": batch_size, "seed": seed, "limit": limit, "validation_split": 0.1}
 described = {"source": data.source, "requested": source, "size": int(len(y_train)), "n_test": int(len(y_test))}
 with store.training_lock():  # no other training decides against the same served version meanwhile
-    version = mnist.publish(
+    version = promotion.publish(
+        mnist.MODEL,
         result,
-        metrics={**metrics, "n_train": int(len(y_train))},
-        parameters=parameters,
-        data=described,
+        {"metrics": {**metrics, "n_train": int(len(y_train))}, "parameters": parameters, "data": described},
         store=store,
+        # The test split this notebook loaded (from its own source): the gate never loads MNIST again.
+        holdout=Holdout.of(Examples(data.x_test, data.y_test), f"{data.source} MNIST test split"),
     )
 print(f"published {store.name} version {version.number} to {version.path}")
 print(f"promotion gate: {version.metadata['gate']['decision']} ({version.metadata['gate']['reason']})")
@@ -229,11 +232,9 @@ print(f"version {version.number} loads through the store and gives the same answ
 # %%
 import onnxruntime
 
-from app.onnx_export import parity_images
-
 print({key: value for key, value in version.metadata.items() if key.startswith("serving")})
 session = onnxruntime.InferenceSession(str(version.serving_file), providers=["CPUExecutionProvider"])
-images = parity_images()
+images = mnist.MODEL.parity_inputs()  # the 1,000 images of data/train_img.zip
 in_onnx = session.run(None, {session.get_inputs()[0].name: mnist.to_model_input(images)})[0]
 in_keras = mnist.predict_probabilities(model, images)
 assert (in_onnx.argmax(axis=-1) == in_keras.argmax(axis=-1)).all()

@@ -68,25 +68,31 @@ os.environ.setdefault("WORKSHOP_MNIST_SOURCE", "bundled")  # offline: never wait
 import matplotlib.pyplot as plt
 import numpy as np
 
-from app import digit_styles, images, mnist, penguins
-from app.datasets import bundled_images, load_penguins
+from app import images, promotion
+from app.datasets import bundled_images
+from app.models import mnist, penguins
+from app.models.mnist import styles as digit_styles
 from app.store import ModelStore
 
 models_dir = Path(models_dir or tempfile.mkdtemp(prefix="monitoring-"))
-frame = load_penguins()
-pipeline = penguins.train(frame)
-penguins.publish(pipeline, penguins.evaluate(pipeline, frame), {"n_neighbors": 11}, ModelStore("penguins", models_dir))
+penguin_model = penguins.MODEL
+promotion.publish(
+    penguin_model,
+    penguin_model.train(penguin_model.training_data(), penguin_model.parameters()),
+    store=ModelStore("penguins", models_dir),
+)
 
 train_x, train_y = bundled_images("train")
-test_x, test_y = bundled_images("test")
 result = mnist.train(train_x[:train_images], train_y[:train_images], epochs=epochs, seed=seed)
 digit_store = ModelStore("mnist", models_dir)
 with digit_store.training_lock():  # every publication holds it: the gate compares with what serves now
-    version = mnist.publish(
+    version = promotion.publish(
+        mnist.MODEL,
         result,
-        mnist.evaluate(result.model, test_x, test_y),
-        {"epochs": epochs},
-        {"source": "bundled", "n_images": int(min(train_images, len(train_y)))},
+        {
+            "parameters": {"epochs": epochs},
+            "data": {"source": "bundled", "n_images": int(min(train_images, len(train_y)))},
+        },
         digit_store,
         floor=0.0,
     )  # the first version: this demo serves it whatever it scores
@@ -120,8 +126,8 @@ settings = Settings(
     live_window=batch,
     retrain_accuracy_floor=accuracy_floor,
     retrain_min_labels=batch // 2,
-    gate_floor_mnist=gate_floor,
-    gate_margin=gate_margin,
+    gate_floor={"mnist": gate_floor},
+    gate_margin={"mnist": gate_margin},
 )
 client = TestClient(create_app(settings))
 client.__enter__()  # runs the app's start-up: it loads the models from the store

@@ -43,9 +43,9 @@ from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 
 from app.datasets import PENGUIN_FEATURES, load_penguins
+from app.models.penguins import train
+from app.models.penguins.units import ACCEPTED_UNITS
 from app.paths import DATA_DIR
-from app.penguins import train
-from app.penguins.units import ACCEPTED_UNITS
 from workshop.notebook import check, claim, show, start_app, use_side
 from workshop.notebook_pictures import plot_answer_map
 
@@ -187,7 +187,7 @@ with claim("dropna() throws away penguins the model could learn from"):
     assert len(raw.dropna()) < len(raw.dropna(subset=needed)) == len(load_penguins())
 
 # %% [markdown]
-# This project's `app.penguins.train()` drops only the rows missing what the model needs. It fits the same
+# This project's `app.models.penguins.train()` drops only the rows missing what the model needs. It fits the same
 # pipeline as the workshop, a `StandardScaler` then a `KNeighborsClassifier(n_neighbors=11)`, on all the
 # penguins. (scikit-learn takes the species names as labels, so no `LabelEncoder` is needed: the answer is
 # already a name.) Fitting on every penguin is the workshop's shortcut, fine once the recipe has been
@@ -277,7 +277,8 @@ with claim("`bill: float` refuses text with a 422 naming the parameter, but answ
 # The type annotation already refuses text: FastAPI answers **422 Unprocessable Entity**, with a `detail`
 # that names the parameter (`"loc": ["query", "bill"]`) and says what is wrong, and your function never
 # runs. But `-3`, `0` and `1e308` are perfectly good floats, and so are `nan` and `inf` (Python's `float()`
-# reads them): the model is asked about them, and answers, or crashes with a 500 (`nan`, `inf`).
+# reads them): the model is asked about them and answers. Only `nan` and `inf` make scikit-learn raise an
+# error, a 500 for the client unless the route catches it (the solution turns it into a 422).
 #
 # The workshop's fix declares a bound with `Query`:
 #
@@ -316,7 +317,7 @@ with TestClient(lower_bound_only, raise_server_exceptions=False) as client:
 # %% [markdown]
 # Infinity is greater than 0, so it passes, and then cannot even be written as JSON. The fix is a bound on
 # both sides: `Query(gt=0, lt=...)`. No penguin has a bill of 10 cm or a flipper of 30 cm, so those make
-# sensible maxima (`app/penguins/api.py` explains the ones this project uses); `nan` fails every comparison
+# sensible maxima (`app/models/penguins/api.py` explains the ones this project uses); `nan` fails every comparison
 # and `inf` fails `lt`, so both are refused too.
 #
 # ### Your turn
@@ -365,7 +366,7 @@ validation.stop()
 # ```
 #
 # A `ValueError` raised in `to_millimetres` becomes a 422 naming the parameter, like any validation error.
-# `app.penguins.units.to_millimetres` reads a number with an optional unit; the units the checks expect are
+# `app.models.penguins.units.to_millimetres` reads a number with an optional unit; the units the checks expect are
 # the ones below, and a number alone means millimetres.
 
 # %%

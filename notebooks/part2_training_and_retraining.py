@@ -58,8 +58,8 @@ from fastapi import FastAPI, UploadFile
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app import mnist
 from app.datasets import bundled_images
+from app.models import mnist
 from app.part2.serving import no_model_yet
 from app.part2.uploads import refuse_unless_digit
 from app.paths import DATA_DIR, setting

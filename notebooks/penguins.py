@@ -28,7 +28,7 @@
 # - Before committing it: `uv run jupyter nbconvert --clear-output --inplace notebooks/penguins.ipynb`
 #   (notebooks are committed without outputs; `tests/test_notebooks_clean.py` checks it).
 #
-# The scikit-learn code lives in `app/penguins/`, shared with the exercises and the services: this notebook
+# The scikit-learn code lives in `app/models/penguins/`, shared with the exercises and the services: this notebook
 # calls it rather than repeating it.
 
 # %%
@@ -41,9 +41,12 @@ from sklearn.inspection import DecisionBoundaryDisplay
 from sklearn.metrics import ConfusionMatrixDisplay
 from sklearn.model_selection import train_test_split
 
+from app import promotion
 from app.datasets import PENGUIN_TARGET, load_penguins
+from app.modelkit import Trained
+from app.models.penguins import MODEL, MODEL_NAME, evaluate, train
+from app.onnx_serving import ServingModel
 from app.paths import models_dir as default_models_dir
-from app.penguins import MODEL_NAME, evaluate, load, load_latest, publish, train
 from app.store import ModelStore
 
 # %% [markdown]
@@ -102,7 +105,7 @@ plt.show()
 # %% [markdown]
 # The decision boundary: the species the model answers for every pair of measurements, with the held-out
 # penguins on top (a cross marks a wrong answer). Far from the data the model still answers: the services
-# refuse measurements no penguin has (see `app/penguins/api.py`).
+# refuse measurements no penguin has (see `app/models/penguins/api.py`).
 
 # %% tags=["figure"]
 fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -136,19 +139,26 @@ plt.show()
 # (every service then serves it) only if its accuracy reaches a floor and is within a margin of the version served
 # now; otherwise it is stored but not served. The decision and its figures are in the metadata, under `gate`.
 #
-# `publish` writes the model with skops (which rebuilds only the types `app/penguins/` lists as trusted, unlike
+# `publish` writes the model with skops (which rebuilds only the types `app/models/penguins/` lists as trusted, unlike
 # pickle) and a `metadata.json` (version, classes, features, metrics, parameters, library versions, sha256, gate)
 # into a new numbered folder, renamed into place only once complete. It runs under the store's training lock, so
 # no other training decides against the same served version at the same time.
 
 # %%
+# The service's penguin model takes bill and flipper lengths (app/models/penguins): publish a pipeline on those.
+assert tuple(features) == MODEL.feature_names, (
+    f"the service takes {MODEL.feature_names}; this pipeline takes {features}"
+)
 store = ModelStore(MODEL_NAME, root=models_dir)
 parameters = {"n_neighbors": n_neighbors, "features": features, "test_size": test_size, "random_state": random_state}
-with store.training_lock():
-    version = publish(
-        pipeline,
-        metrics={**metrics, "n_train": len(train_set), "evaluated_on": "stratified held-out split"},
-        parameters=parameters,
+with store.training_lock():  # the gate judges it against the version that serves, which cannot change meanwhile
+    version = promotion.publish(
+        MODEL,
+        Trained(pipeline),
+        {
+            "metrics": {**metrics, "n_train": len(train_set), "evaluated_on": "stratified held-out split"},
+            "parameters": parameters,
+        },
         store=store,
     )
 gate = version.metadata["gate"]
@@ -158,13 +168,12 @@ print(f"promotion gate: {gate['decision']} ({gate['reason']})")
 
 # %% [markdown]
 # Load it back the way a service does (the sha256 is checked first) and make sure it answers as the model
-# we trained. `load_latest` gives what every service serves: this version, unless the gate rejected it.
+# we trained. `store.active()` is the version every service serves: this one, unless the gate rejected it.
 
 # %%
-exported = load_latest(store)
-print(f"the store serves version {exported.version}")
-assert exported.version == version.number or gate["decision"] == "rejected"
-reloaded = store.load(version.number, load)
+print(f"the store serves version {store.active()}")
+assert store.active() == version.number or gate["decision"] == "rejected"
+reloaded = store.load(version.number, MODEL.load)
 sample = penguins.sample(20, random_state=0)[features]
 assert (reloaded.predict(sample) == pipeline.predict(sample)).all()
 pd.DataFrame({**sample.to_dict("list"), "predicted": reloaded.predict(sample)}).head()
@@ -187,4 +196,6 @@ assert metadata["metrics"]["n_train"] + metadata["metrics"]["n_test"] == len(pen
 assert 0.8 < metadata["metrics"]["accuracy"] <= 1, metadata["metrics"]["accuracy"]
 workshop_penguin = pd.DataFrame({"bill_length_mm": [40.3], "flipper_length_mm": [195.0]})
 assert reloaded.predict(workshop_penguin[features])[0] == "Adelie"
+serving = store.load_serving(version.number, lambda path: ServingModel(path, MODEL))  # what Part 3 serves
+assert serving.predict([[40.3, 195.0]]) == ["Adelie"]
 print("every promise holds")

@@ -14,9 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "part3"))  # part3_supp
 # refuse most of them. Every test but the gate's own (which pass realistic thresholds) has it accept
 # all, so they test what they are about; trainer processes and served apps inherit this.
 for variable, value in (
-    ("WORKSHOP_GATE_FLOOR_MNIST", "0"),
-    ("WORKSHOP_GATE_FLOOR_PENGUINS", "0"),
-    ("WORKSHOP_GATE_MARGIN", "1"),
+    ("WORKSHOP_GATE_FLOOR__MNIST", "0"),
+    ("WORKSHOP_GATE_FLOOR__PENGUINS", "0"),
+    ("WORKSHOP_GATE_MARGIN__MNIST", "1"),
+    ("WORKSHOP_GATE_MARGIN__PENGUINS", "1"),
 ):
     os.environ.setdefault(variable, value)
 

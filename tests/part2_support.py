@@ -21,7 +21,7 @@ import anyio
 import numpy as np
 from PIL import Image
 
-from app import mnist
+from app.models import mnist
 from app.paths import DATA_DIR
 from tests.polling import WAIT, wait_until
 

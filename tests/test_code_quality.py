@@ -46,6 +46,7 @@ def test_no_two_modules_share_a_name():
 SETTINGS_MODULES = {"app/part3/settings.py", "app/paths.py"}
 ENVIRONMENT_ALLOWED = {
     "app/part3/trainer_keeper.py": "hands the service's environment to the trainer it starts",
+    "app/part3/training_job.py": "caps the training libraries' threads through their own variables",
     "workshop/cli.py": "hands the learner's environment to the pytest run of `workshop check`",
     "workshop/notebook.py": "hands the notebook's environment to the app it starts",
     "bench/load.py": "the benchmark's load generator: its client choice and the servers' environment",

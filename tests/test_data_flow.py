@@ -1,5 +1,6 @@
 """Data flows one way: training (notebooks, trainers, the Part 1/2 services' start-up) publishes to the
-model store through one publishing function per model; the Part 3 serving workers only read it.
+model store through the promotion gate (app/promotion.py: `publish`, `publish_serving_file`), for
+every model; the Part 3 serving workers only read it.
 
 Read from the code's syntax trees, so a new write anywhere fails here at once, whatever test data
 would or would not reach it: every import of every app.part3 module the service can load (nested
@@ -29,13 +30,13 @@ STORE_WRITES = {
 # POST /models/{name}/{version}/activate writes the store's ACTIVE pointer (a version number, no
 # model data): a rollback must not wait in the queue behind a training.
 SERVING_WRITES_ALLOWED = {("app.part3.routes.models", "activate")}
-# Who may call a publishing step, by receiver: ModelStore.publish only through the gate, the gate
-# only through each model's own `publish`; serving files are added to old versions by the trainer.
+# Who may call a publishing step, by receiver: ModelStore.publish only inside the gate; serving files
+# are added to old versions by the trainer.
 PUBLISHERS = {
-    "publish": {"app.promotion", "app.mnist", "app.penguins"},  # store.publish / promotion.publish
+    "publish": {"app.promotion"},  # store.publish
     "add_serving_file": {"app.part3.training_job"},
 }
-MODEL_PUBLISHERS = {"mnist", "penguins"}  # `mnist.publish(...)`, `penguins.publish(...)`: anyone may call
+GATE = {"promotion"}  # `promotion.publish(...)`, `promotion.publish_serving_file(...)`: anyone may call
 
 
 def module_file(name: str) -> Path | None:
@@ -123,10 +124,10 @@ def test_every_writer_publishes_through_the_models_publishing_function():
     strays = []
     for name, code in python_sources().items():
         for receiver, call in called_names(ast.parse(code)):
-            if call in PUBLISHERS and receiver not in MODEL_PUBLISHERS and name not in PUBLISHERS[call]:
-                if not (call == "publish" and receiver is None):  # `from app.penguins import publish`
+            if call in PUBLISHERS and receiver not in GATE and name not in PUBLISHERS[call]:
+                if not (call == "publish" and receiver is None):  # `from app.promotion import publish`
                     strays.append(f"{name}: {receiver}.{call}()")
-    assert not strays, f"the store written around mnist.publish / penguins.publish: {strays}"
+    assert not strays, f"the store written around the promotion gate (promotion.publish): {strays}"
 
 
 def test_the_check_sees_a_write():

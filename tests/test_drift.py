@@ -1,11 +1,14 @@
-"""app/drift.py without a service: the input statistics, the reference's size, and the tests'
-behaviour on samples of the bundled MNIST subset (no model needed for ink and offset)."""
+"""app/drift.py without a service: the digit model's input statistics, the reference's size, and the
+tests' behaviour on samples of the bundled MNIST subset (no model needed for ink and offset)."""
 
 import numpy as np
 import pytest
 
-from app import digit_styles, drift
+from app import drift
 from app.datasets import bundled_images
+from app.models import mnist, penguins
+from app.models.mnist import signals
+from app.models.mnist import styles as digit_styles
 
 
 @pytest.fixture(scope="module")
@@ -21,31 +24,31 @@ def unseen():
 def input_reference(images) -> dict:
     return {
         "samples": {
-            "ink": drift.quantile_sample(drift.ink(images)),
-            "offset": drift.quantile_sample(drift.offset(images)),
+            "ink": drift.quantile_sample(signals.ink(images)),
+            "offset": drift.quantile_sample(signals.offset(images)),
         }
     }
 
 
 def input_window(images) -> dict:
-    return {"ink": drift.ink(images), "offset": drift.offset(images)}
+    return {"ink": signals.ink(images), "offset": signals.offset(images)}
 
 
 def test_ink_and_offset_measure_what_they_say():
     image = np.zeros((1, 28, 28), dtype=np.uint8)
-    assert drift.ink(image)[0] == 0 and drift.offset(image)[0] == 0  # a blank image has no centre
+    assert signals.ink(image)[0] == 0 and signals.offset(image)[0] == 0  # a blank image has no centre
     image[0, 13:15, 13:15] = 255
-    assert drift.ink(image)[0] == pytest.approx(4 / 784)
-    assert drift.offset(image)[0] == pytest.approx(0)
-    assert drift.offset(digit_styles.shifted(image, 4))[0] == pytest.approx(4 * np.sqrt(2))
+    assert signals.ink(image)[0] == pytest.approx(4 / 784)
+    assert signals.offset(image)[0] == pytest.approx(0)
+    assert signals.offset(digit_styles.shifted(image, 4))[0] == pytest.approx(4 * np.sqrt(2))
 
 
 def test_the_reference_is_compact_and_counts_the_predicted_classes(holdout):
     probabilities = np.random.default_rng(0).dirichlet(np.ones(10), size=len(holdout))
-    reference = drift.reference_for_digits(probabilities, holdout)
+    reference = drift.reference(mnist.MODEL, holdout, probabilities, "the bundled test split")
     assert reference["n"] == len(holdout) == sum(reference["classes"])
     assert {name: len(values) for name, values in reference["samples"].items()} == dict.fromkeys(
-        drift.DIGIT_SIGNALS, 200
+        ("confidence", "ink", "offset"), 200
     )
     assert reference["classes"] == np.bincount(probabilities.argmax(axis=1), minlength=10).tolist()
 
@@ -78,7 +81,10 @@ def test_the_classes_test_sees_a_change_in_the_mix_of_answers():
     assert sevens[drift.CLASSES_SIGNAL]["p_value"] < 1e-6
 
 
-def test_penguin_reference_holds_both_lengths():
-    reference = drift.penguin_reference()
-    assert set(reference["samples"]) == set(drift.PENGUIN_SIGNALS)
+def test_a_table_models_reference_holds_each_named_column():
+    holdout = penguins.MODEL.holdout()
+    probabilities = np.eye(3)[holdout.labels]
+    reference = drift.reference(penguins.MODEL, holdout.inputs, probabilities, "penguins")
+    assert set(reference["samples"]) == {"confidence", *penguins.MODEL.feature_names}
     assert all(0 < len(values) <= 200 for values in reference["samples"].values())
+    assert reference["classes"] == np.bincount(holdout.labels, minlength=3).tolist()

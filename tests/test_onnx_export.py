@@ -8,24 +8,39 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from app import onnx_export, penguins
+from app import onnx_export, promotion
 from app.datasets import PENGUIN_FEATURES, PENGUIN_TARGET, load_penguins
+from app.modelkit import Trained
+from app.models import penguins
+from app.models.penguins import Penguins, knn
 from app.onnx_export import ServingExportFailed
-from app.part3.onnx_models import PenguinModel
+from app.onnx_serving import ServingModel, open_session
 from app.store import ModelStore, sha256_of
+
+MODEL = penguins.MODEL
 
 
 def test_a_published_penguin_version_carries_a_serving_file_that_answers_as_scikit_learn(tmp_path):
     frame = load_penguins()
     pipeline = penguins.train(frame)
-    version = penguins.publish(pipeline, {}, {"n_neighbors": 11}, store=ModelStore("penguins", tmp_path))
+    version = promotion.publish(MODEL, Trained(pipeline), store=ModelStore("penguins", tmp_path))
     assert version.metadata["serving_file"] == "model.onnx"
     assert version.metadata["serving_sha256"] == sha256_of(version.serving_file)
     assert version.metadata["serving_runtime"] == "onnxruntime"
-    served = PenguinModel(version.serving_file)
+    assert version.metadata["serving_input"] == {"name": "measurements", "datatype": "FP64", "shape": [-1, 2]}
+    served = ServingModel(version.serving_file, MODEL)
     expected = pipeline.predict(frame[list(PENGUIN_FEATURES)])
-    actual = [served.predict(bill, flipper) for bill, flipper in frame[list(PENGUIN_FEATURES)].to_numpy()]
-    assert actual == list(expected)
+    assert served.predict(frame[list(PENGUIN_FEATURES)].to_numpy()) == list(expected)
+
+
+class OnlyThese(Penguins):
+    """The penguin declaration, with the export check on the rows given."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+
+    def parity_inputs(self) -> np.ndarray:
+        return self.rows
 
 
 def tied_pipeline(order: list[int]) -> tuple[Pipeline, pd.DataFrame]:
@@ -57,13 +72,14 @@ def test_a_knn_tie_that_onnx_topk_breaks_otherwise_is_found_and_left_out_of_the_
     answers = {}
     for order in ([0, 1, 2, 3, 4, 5], [3, 2, 1, 0, 4, 5]):
         pipeline, query = tied_pipeline(order)
-        assert onnx_export.tied_neighbours(pipeline, query[list(PENGUIN_FEATURES)]).tolist() == [True]
-        assert pipeline.predict_proba(query[list(PENGUIN_FEATURES)])[0].tolist() == pytest.approx([2 / 3, 1 / 3, 0])
+        rows = query[list(PENGUIN_FEATURES)]
+        assert knn.tied_neighbours(pipeline, rows).tolist() == [True]
+        assert pipeline.predict_proba(rows)[0].tolist() == pytest.approx([2 / 3, 1 / 3, 0])
         folder = tmp_path / "".join(map(str, order))
         folder.mkdir()
-        onnx_export.export_penguins(pipeline, folder, frame=query)  # published: the tie is not compared
-        runtime = onnx_export.session(folder / "model.onnx")
-        answers[tuple(order)] = runtime.run(None, {"measurements": query[list(PENGUIN_FEATURES)].to_numpy()})[1][0]
+        onnx_export.write_serving_file(OnlyThese(rows.to_numpy()), pipeline, folder)  # the tie is not compared
+        runtime = open_session(folder / "model.onnx")
+        answers[tuple(order)] = runtime.run(None, {"measurements": rows.to_numpy()})[1][0]
     assert answers[(0, 1, 2, 3, 4, 5)].tolist() == pytest.approx([2 / 3, 1 / 3, 0])
     assert answers[(3, 2, 1, 0, 4, 5)].tolist() == pytest.approx([2 / 3, 0, 1 / 3])  # TopK took the Gentoo
     with pytest.raises(ServingExportFailed, match="probabilities differ"):  # what a strict comparison would say
@@ -76,10 +92,10 @@ def test_on_the_workshops_penguins_even_the_tied_ones_get_the_same_class(tmp_pat
     frame = load_penguins()
     pipeline = penguins.train(frame)
     inputs = frame[list(PENGUIN_FEATURES)]
-    tied = onnx_export.tied_neighbours(pipeline, inputs)
+    tied = knn.tied_neighbours(pipeline, inputs)
     assert tied.sum() > 0  # repeated measurements tie
-    onnx_export.export_penguins(pipeline, tmp_path)
-    labels, probabilities = onnx_export.session(tmp_path / "model.onnx").run(None, {"measurements": inputs.to_numpy()})
+    onnx_export.write_serving_file(MODEL, pipeline, tmp_path)
+    labels, probabilities = open_session(tmp_path / "model.onnx").run(None, {"measurements": inputs.to_numpy()})
     assert list(labels) == list(pipeline.predict(inputs))
     expected = pipeline.predict_proba(inputs)
     assert np.abs(probabilities - expected)[~tied].max() <= onnx_export.PROBABILITY_TOLERANCE
@@ -89,16 +105,11 @@ def test_a_version_whose_serving_file_disagrees_is_not_published(tmp_path, monke
     frame = load_penguins()
     pipeline = penguins.train(frame)
     other = penguins.train(frame, n_neighbors=1)  # a different model's answers in the serving file
-    real_convert = __import__("skl2onnx").convert_sklearn
-    monkeypatch.setattr(
-        "skl2onnx.convert_sklearn",
-        lambda model, **kwargs: real_convert(
-            other, **{**kwargs, "options": {id(other.steps[-1][1]): {"zipmap": False}}}
-        ),
-    )
+    real_export = Penguins.export_onnx
+    monkeypatch.setattr(Penguins, "export_onnx", lambda self, model, path: real_export(self, other, path))
     store = ModelStore("penguins", tmp_path)
     with pytest.raises(ServingExportFailed, match="penguins: ONNX Runtime gives another class"):
-        penguins.publish(pipeline, {}, {}, store=store)
+        promotion.publish(MODEL, Trained(pipeline), store=store)
     assert store.versions() == [] and not [path for path in store.path.iterdir() if path.name != ".training.lock"]
 
 
@@ -113,23 +124,19 @@ def test_compare_refuses_another_class_or_a_probability_gap():
 
 @pytest.mark.slow  # builds Keras models
 def test_a_digit_version_is_published_only_when_onnx_runtime_agrees_on_1000_images(tmp_path):
-    from app import mnist
-    from app.part3.onnx_models import DigitModel
+    from app.models import mnist
 
     store = ModelStore("mnist", tmp_path)
     model, other = mnist.build_model(seed=1), mnist.build_model(seed=2)
-    images = onnx_export.parity_images()
-    assert len(images) >= onnx_export.MIN_PARITY_IMAGES
+    images = mnist.MODEL.parity_inputs()
+    assert len(images) == 1000
     other(mnist.to_model_input(images[:1]))
     model.export = lambda path, **options: other.export(path, **options)  # another model's serving file
-    result = mnist.TrainingResult(model, {}, None)
     with pytest.raises(ServingExportFailed, match="mnist: ONNX Runtime gives another class|probabilities differ"):
-        mnist.publish(result, {}, {}, {}, store=store)
+        promotion.publish(mnist.MODEL, Trained(model), store=store, floor=0.0)
     assert store.versions() == []
-    with pytest.raises(ServingExportFailed, match="at least 1000 images"):
-        onnx_export.export_mnist(other, tmp_path, images[:999])
 
-    version = mnist.publish(mnist.TrainingResult(other, {}, None), {}, {}, {}, store=store)
-    assert version.metadata["serving_input"] == {"shape": [None, 28, 28, 1], "dtype": "float32"}
-    served = DigitModel(version.serving_file).probabilities(images)
+    version = promotion.publish(mnist.MODEL, Trained(other), store=store, floor=0.0)
+    assert version.metadata["serving_input"] == {"name": "image", "datatype": "UINT8", "shape": [-1, 28, 28]}
+    served = ServingModel(version.serving_file, mnist.MODEL).probabilities(images)
     assert np.abs(served - mnist.predict_probabilities(other, images)).max() <= onnx_export.PROBABILITY_TOLERANCE

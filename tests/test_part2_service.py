@@ -5,7 +5,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import app.part2.main
-from app import mnist
+from app import promotion
+from app.models import mnist
 from app.part2.serving import LatestModel
 from app.store import ModelStore
 from tests.fresh_modules import import_fresh
@@ -35,8 +36,8 @@ def empty_models_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def service(empty_models_dir):
     """The service on a store that holds one exported model, as after running the notebook."""
-    exported = mnist.TrainingResult(good_model(), {}, None)
-    mnist.publish(exported, {}, {}, {"source": "bundled"}, ModelStore(mnist.MODEL_NAME, root=empty_models_dir))
+    exported = mnist.TrainingResult(good_model())
+    promotion.publish(mnist.MODEL, exported, {}, ModelStore(mnist.MODEL_NAME, root=empty_models_dir))
     return import_fresh(app.part2.main.__file__)
 
 
@@ -118,13 +119,13 @@ def test_two_trainings_at_once_make_a_chain(client, service, monkeypatch):
 
 
 def test_a_version_published_elsewhere_serves_from_the_next_request(client, service):
-    new = mnist.publish(mnist.TrainingResult(good_model(), {}, None), {}, {}, {"source": "test"}, service.store).number
+    new = promotion.publish(mnist.MODEL, mnist.TrainingResult(good_model()), {}, service.store).number
     assert predict(client)["version"] == new
 
 
 def test_a_corrupt_newer_version_is_not_served(client, service):
     served = predict(client)["version"]
-    corrupt = mnist.publish(mnist.TrainingResult(good_model(), {}, served), {}, {}, {"source": "test"}, service.store)
+    corrupt = promotion.publish(mnist.MODEL, mnist.TrainingResult(good_model()), {"parent": served}, service.store)
     corrupt.model_file.write_bytes(b"tampered")
     assert predict(client)["version"] == served
     assert predict(client)["version"] == served

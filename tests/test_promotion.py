@@ -3,14 +3,16 @@
 The digit model's scenarios (a fine-tune on wrong labels, a good one, a forced activation) run
 through the service in tests/part3/test_gate.py."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
-from app import penguins, promotion
-from app.datasets import PENGUIN_TARGET
+from app import promotion
+from app.modelkit import Examples, Holdout
+from app.models import penguins
+from app.models.penguins import PenguinParameters, Penguins
 from app.store import ModelStore
+
+MODEL = penguins.MODEL
 
 
 # -- the rules ------------------------------------------------------------------------------------
@@ -49,14 +51,23 @@ def test_versions_without_a_gate_entry_count_as_promoted():
     assert not promotion.is_promoted({"gate": {"decision": "rejected"}})
 
 
+def test_thresholds_come_from_the_arguments_then_the_settings_then_the_model(monkeypatch):
+    monkeypatch.delenv("WORKSHOP_GATE_FLOOR__PENGUINS", raising=False)
+    monkeypatch.delenv("WORKSHOP_GATE_MARGIN__PENGUINS", raising=False)
+    assert promotion.thresholds(MODEL) == (MODEL.gate_floor, MODEL.gate_margin)
+    monkeypatch.setenv("WORKSHOP_GATE_FLOOR__PENGUINS", "0.3")
+    assert promotion.thresholds(MODEL) == (0.3, MODEL.gate_margin)
+    assert promotion.thresholds(MODEL, floor=0.9, margin=0.1) == (0.9, 0.1)
+
+
 # -- the frozen holdouts --------------------------------------------------------------------------
 def test_the_penguin_holdout_is_frozen_and_disjoint_from_the_training_rows():
-    training_rows, holdout_rows = promotion.penguin_split()
-    again = promotion.penguin_holdout()
-    assert again.sha256 == promotion.penguin_holdout().sha256 and len(again) == len(holdout_rows)
+    training_rows, holdout_rows = penguins.split()
+    again = MODEL.holdout()
+    assert again.sha256 == MODEL.holdout().sha256 and len(again) == len(holdout_rows)
     assert set(training_rows.index).isdisjoint(holdout_rows.index)
-    # Every species in both, in the bundled data's proportions (stratified).
-    assert set(holdout_rows[PENGUIN_TARGET]) == set(training_rows[PENGUIN_TARGET])
+    # Every species in both (stratified), as class indices into the model's classes.
+    assert set(again.labels) == set(MODEL.training_data().labels) == {0, 1, 2}
 
 
 def test_the_holdout_hash_changes_with_any_example():
@@ -64,8 +75,12 @@ def test_the_holdout_hash_changes_with_any_example():
     labels = np.array([1, 2, 3])
     changed = images.copy()
     changed[0, 0, 0] = 1
-    assert promotion.holdout_sha256(images, labels) != promotion.holdout_sha256(changed, labels)
-    assert promotion.holdout_sha256(images, labels) != promotion.holdout_sha256(images, labels[::-1])
+
+    def sha(inputs, targets):
+        return Holdout.of(Examples(inputs, targets), "").sha256
+
+    assert sha(images, labels) != sha(changed, labels)
+    assert sha(images, labels) != sha(images, labels[::-1])
 
 
 # -- the gate on penguin models -------------------------------------------------------------------
@@ -75,60 +90,81 @@ def store(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def good_pipeline():
-    training_rows, _ = promotion.penguin_split()
-    return penguins.train(training_rows)
+def good_model():
+    return MODEL.train(MODEL.training_data(), PenguinParameters())
 
 
 @pytest.fixture(scope="module")
-def bad_pipeline():
+def bad_model():
     """Fitted on the training rows with their species shuffled: it learnt nothing."""
-    training_rows, _ = promotion.penguin_split()
-    shuffled = training_rows.copy()
-    shuffled[PENGUIN_TARGET] = np.random.default_rng(0).permutation(shuffled[PENGUIN_TARGET].to_numpy())
-    return penguins.train(shuffled)
+    data = MODEL.training_data()
+    shuffled = Examples(data.inputs, np.random.default_rng(0).permutation(data.labels))
+    return MODEL.train(shuffled, PenguinParameters())
 
 
-def publish(store, pipeline, floor=0.8, margin=0.02):
+def publish(store, trained, floor=0.8, margin=0.02, model=MODEL):
     with store.training_lock():
-        return penguins.publish(pipeline, {}, {}, store=store, floor=floor, margin=margin)
+        return promotion.publish(model, trained, {}, store=store, floor=floor, margin=margin)
 
 
-def test_a_good_first_version_is_promoted_and_a_worse_one_stored_but_not_served(store, good_pipeline, bad_pipeline):
-    first = publish(store, good_pipeline)
+def test_a_good_first_version_is_promoted_and_a_worse_one_stored_but_not_served(store, good_model, bad_model):
+    first = publish(store, good_model)
     gate = first.metadata["gate"]
     assert gate["decision"] == "promoted" and gate["rule"] is None
-    assert gate["accuracy"] >= 0.9 and gate["n_holdout"] == len(promotion.penguin_holdout())
-    assert gate["holdout_sha256"] == promotion.penguin_holdout().sha256
+    assert gate["accuracy"] >= 0.9 and gate["n_holdout"] == len(MODEL.holdout())
+    assert gate["holdout_sha256"] == MODEL.holdout().sha256
     assert (gate["active_version"], gate["active_accuracy"], gate["floor"], gate["margin"]) == (None, None, 0.8, 0.02)
+    assert first.metadata["metrics"]["accuracy"] == gate["accuracy"]
+    assert first.metadata["classes"] == list(MODEL.classes) and first.serving_file is not None
 
     # With a floor the shuffled model passes, the margin over version 1 refuses it.
-    worse = publish(store, bad_pipeline, floor=0.2)
+    worse = publish(store, bad_model, floor=0.2)
     gate = worse.metadata["gate"]
     assert (gate["decision"], gate["rule"]) == ("rejected", "margin"), gate
     assert gate["active_version"] == 1 and gate["active_accuracy"] == first.metadata["gate"]["accuracy"]
     assert store.versions() == [1, 2] and store.active() == 1
-    assert publish(store, bad_pipeline).metadata["gate"]["rule"] == "floor"
+    assert publish(store, bad_model).metadata["gate"]["rule"] == "floor"
 
-    again = publish(store, good_pipeline)  # as good as version 1: within the margin
+    again = publish(store, good_model)  # as good as version 1: within the margin
     assert again.metadata["gate"]["decision"] == "promoted" and store.active() == again.number
 
 
-def test_the_serving_version_is_measured_again_when_its_figures_came_from_another_holdout(store, good_pipeline):
-    save = lambda folder: penguins.save(good_pipeline, folder)  # noqa: E731
+def test_the_serving_version_is_measured_again_when_its_figures_came_from_another_holdout(store, good_model):
+    def save(folder):
+        return MODEL.save(good_model.model, folder)
+
     elsewhere = {"decision": "promoted", "accuracy": 0.5, "holdout_sha256": "another holdout's"}
     for recorded in ({"metrics": {"accuracy": 0.5}}, {"gate": elsewhere}):  # from before the gate; another holdout
-        serving = store.publish(save, recorded)
-        gate = publish(store, good_pipeline).metadata["gate"]
+        serving = store.publish(save, recorded)  # a training file only, as before serving files
+        gate = publish(store, good_model).metadata["gate"]
         # Measured again on this holdout (the same model, so the same figure), not the recorded 0.5.
         assert gate["active_version"] == serving.number and gate["active_accuracy"] == gate["accuracy"] != 0.5
         assert gate["decision"] == "promoted"
 
 
-def test_a_file_that_reloads_into_a_different_model_fails_the_smoke_test(store, good_pipeline, bad_pipeline):
-    swapped = dataclasses.replace(penguins.GATE_KIND, load=lambda path: bad_pipeline)
-    with store.training_lock():
-        version = promotion.publish(store, swapped, good_pipeline, {}, floor=0.8, margin=0.02)
+def test_a_file_that_reloads_into_a_different_model_fails_the_smoke_test(store, good_model, bad_model):
+    class Forgetful(Penguins):
+        def load(self, path):
+            return bad_model.model
+
+    version = publish(store, good_model, model=Forgetful())
     assert (version.metadata["gate"]["decision"], version.metadata["gate"]["rule"]) == ("rejected", "smoke")
     assert "loaded again, answers differently" in version.metadata["gate"]["reason"]
     assert store.active() is None
+
+
+def test_an_onnx_file_trained_elsewhere_is_judged_like_a_trained_model(store, good_model, bad_model, tmp_path):
+    good, bad = tmp_path / "good.onnx", tmp_path / "bad.onnx"
+    MODEL.export_onnx(good_model.model, good)
+    MODEL.export_onnx(bad_model.model, bad)
+    holdout = MODEL.holdout()
+    first = promotion.publish_serving_file(MODEL, good, holdout, store=store, floor=0.8, margin=0.02)
+    assert first.metadata["gate"]["decision"] == "promoted" and first.metadata["trained_elsewhere"]
+    assert first.model_file == first.serving_file and store.active() == first.number
+    refused = promotion.publish_serving_file(MODEL, bad, holdout, store=store, floor=0.2, margin=0.02)
+    assert refused.metadata["gate"]["rule"] == "margin" and store.active() == first.number
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a graph")
+    with pytest.raises(promotion.ServingExportFailed, match="does not run"):
+        promotion.publish_serving_file(MODEL, broken, holdout, store=store)
+    assert store.versions() == [1, 2]

@@ -18,14 +18,15 @@ def test_importing_the_service_loads_no_model_library():
 
 def test_the_hand_written_model_math_is_gone():
     """Part 3 serves model.onnx with ONNX Runtime (issue 11): the NumPy CNN, the skops reader and the
-    digit helper were removed with their tests, and stay removed."""
+    digit helper were removed with their tests, and stay removed; so is the NumPy KNN built on
+    scikit-learn's private attributes (Part 1 predicts with the pipeline, as the workshop does)."""
     from importlib.util import find_spec
 
-    from app import mnist, penguins
+    from app.models import mnist, penguins
 
     removed = ["app.mnist_numpy", "app.penguin_file", "app.part3.digit_helper"]
     assert [name for name in removed if find_spec(name) is not None] == []
     assert [
         name for name in ("FastDigitPredictor", "compiled_predictor", "one_blas_thread") if hasattr(mnist, name)
     ] == []
-    assert not hasattr(penguins.FastPenguinPredictor, "from_arrays")
+    assert not hasattr(penguins, "FastPenguinPredictor")

@@ -1,10 +1,11 @@
-"""app.penguins.units: a length with an optional unit, in millimetres, or a UnitError naming the accepted units."""
+"""app.models.penguins.units: a length with an optional unit, in millimetres, or a UnitError naming the
+accepted units."""
 
 import math
 
 import pytest
 
-from app.penguins.units import ACCEPTED_UNITS, MILLIMETRES_PER_UNIT, UnitError, to_millimetres
+from app.models.penguins.units import ACCEPTED_UNITS, MILLIMETRES_PER_UNIT, UnitError, to_millimetres
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_the_pydantic_type_converts_and_reports_errors_on_the_field():
 
     from pydantic import BaseModel, Field, ValidationError
 
-    from app.penguins.units import Millimetres
+    from app.models.penguins.units import Millimetres
 
     class Penguin(BaseModel):
         flipper: Annotated[Millimetres, Field(gt=0, lt=300)]

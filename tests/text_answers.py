@@ -78,7 +78,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query
 
-from app.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM
+from app.models.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM
 
 app = FastAPI()
 

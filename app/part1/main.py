@@ -4,9 +4,9 @@ Run it:   fastapi dev app/part1/main.py
 
 Where the exercises train at import as the workshop does, this service serves what
 notebooks/penguins.ipynb published to the model store: the active version, loaded once at start-up
-(sha256 checked, see app/part1/model.py) and kept in memory as a FastPenguinPredictor, so a request
-costs a few microseconds of NumPy and never touches the disk. Lengths accept units ("19.5cm") and
-are bounded as app/penguins/api.py explains; anything else is a 422 naming the parameter.
+(sha256 checked, see app/part1/model.py) and kept in memory, so a request never touches the disk;
+it predicts with the pipeline's own `predict`, as the workshop does. Lengths accept units ("19.5cm") and
+are bounded as app/models/penguins/api.py explains; anything else is a 422 naming the parameter.
 """
 
 from collections.abc import AsyncIterator
@@ -15,9 +15,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from app.models.penguins.api import BillLength, FlipperLength, PenguinMeasurements, PenguinPrediction
 from app.offline_docs import serve_docs_offline
 from app.part1.model import ServedModel, load_or_publish
-from app.penguins.api import BillLength, FlipperLength, PenguinMeasurements, PenguinPrediction
 
 
 @asynccontextmanager
@@ -42,8 +42,8 @@ def describe(request: Request) -> dict[str, Any]:
         "service": "penguin species from bill and flipper lengths",
         "model": {
             "version": model.version,
-            "classes": model.metadata["classes"],
-            "features": model.metadata["features"],
+            "classes": [str(name) for name in model.pipeline.classes_],
+            "features": [str(name) for name in model.pipeline.feature_names_in_],
             "metrics": model.metadata.get("metrics", {}),
             "created_at": model.metadata.get("created_at"),
         },
@@ -54,5 +54,5 @@ def describe(request: Request) -> dict[str, Any]:
 
 @app.get("/predict/")
 def predict(bill: BillLength, flipper: FlipperLength, request: Request) -> PenguinPrediction:
-    species = served(request).predictor.predict(bill, flipper)
+    species = served(request).predict(bill, flipper)
     return PenguinPrediction(parameters=PenguinMeasurements(bill_length=bill, flipper_length=flipper), result=species)

@@ -16,7 +16,7 @@ from fastapi import BackgroundTasks, FastAPI, UploadFile
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from app import mnist
+from app.models import mnist
 from app.offline_docs import serve_docs_offline
 from app.part2.serving import LatestModel
 from app.part2.training import TrainingCounter, train_next_version

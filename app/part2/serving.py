@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from app import mnist
+from app.models import mnist
 from app.store import CorruptModel, ModelNotFound, ModelStore
 
 RETRY_AFTER_SECONDS = 10

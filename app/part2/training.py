@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from app import mnist
+from app import promotion
 from app.datasets import load_mnist
+from app.models import mnist
 from app.store import CorruptModel, ModelStore, Version
 
 
@@ -75,20 +76,19 @@ def train_and_publish(
 ) -> Version:
     """Fine-tune `base` (or train a new model) and publish the result as the store's next version.
 
-    Without images it trains on MNIST. Every version is evaluated on the same held-out test images,
-    so the accuracies in the versions' metadata compare.
+    Without images it trains on MNIST. Every version is evaluated on the same held-out test images
+    (the promotion gate's holdout), so the accuracies in the versions' metadata compare.
     """
-    mnist_data = load_mnist()
     if images is None or labels is None:
+        mnist_data = load_mnist()
         images, labels = mnist_data.x_train, mnist_data.y_train
         data = {"source": mnist_data.source, "size": int(len(labels))}
     else:
         data = {"source": "upload", "size": int(len(labels))}
     epochs = epochs or mnist.default_epochs()
     result = mnist.train(images, labels, base=base, parent=parent, epochs=epochs, on_epoch_end=epoch_printer(epochs))
-    metrics = mnist.evaluate(result.model, mnist_data.x_test, mnist_data.y_test)
     parameters = {"epochs": epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "fine_tuned": base is not None}
-    return mnist.publish(result, metrics, parameters, data, store)
+    return promotion.publish(mnist.MODEL, result, {"parent": parent, "parameters": parameters, "data": data}, store)
 
 
 def train_next_version(

@@ -2,8 +2,9 @@
 
 Every worker writes and reads the same file (SQLite locks it across processes on one host), so
 every worker reports the same live accuracy. Bounded: after each insert only the newest `keep`
-rows of that model remain. A digit's image, when sent, is kept as its 784 decoded pixels (a
-BLOB), never under an uploaded name, so a fine-tune can train on it.
+rows of that model remain. The input that was predicted, when sent back with its label (a digit's
+image, a row of measurements), is kept as its row in the model's input form (the raw bytes of the
+model's dtype, a BLOB), never under an uploaded name, so a fine-tune can train on it.
 
 One feedback per prediction: the same label again is accepted and changes nothing (a client may
 retry); another label for the same prediction is a conflict (409).
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.modelkit import Model
+
 FEEDBACK_FILE = ".feedback.sqlite3"
-SIDE = 28
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -30,7 +32,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     correct INTEGER NOT NULL,
     predicted_at REAL NOT NULL,
     received_at REAL NOT NULL,
-    image BLOB
+    input BLOB
 );
 CREATE INDEX IF NOT EXISTS feedback_by_model ON feedback (model, seq);
 CREATE TABLE IF NOT EXISTS retrain_claims (model TEXT PRIMARY KEY, claimed_at REAL NOT NULL);
@@ -62,6 +64,9 @@ class FeedbackStore:
             connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(feedback)")}
+            if "image" in columns:  # a table from before any model could send its input: same bytes
+                connection.execute("ALTER TABLE feedback RENAME COLUMN image TO input")
             connection.executescript(SCHEMA)
             self._connection = connection
         return self._connection
@@ -74,10 +79,11 @@ class FeedbackStore:
         predicted: str,
         label: str,
         predicted_at: float,
-        image: np.ndarray | None = None,
+        row: np.ndarray | None = None,
     ) -> bool:
-        """Store one feedback; False when this exact feedback was already stored (nothing changes)."""
-        pixels = None if image is None else np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+        """Store one feedback, with the predicted input's row if sent; False when this exact feedback
+        was already stored (nothing changes)."""
+        data = None if row is None else np.ascontiguousarray(row).tobytes()
         with self._lock:
             db = self._connect()
             db.execute("BEGIN IMMEDIATE")  # the check and the insert as one, across processes
@@ -92,9 +98,9 @@ class FeedbackStore:
                     return False
                 db.execute(
                     "INSERT INTO feedback"
-                    " (id, model, version, predicted, label, correct, predicted_at, received_at, image)"
+                    " (id, model, version, predicted, label, correct, predicted_at, received_at, input)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key, model, version, predicted, label, int(predicted == label), predicted_at, time.time(), pixels),
+                    (key, model, version, predicted, label, int(predicted == label), predicted_at, time.time(), data),
                 )
                 db.execute(
                     "DELETE FROM feedback WHERE model = ? AND seq <= "
@@ -134,18 +140,22 @@ class FeedbackStore:
             )
         return {version: LiveAccuracy(float(accuracy), count, window) for version, accuracy, count in rows}
 
-    def training_images(self, model: str) -> tuple[np.ndarray, np.ndarray]:
-        """The labelled feedback images of `model` (newest kept), as (n, 28, 28) uint8 and (n,) labels."""
+    def training_examples(self, model: Model) -> tuple[np.ndarray, np.ndarray]:
+        """The labelled feedback of `model` that came with its input (the newest kept), oldest first, as
+        rows in the model's input form and class indices."""
         with self._lock:
             rows = (
                 self._connect()
                 .execute(
-                    "SELECT image, label FROM feedback WHERE model = ? AND image IS NOT NULL ORDER BY seq", (model,)
+                    "SELECT input, label FROM feedback WHERE model = ? AND input IS NOT NULL ORDER BY seq",
+                    (model.name,),
                 )
                 .fetchall()
             )
-        images = np.frombuffer(b"".join(image for image, _ in rows), dtype=np.uint8).reshape(-1, SIDE, SIDE)
-        return images.copy(), np.array([int(label) for _, label in rows], dtype=np.int64)
+        dtype, shape = model.input.dtype, model.input.row_shape
+        inputs = np.frombuffer(b"".join(data for data, _ in rows), dtype=dtype).reshape(-1, *shape)
+        labels = np.array([model.classes.index(label) for _, label in rows], dtype=np.int64)
+        return inputs.copy(), labels
 
     def claim_retrain(self, model: str, min_interval: float) -> bool:
         """True for one caller at most every `min_interval` seconds across all workers (the policy's

@@ -7,7 +7,7 @@
 
 Both keep submission order (the sequence is given and made visible in one step, so a job never
 appears before one submitted earlier), update a job by an atomic read-modify-write (no lost
-update), and keep a job's uploaded images in a file of the models folder named by the job's id.
+update), and keep a job's uploaded examples in a file of the models folder named by the job's id.
 """
 
 import json
@@ -37,9 +37,9 @@ class JobRecords:
         self.uploads_dir = Path(uploads_dir)  # created on first write, so importing the app writes nothing
 
     # -- the backend's part -------------------------------------------------------------------
-    def _insert(self, job: Job, unless_pending: JobKind | None) -> Job:
-        """Store a new job with the next sequence number; if `unless_pending` names a kind with an
-        unfinished job, store nothing and return that job instead (both in one atomic step)."""
+    def _insert(self, job: Job, unless_pending: bool) -> Job:
+        """Store a new job with the next sequence number; with `unless_pending`, if a job of the same kind
+        and model is unfinished, store nothing and return that job instead (both in one atomic step)."""
         raise NotImplementedError
 
     def get(self, job_id: str) -> Job:
@@ -61,17 +61,26 @@ class JobRecords:
     def submit(
         self,
         kind: JobKind,
-        epochs: int,
-        images: np.ndarray | None = None,
+        model: str | None,
+        parameters: dict[str, Any] | None = None,
+        inputs: np.ndarray | None = None,
         labels: np.ndarray | None = None,
-        unless_pending: JobKind | None = None,
+        unless_pending: bool = False,
     ) -> Job:
-        """Queue a job; its images are stored first, so a visible job always has its data."""
+        """Queue a job; its examples are stored first, so a visible job always has its data. With
+        `unless_pending`, a job of the same kind and model that has not finished stands instead."""
         job_id = uuid.uuid4().hex
-        if images is not None and labels is not None:
-            self._save_data(job_id, images, labels)
+        if inputs is not None and labels is not None:
+            self._save_data(job_id, inputs, labels)
+        parameters = parameters or {}
         job = Job(
-            id=job_id, kind=kind, submitted_at=now(), epochs=epochs, n_images=0 if labels is None else len(labels)
+            id=job_id,
+            kind=kind,
+            model=model,
+            parameters=parameters,
+            submitted_at=now(),
+            epochs=int(parameters.get("epochs", 0)),
+            n_images=0 if labels is None else len(labels),
         )
         stored = self._insert(job, unless_pending)
         if stored.id != job_id:
@@ -100,13 +109,13 @@ class JobRecords:
             raise JobNotFound(f"no job {job_id!r}: job ids are 32 hexadecimal characters")
         return self.uploads_dir / f"{job_id}.npz"
 
-    def _save_data(self, job_id: str, images: np.ndarray, labels: np.ndarray) -> None:
+    def _save_data(self, job_id: str, inputs: np.ndarray, labels: np.ndarray) -> None:
         path = self.data_path(job_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f"{TEMP_PREFIX}{path.name}")
         try:
             with open(temp, "wb") as file:
-                np.savez(file, images=np.asarray(images, np.uint8), labels=np.asarray(labels, np.int64))
+                np.savez(file, inputs=np.asarray(inputs), labels=np.asarray(labels, np.int64))
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temp, path)  # a reader sees the whole file or none
@@ -119,7 +128,7 @@ class JobRecords:
         if not path.exists():
             return None
         with np.load(path, allow_pickle=False) as data:
-            return data["images"], data["labels"]
+            return data["inputs"], data["labels"]
 
     def discard_data(self, job_id: str) -> None:
         self.data_path(job_id).unlink(missing_ok=True)
@@ -165,15 +174,16 @@ class SqliteJobRecords(JobRecords):
             raise
         connection.execute("commit")
 
-    def _insert(self, job: Job, unless_pending: JobKind | None) -> Job:
+    def _insert(self, job: Job, unless_pending: bool) -> Job:
         with self._transaction() as db:
-            if unless_pending is not None:
-                row = db.execute(
-                    "select body, sequence from jobs where kind = ? and status not in (?, ?) order by sequence limit 1",
-                    (unless_pending, *FINISHED),
-                ).fetchone()
-                if row is not None:
-                    return _job(*row)
+            if unless_pending:
+                rows = db.execute(
+                    "select body, sequence from jobs where kind = ? and status not in (?, ?) order by sequence",
+                    (job.kind, *FINISHED),
+                )
+                pending = next((found for found in (_job(*row) for row in rows) if found.model == job.model), None)
+                if pending is not None:
+                    return pending
             cursor = db.execute(
                 "insert into jobs (id, status, kind, body) values (?, ?, ?, ?)",
                 (job.id, job.status, job.kind, _body(job)),
@@ -245,15 +255,15 @@ class RedisJobRecords(JobRecords):
     def _key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
 
-    def _insert(self, job: Job, unless_pending: JobKind | None) -> Job:
+    def _insert(self, job: Job, unless_pending: bool) -> Job:
         keys = [
             self.sequence_key,
             self.order_key,
             self._key(job.id),
-            f"{self.prefix}:pending:{unless_pending}",
+            f"{self.prefix}:pending:{job.kind}:{job.model or ''}",
             f"{self.prefix}:job:",
         ]
-        body, sequence = self._submit(keys=keys, args=[job.id, _body(job), unless_pending or ""])
+        body, sequence = self._submit(keys=keys, args=[job.id, _body(job), "1" if unless_pending else ""])
         return _job(body, int(float(sequence)))
 
     def get(self, job_id: str) -> Job:

@@ -25,13 +25,15 @@ class Job(BaseModel):
 
     id: str
     kind: JobKind
+    model: str | None = None  # the model it trains; None: the first start's job, for every model that needs it
+    parameters: dict[str, Any] = {}  # as the model's declaration validated them (e.g. epochs)
     status: JobStatus = "queued"
     sequence: int = 0  # submission order across every API process (from the records' own counter)
     submitted_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None  # the running trainer's last sign of life
-    epochs: int
+    epochs: int = 0  # epochs (or steps) the training runs, once known
     epoch: int = 0  # epochs completed so far
     loss: float | None = None
     accuracy: float | None = None

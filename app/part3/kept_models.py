@@ -18,18 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app import mnist, penguins
-from app.part3.onnx_models import DigitModel, PenguinModel
+from app import registry
+from app.modelkit import Model
+from app.onnx_serving import ServingModel
 from app.store import ModelNotFound, ModelStore
 
 log = logging.getLogger(__name__)
 
 
 def needs_first_models(models_dir: Path) -> bool:
-    """Whether a store lacks a model or has a version without a serving file: then a worker queues
-    the "initial" job, and the trainer (training_job.py) trains or exports what is missing."""
-    stores = [ModelStore(name, models_dir) for name in (penguins.MODEL_NAME, mnist.MODEL_NAME)]
-    return any(store.latest() is None or len(store.servable()) < len(store.versions()) for store in stores)
+    """Whether a trainable model has no version, or a version has no serving file: then a worker queues
+    the "initial" job, and the trainer (training_job.py) trains or exports what is missing. (A serve-only
+    model waits for its publisher: nothing here can train it.)"""
+    for model in registry.models().values():
+        store = ModelStore(model.name, models_dir)
+        if model.trainable and (store.latest() is None or len(store.servable()) < len(store.versions())):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -38,17 +43,16 @@ class Kept:
     model: Any
 
 
+def loader_of(model: Model) -> Callable[[Path], ServingModel]:
+    """Opens a serving file the store has checked (sha256) in ONNX Runtime and warms it."""
+    return lambda path: ServingModel(path, model)
+
+
 class KeptModels:
     def __init__(self, models_dir: Path) -> None:
-        self.stores = {
-            penguins.MODEL_NAME: ModelStore(penguins.MODEL_NAME, models_dir),
-            mnist.MODEL_NAME: ModelStore(mnist.MODEL_NAME, models_dir),
-        }
-        # Each opens a serving file the store has checked (sha256) and warms it.
-        self.loaders: dict[str, Callable[[Path], Any]] = {
-            penguins.MODEL_NAME: PenguinModel,
-            mnist.MODEL_NAME: DigitModel,
-        }
+        self.models = registry.models()
+        self.stores = {name: ModelStore(name, models_dir) for name in self.models}
+        self.loaders: dict[str, Callable[[Path], Any]] = {name: loader_of(model) for name, model in self.models.items()}
         self.kept: dict[str, Kept | None] = dict.fromkeys(self.stores)
         # The version of each model that failed to load, and why: not retried (a published version
         # never changes) until the store serves another one.
@@ -60,9 +64,14 @@ class KeptModels:
     def get(self, name: str) -> Kept | None:
         return self.kept[name]
 
+    def expected(self, name: str) -> bool:
+        """Whether readiness waits for `name`: a trainable model always (the first start trains it), a
+        serve-only one once a version of it is stored."""
+        return self.models[name].trainable or self.stores[name].latest() is not None
+
     @property
     def ready(self) -> bool:
-        return all(kept is not None for kept in self.kept.values())
+        return all(kept is not None or not self.expected(name) for name, kept in self.kept.items())
 
     def versions(self) -> dict[str, int | None]:
         return {name: kept.version if kept else None for name, kept in self.kept.items()}

@@ -1,4 +1,5 @@
-"""Part 3: the production service. Both models, training jobs, rollback, health, metrics, offline docs.
+"""Part 3: the production service, generic over its models (app/registry.py): the workshop's routes,
+the Open Inference Protocol for every model, training jobs, rollback, health, metrics, offline docs.
 
     fastapi run app/part3/main.py --port 80                  # one worker
     fastapi run app/part3/main.py --port 80 --workers 2      # several: they share models/ and the jobs
@@ -22,9 +23,10 @@ from app.images import UploadError
 from app.offline_docs import serve_docs_offline
 from app.part3.body_limit import BodySizeLimit
 from app.part3.job_status import JobNotFound
+from app.part3.open_inference import InferenceError
 from app.part3.predictor import ModelNotReady
 from app.part3.prometheus import RequestMetricsMiddleware
-from app.part3.routes import feedback, health, jobs, metrics, models, predict, root, train, upload
+from app.part3.routes import feedback, health, inference, jobs, metrics, models, predict, root, train, upload
 from app.part3.service import QueueFull, Service
 from app.part3.settings import Settings
 from app.part3.training_queue import QueueUnavailable
@@ -33,6 +35,7 @@ from app.store import ModelNotFound
 # The predict routes first: FastAPI tries the routers in this order, and these are the hot ones.
 ROUTERS = (
     predict.router,
+    inference.router,
     root.router,
     train.router,
     jobs.router,
@@ -95,6 +98,11 @@ def add_error_handlers(app: FastAPI) -> None:
     async def queue_unavailable(request: Request, error: QueueUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "10"})
 
+    @app.exception_handler(InferenceError)
+    async def bad_inference(request: Request, error: InferenceError) -> JSONResponse:
+        # The Open Inference Protocol's error shape, {"error": ...}, on its own routes.
+        return JSONResponse({"error": error.message}, status_code=error.status_code)
+
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, error: QueueFull) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=429, headers={"Retry-After": "30"})
@@ -112,8 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await service.stop()
 
     app = FastAPI(
-        title="Digits and penguins",
-        summary="The workshop's production service: two models, training jobs, rollback, health and metrics.",
+        title="The workshop's model service",
+        summary="The workshop's production service: its models (the workshop's two and any you add), the Open "
+        "Inference Protocol, training jobs, rollback, health and metrics.",
         version="3.0.0",
         lifespan=lifespan,
         form_limits={"max_files": settings.max_files},

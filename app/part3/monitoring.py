@@ -1,17 +1,19 @@
 """When to retrain: live accuracy from labelled feedback, drift of live requests, and the policy.
 
+Generic over the registry: every model gets the same signals.
+
 - Prediction ids (prediction_ids.py) are issued on the prediction path, which writes nothing else
-  but one entry in a bounded in-memory window per model (`saw_penguin`, `saw_digits`: an append).
+  but its rows in a bounded in-memory window per model (`saw`: an append).
 - Live accuracy comes from the shared feedback table (feedback_records.py): every worker reports the same.
 - Drift compares this worker's window with the serving version's reference (app/drift.py): each
-  worker judges its own traffic. The window keeps the uploaded bytes; decoding them and running
-  the model for the confidences happen when a signal is asked for (GET /models/, a /metrics
-  scrape), off the prediction path, at most once a second per model.
+  worker judges its own traffic. Running the model on the window for the confidences happens when a
+  signal is asked for (GET /models/, a /metrics scrape), off the prediction path, at most once a
+  second per model.
 - Retraining is recommended when drift is significant or live accuracy is below the floor on
   enough labels. With WORKSHOP_RETRAIN_POLICY=fine-tune-on-feedback a worker then queues one
-  fine-tune on the feedback images through the normal submission path (the gate decides whether
-  its result serves): never while another fine-tune waits or runs, and at most once every
-  WORKSHOP_RETRAIN_MIN_INTERVAL seconds across all workers.
+  fine-tune of that model on its labelled feedback through the normal submission path (the gate
+  decides whether its result serves): never while another fine-tune of it waits or runs, and at
+  most once every WORKSHOP_RETRAIN_MIN_INTERVAL seconds across all workers.
 """
 
 import logging
@@ -25,11 +27,12 @@ from typing import Any
 import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 
-from app import drift, images, mnist, penguins
+from app import drift
+from app.images import UploadError
 from app.part3.feedback_records import FeedbackStore
 from app.part3.job_status import Job
 from app.part3.kept_models import KeptModels
-from app.part3.prediction_ids import PredictionIds, shared_secret
+from app.part3.prediction_ids import PredictionIds, input_digest, shared_secret
 from app.part3.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,11 +70,20 @@ class Monitoring:
             log.exception("cannot keep a feedback secret in the store; set WORKSHOP_FEEDBACK_SECRET")
             return secrets.token_bytes(32)
 
-    def saw_penguin(self, version: int, bill_length_mm: float, flipper_length_mm: float) -> None:
-        self.requests[penguins.MODEL_NAME].append((version, bill_length_mm, flipper_length_mm))
+    def answered(self, name: str, version: int, labels: list[str], rows: np.ndarray) -> list[str]:
+        """What a prediction path does after answering: keep the rows in the drift window, and issue
+        one prediction id per row (feedback names its answer with it)."""
+        self.saw(name, version, rows)
+        issue = self.ids.issue
+        return [issue(name, version, label, input_digest(row)) for label, row in zip(labels, rows, strict=True)]
 
-    def saw_digits(self, version: int, uploads: list[tuple[str | None, bytes]]) -> None:
-        self.requests[mnist.MODEL_NAME].extend((version, data) for _, data in uploads)
+    def saw(self, name: str, version: int, rows: np.ndarray) -> None:
+        """Keep the rows a version answered in the model's drift window (the oldest fall out)."""
+        window = self.requests[name]
+        if len(rows) == 1:
+            window.append((version, rows[0]))
+        else:
+            window.extend((version, row) for row in rows)
 
     def reset(self, name: str) -> None:
         """Start a new drift window for `name` (e.g. after the traffic's source was fixed)."""
@@ -137,20 +149,13 @@ class Monitoring:
                 "status": "collecting",
                 "detail": f"{len(window)} requests of the {settings.drift_min_window} needed before any signal",
             }
-        signals = drift.compare(reference, self._features(name, kept.model, window))
+        rows = np.stack([row for _, row in window])
+        signals = drift.compare(reference, drift.features(kept.model.model, rows, kept.model.probabilities(rows)))
         threshold = settings.drift_alpha / max(len(signals), 1)  # Bonferroni: alpha over all the signals
         for signal in signals.values():
             signal["significant"] = signal["p_value"] < threshold
         significant = any(signal["significant"] for signal in signals.values())
         return {**report, "threshold": threshold, "signals": signals, "status": "drift" if significant else "no drift"}
-
-    @staticmethod
-    def _features(name: str, model, window: list[tuple]) -> dict[str, np.ndarray]:
-        if name == penguins.MODEL_NAME:
-            lengths = np.array([entry[1:] for entry in window], dtype=np.float64)
-            return {"bill_length": lengths[:, 0], "flipper_length": lengths[:, 1]}
-        pixels = images.decode_digits([entry[1] for entry in window])
-        return drift.digit_features(model.probabilities(pixels), pixels)
 
     def recommendation(self, name: str) -> tuple[bool, list[str]]:
         """Whether to retrain `name`, and why, in words."""
@@ -187,32 +192,38 @@ class Monitoring:
         self._last_policy_check = time.monotonic()
         await asyncio.to_thread(self.apply_policy)
 
-    def apply_policy(self) -> Job | None:
-        """Queue one fine-tune on the feedback images when retraining is recommended (see above)."""
+    def apply_policy(self) -> list[Job]:
+        """For each trainable model for which retraining is recommended, queue one fine-tune on its
+        labelled feedback (see above); returns the jobs queued."""
         if self.settings.retrain_policy != "fine-tune-on-feedback":
-            return None
-        recommended, reasons = self.recommendation(mnist.MODEL_NAME)
-        if not recommended:
-            return None
-        feedback_images, labels = self.feedback.training_images(mnist.MODEL_NAME)
-        if not len(labels):
-            log.info("retraining is recommended (%s) but no feedback images were sent", "; ".join(reasons))
-            return None
-        if any(job.kind == "fine-tune" and not job.finished for job in self.jobs()):
-            return None
-        if not self.feedback.claim_retrain(mnist.MODEL_NAME, self.settings.retrain_min_interval):
-            return None
-        # unless_pending: if a fine-tune is already queued or running, that one stands (one atomic step).
-        job = self.submit("fine-tune", self.settings.epochs, feedback_images, labels, unless_pending="fine-tune")
-        log.info("queued fine-tune %s on %d feedback images: %s", job.id, len(labels), "; ".join(reasons))
-        return job
+            return []
+        queued = []
+        for name, model in self.kept.models.items():
+            if not model.trainable:
+                continue
+            recommended, reasons = self.recommendation(name)
+            if not recommended:
+                continue
+            inputs, labels = self.feedback.training_examples(model)
+            if not len(labels):
+                log.info("retraining %s is recommended (%s) but no feedback with inputs came", name, "; ".join(reasons))
+                continue
+            if any(job.kind == "fine-tune" and job.model == name and not job.finished for job in self.jobs()):
+                continue
+            if not self.feedback.claim_retrain(name, self.settings.retrain_min_interval):
+                continue
+            # unless_pending: if a fine-tune of it is already queued or running, that one stands (one atomic step).
+            job = self.submit("fine-tune", name, {}, inputs, labels, unless_pending=True)
+            log.info("queued fine-tune %s of %s on %d feedbacks: %s", job.id, name, len(labels), "; ".join(reasons))
+            queued.append(job)
+        return queued
 
-    def fine_tune_on_feedback(self, epochs: int) -> Job:
-        """POST /train/feedback/: a fine-tune on every kept feedback image (ValueError if none)."""
-        feedback_images, labels = self.feedback.training_images(mnist.MODEL_NAME)
+    def train_on_feedback(self, name: str, parameters: dict[str, Any] | None = None, kind: str = "fine-tune") -> Job:
+        """A job of `name` on every kept feedback that came with its input (UploadError if none)."""
+        inputs, labels = self.feedback.training_examples(self.kept.models[name])
         if not len(labels):
-            raise images.UploadError("no feedback images yet: send some to POST /feedback/image/ first")
-        return self.submit("fine-tune", epochs, feedback_images, labels)
+            raise UploadError(f"no {name} feedback with its input yet: send some with the prediction's input first")
+        return self.submit(kind, name, parameters or {}, inputs, labels)
 
     # -- Prometheus -----------------------------------------------------------------------------
     def collect(self):

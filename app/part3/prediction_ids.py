@@ -1,14 +1,15 @@
 """Prediction ids: what an answer was, signed, so feedback can name it without the service storing it.
 
-    <base64url of "model|version|answer|unix time|nonce|image digest">.<base64url of its MAC>
+    <base64url of "model|version|answer|unix time|nonce|input digest">.<base64url of its MAC>
 
 The prediction path writes nothing: the id carries what `POST /feedback/` needs (which model and
 version answered what, and when), and a MAC under a secret every worker shares proves the
 service issued it, so any worker or replica can take the feedback and a forged or edited id is
 refused. The MAC is keyed BLAKE2b, the MAC that Python's hashlib documents as a faster
 replacement for HMAC; the nonce is a random per-process prefix and a counter, so issuing an id
-makes no system call. For a digit the id also holds a digest of the uploaded bytes, so an image sent with the
-feedback must be the one that was predicted.
+makes no system call. The id also holds a digest of the input that was predicted (its row in the
+model's input form: an image's pixels, a row of measurements), so an input sent back with the feedback
+must be the one that was predicted.
 
 The secret is WORKSHOP_FEEDBACK_SECRET, else `<models dir>/.secret`, made once: written to a
 temporary file and hard-linked into place, which fails if another process made it first (then
@@ -26,6 +27,8 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 SECRET_FILE = ".secret"
 SIGNATURE_BYTES = 16
@@ -45,7 +48,7 @@ class IssuedPrediction:
     version: int
     answer: str
     issued_at: float
-    image_digest: str  # "" for a penguin
+    input_digest: str
 
 
 def _b64(data: bytes) -> str:
@@ -56,8 +59,9 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def image_digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=8).hexdigest()
+def input_digest(row: np.ndarray) -> str:
+    """A digest of one input row's bytes (in the model's dtype), to match feedback to its prediction."""
+    return hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8).hexdigest()
 
 
 def shared_secret(models_dir: Path) -> bytes:

@@ -8,20 +8,24 @@ A job whose version was published before its trainer died counts as succeeded.
 
 from datetime import timedelta
 
-from app import mnist
+from app import registry
 from app.part3.job_records import JobRecords
 from app.part3.job_status import Job, now
 from app.store import ModelStore
 
 
-def published_by(store: ModelStore, job_id: str) -> int | None:
-    for version in reversed(store.all_versions()):
-        if (version.metadata.get("data") or {}).get("job") == job_id:
-            return version.number
-    return None
+def published_by(models_dir, job: Job) -> int | None:
+    """The version `job` published, if it did (the first start's job: the newest it published)."""
+    names = [job.model] if job.model else list(registry.models())
+    found = []
+    for name in names:
+        for version in ModelStore(name, models_dir).all_versions():
+            if (version.metadata.get("data") or {}).get("job") == job.id:
+                found.append((version.metadata.get("created_at", ""), version.number))
+    return max(found)[1] if found else None
 
 
-def settle(records: JobRecords, store: ModelStore, job: Job, reason: str) -> Job:
+def settle(records: JobRecords, models_dir, job: Job, reason: str) -> Job:
     """End a job whose trainer is gone: succeeded if its version was published, else failed with
     `reason`. Only if it is still "running" as read in `job` (a trainer that was only slow and has
     written its result meanwhile keeps it)."""
@@ -29,7 +33,7 @@ def settle(records: JobRecords, store: ModelStore, job: Job, reason: str) -> Job
     def unchanged(current: Job) -> bool:
         return current.status == "running" and current.heartbeat_at == job.heartbeat_at
 
-    version = published_by(store, job.id)
+    version = published_by(models_dir, job)
     if version is not None:
         settled = records.update(job.id, when=unchanged, status="succeeded", version=version, finished_at=now())
     else:
@@ -55,9 +59,8 @@ def fail_silent_jobs(records: JobRecords, models_dir, timeout: float, jobs: list
     those settled as they now are."""
     jobs = records.all() if jobs is None else jobs
     limit = now() - timedelta(seconds=timeout)
-    store = ModelStore(mnist.MODEL_NAME, models_dir)
     return [
-        settle(records, store, job, silence_reason(job))
+        settle(records, models_dir, job, silence_reason(job))
         if job.status == "running" and last_sign_of_life(job) < limit
         else job
         for job in jobs

@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import functools
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, Request
 
+from app.modelkit import Parameters
 from app.part3 import prometheus
 from app.part3.job_records import JobRecords
 from app.part3.job_status import Job, JobKind
@@ -132,6 +133,8 @@ class Service:
             return f"start-up failed: {self.startup_error}"
         reasons = []
         for name, version in self.kept.versions().items():
+            if version is None and not self.kept.expected(name):
+                continue  # a serve-only model nobody published yet: readiness does not wait for it
             if version is not None:
                 if name in self.kept.waiting:  # served, by an older version than the store's
                     reasons.append(self.kept.waiting[name])
@@ -149,7 +152,11 @@ class Service:
                     f"train a better one, or serve one anyway with POST /models/{name}/{newest}/activate?force=true"
                 )
             elif (first := self._first_training()) is not None:
-                advice = " (restart the service, or POST /retrain/, to try again)" if first.status == "failed" else ""
+                advice = (
+                    f" (restart the service, or POST /models/{name}/jobs, to try again)"
+                    if first.status == "failed"
+                    else ""
+                )
                 reasons.append(f"the first {name} training (job {first.id}): {first.progress}{advice}")
             else:
                 reasons.append(f"{name} is loading")
@@ -168,24 +175,40 @@ class Service:
     def ensure_first_models(self) -> None:
         if not needs_first_models(self.settings.models_dir):
             return
-        job = self.submit("initial", self.settings.first_training_epochs, unless_pending="initial")
+        # Each trainable model's parameters for its first training, validated here (the trainer runs them).
+        asked = {"epochs": self.settings.initial_epochs} if self.settings.initial_epochs else {}
+        parameters = {
+            name: self.settings.training_parameters(
+                model,
+                {key: value for key, value in asked.items() if key in (model.parameters or Parameters).model_fields},
+            ).model_dump()
+            for name, model in self.kept.models.items()
+            if model.trainable
+        }
+        with self.reaching_the_queue():
+            job = self.jobs.submit("initial", None, parameters, unless_pending=True)
+            self.queue.enqueue_turn(job.id)
         log.info("a model or a serving file is missing: the first training is job %s", job.id)
 
     # -- jobs -----------------------------------------------------------------------------------
     def submit(
         self,
         kind: JobKind,
-        epochs: int,
-        images: np.ndarray | None = None,
+        model: str,
+        parameters: dict[str, Any] | None = None,
+        inputs: np.ndarray | None = None,
         labels: np.ndarray | None = None,
-        unless_pending: JobKind | None = None,
+        unless_pending: bool = False,
     ) -> Job:
-        """Queue a job and its turn; QueueFull when too many already wait (each holds its images on disk)."""
+        """Queue a job of `model` and its turn, its parameters checked against the model's declaration
+        (pydantic's ValidationError names a bad one); QueueFull when too many already wait (each holds
+        its examples on disk)."""
+        validated = self.settings.training_parameters(self.kept.models[model], parameters).model_dump()
         with self.reaching_the_queue():
             waiting = self.jobs.count("queued")
             if waiting >= self.settings.max_queued_jobs:
                 raise QueueFull(f"{waiting} training jobs are already waiting; try again when some have run")
-            job = self.jobs.submit(kind, epochs, images, labels, unless_pending=unless_pending)
+            job = self.jobs.submit(kind, model, validated, inputs, labels, unless_pending=unless_pending)
             self.queue.enqueue_turn(job.id)
         return job
 

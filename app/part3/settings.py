@@ -3,15 +3,19 @@
     WORKSHOP_MODELS_DIR=/code/models WORKSHOP_API_KEY=s3cret fastapi run app/part3/main.py
 
 The trainers (`uv run workshop trainer`) read the same variables, so both sides read this class.
+Settings of one model are keyed by its name after a double underscore, e.g.
+WORKSHOP_GATE_FLOOR__WINE=0.9 or WORKSHOP_TRAINING__WINE__C=0.5; a model's own declaration
+(app/modelkit.py) gives the defaults.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app import images, mnist, penguins
+from app import images
+from app.modelkit import Model
 from app.paths import models_dir
 
 JOBS_FOLDER = ".jobs"  # the jobs' uploaded images, a file per job
@@ -23,7 +27,7 @@ LOCK_FD_ENV = "WORKSHOP_TRAINER_LOCK_FD"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WORKSHOP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WORKSHOP_", env_nested_delimiter="__", extra="ignore")
 
     models_dir: Path = Field(default_factory=models_dir, description="the model store, shared by every worker")
     api_key: SecretStr | None = Field(
@@ -39,7 +43,12 @@ class Settings(BaseSettings):
     training_threads: PositiveInt = Field(
         default=1, description="TensorFlow threads a training may use, so predictions keep a core"
     )
-    epochs: PositiveInt = Field(default=mnist.DEFAULT_EPOCHS, description="epochs of a training job by default")
+    epochs: PositiveInt | None = Field(
+        default=None, description="epochs of a training job by default, for every model that has epochs"
+    )
+    training: dict[str, dict[str, Any]] = Field(
+        default={}, description="a model's default training parameters: WORKSHOP_TRAINING__<MODEL>__<PARAMETER>"
+    )
     max_queued_jobs: PositiveInt = Field(
         default=50, description="training requests beyond this many waiting jobs get 429 (uploads wait on disk)"
     )
@@ -65,14 +74,13 @@ class Settings(BaseSettings):
         default=10.0, description="seconds a stopping service gives a running trainer before killing it"
     )
     # The promotion gate (app/promotion.py): a new version serves only when it passes both.
-    gate_floor_mnist: float = Field(
-        default=0.8, ge=0, le=1, description="least holdout accuracy a digit model needs to be served"
+    gate_floor: dict[str, float] = Field(
+        default={}, description="least holdout accuracy a model needs to be served: WORKSHOP_GATE_FLOOR__<MODEL>"
     )
-    gate_floor_penguins: float = Field(
-        default=0.8, ge=0, le=1, description="least holdout accuracy a penguin model needs to be served"
-    )
-    gate_margin: float = Field(
-        default=0.02, ge=0, le=1, description="how far below the serving version's holdout accuracy a new one may be"
+    gate_margin: dict[str, float] = Field(
+        default={},
+        description="how far below the serving version's holdout accuracy a new one may be: "
+        "WORKSHOP_GATE_MARGIN__<MODEL>",
     )
 
     # -- feedback, live accuracy, drift and when to retrain (README: "When to retrain") ------------
@@ -153,13 +161,29 @@ class Settings(BaseSettings):
     def jobs_dir(self) -> Path:
         return self.models_dir / JOBS_FOLDER
 
-    def gate_floor(self, model_name: str) -> float:
-        return {mnist.MODEL_NAME: self.gate_floor_mnist, penguins.MODEL_NAME: self.gate_floor_penguins}[model_name]
+    @field_validator("gate_floor", "gate_margin")
+    @classmethod
+    def fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, fraction in value.items():
+            if not 0 <= fraction <= 1:
+                raise ValueError(f"{name}: {fraction} is not between 0 and 1")
+        return value
+
+    def floor_for(self, model: Model) -> float:
+        return self.gate_floor.get(model.name, model.gate_floor)
+
+    def margin_for(self, model: Model) -> float:
+        return self.gate_margin.get(model.name, model.gate_margin)
+
+    def training_parameters(self, model: Model, asked: dict[str, Any] | None = None):
+        """The parameters of a job of `model`: what it asks, else this service's defaults for the model,
+        else the model's own (pydantic's ValidationError names a bad one)."""
+        assert model.parameters is not None, f"{model.name} is serve-only"
+        defaults: dict[str, Any] = dict(self.training.get(model.name, {}))
+        if self.epochs is not None and "epochs" in model.parameters.model_fields:
+            defaults.setdefault("epochs", self.epochs)
+        return model.parameters.model_validate({**defaults, **(asked or {})})
 
     @property
     def queue_file(self) -> Path:
         return self.models_dir / QUEUE_FILE
-
-    @property
-    def first_training_epochs(self) -> int:
-        return self.initial_epochs or self.epochs

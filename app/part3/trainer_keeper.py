@@ -10,6 +10,7 @@ dead one left half-saved).
 """
 
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -17,12 +18,10 @@ import subprocess
 import sys
 import threading
 
-from app import mnist
 from app.part3.job_records import JobRecords
 from app.part3.recovery import settle
 from app.part3.settings import LOCK_FD_ENV, PARENT_ENV, TRAINER_LOCK, Settings
 from app.paths import PROJECT_ROOT
-from app.store import ModelStore
 
 log = logging.getLogger(__name__)
 WAIT_STEP = 0.5  # seconds between checks of a running trainer for a stop request
@@ -67,10 +66,13 @@ class TrainerKeeper:
         return fd
 
     def environment(self) -> dict[str, str]:
+        # The per-model settings go as one JSON value each, this service's: inherited
+        # WORKSHOP_GATE_FLOOR__<MODEL> and the like would be merged over them.
+        per_model = tuple(f"WORKSHOP_{name}__" for name in ("GATE_FLOOR", "GATE_MARGIN", "TRAINING"))
         env = {
             key: value
             for key, value in os.environ.items()
-            if key not in ("WORKSHOP_API_KEY", "PROMETHEUS_MULTIPROC_DIR")
+            if key not in ("WORKSHOP_API_KEY", "PROMETHEUS_MULTIPROC_DIR") and not key.startswith(per_model)
         }
         env.update(
             WORKSHOP_MODELS_DIR=str(self.settings.models_dir),
@@ -79,8 +81,9 @@ class TrainerKeeper:
             WORKSHOP_HEARTBEAT_INTERVAL=str(self.settings.heartbeat_interval),
             WORKSHOP_HEARTBEAT_TIMEOUT=str(self.settings.heartbeat_timeout),
             WORKSHOP_JOBS_KEPT=str(self.settings.jobs_kept),
-            WORKSHOP_GATE_FLOOR_MNIST=str(self.settings.gate_floor_mnist),
-            WORKSHOP_GATE_MARGIN=str(self.settings.gate_margin),
+            WORKSHOP_GATE_FLOOR=json.dumps(self.settings.gate_floor),
+            WORKSHOP_GATE_MARGIN=json.dumps(self.settings.gate_margin),
+            WORKSHOP_TRAINING=json.dumps(self.settings.training),
             PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])),
         )
         env[PARENT_ENV] = str(os.getpid())
@@ -104,10 +107,9 @@ class TrainerKeeper:
                 os.close(locked)  # the trainer's copy holds the lock now
             returncode = self._wait(trainer)
         log.warning("the trainer (pid %s) exited with %s", trainer.pid, returncode)
-        store = ModelStore(mnist.MODEL_NAME, self.settings.models_dir)
         for job in self.records.all():
             if job.status == "running" and job.trainer_pid == trainer.pid:
-                settled = settle(self.records, store, job, self._death_reason(returncode))
+                settled = settle(self.records, self.settings.models_dir, job, self._death_reason(returncode))
                 log.info("job %s %s: %s", job.id, settled.status, settled.progress)
         # What it was saving is removed by the next trainer when it starts: the service never writes the store.
 

@@ -13,6 +13,7 @@ training turns one after another. `uv run workshop trainer` (WORKSHOP_QUEUE_URL,
   cannot expire). A trainer started by the service exits when that service process is gone.
 """
 
+import importlib
 import logging
 import os
 import socket
@@ -23,11 +24,11 @@ import time
 from filelock import FileLock, Timeout
 from huey.exceptions import TaskLockedException
 
-from app import mnist, penguins
+from app import registry
 from app.part3.job_status import Job, now
 from app.part3.recovery import settle, silence_reason
 from app.part3.settings import TRAINER_LOCK, Settings
-from app.part3.training_job import NICENESS, train
+from app.part3.training_job import NICENESS, limit_threads, train
 from app.part3.training_queue import TrainingQueue
 from app.store import ModelStore
 
@@ -63,7 +64,6 @@ class Trainer:
         self.settings = settings
         self.queue = queue
         self.records = queue.records
-        self.store = ModelStore(mnist.MODEL_NAME, settings.models_dir)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.parent = settings.trainer_parent
         self._holding = threading.Event()
@@ -117,10 +117,11 @@ class Trainer:
         """With the lock held, a job still "running" has lost its trainer."""
         orphans = [job for job in self.records.all() if job.status == "running"]
         for job in orphans:
-            settled = settle(self.records, self.store, job, silence_reason(job))
+            settled = settle(self.records, self.settings.models_dir, job, silence_reason(job))
             log.warning("job %s had lost its trainer: %s", job.id, settled.progress)
         if orphans:
-            remove_unfinished_saves(self.store)
+            for name in registry.models():
+                remove_unfinished_saves(ModelStore(name, self.settings.models_dir))
 
     def run(self, job: Job) -> Job:
         job = self.records.update(
@@ -146,9 +147,12 @@ class Trainer:
 
 
 def warm_up(settings: Settings) -> None:
-    """Import TensorFlow and Keras now, once, rather than at each job's start."""
-    mnist.limit_threads(settings.training_threads)  # before Keras builds anything
-    import keras  # noqa: F401
+    """Cap the training libraries' threads, then do their slow imports (e.g. Keras) now, once, rather
+    than at each job's start."""
+    limit_threads(settings.training_threads)
+    for model in registry.models().values():
+        for module in model.training_imports:
+            importlib.import_module(module)
 
 
 def main() -> int:
@@ -163,7 +167,7 @@ def main() -> int:
         except Timeout:
             print(f"{settings.models_dir} already has its trainer", file=sys.stderr)
             return ANOTHER_TRAINER
-    for name in (penguins.MODEL_NAME, mnist.MODEL_NAME):  # the store's one tidier: workers only read it
+    for name in registry.models():  # the store's one tidier: workers only read it
         remove_unfinished_saves(ModelStore(name, settings.models_dir))
     warm_up(settings)
     trainer = Trainer(settings, queue)

@@ -1,27 +1,31 @@
 """One training job, as a trainer worker runs it (app/part3/trainer_worker.py: a process of its own,
-with capped TensorFlow threads and a lower priority, so a crash or a SIGKILL ends it only and the
-API processes keep serving the previous version).
+with capped threads and a lower priority, so a crash or a SIGKILL ends it only and the API processes
+keep serving the previous version). Generic over the registry (app/registry.py): a job names its
+model, and the model's declaration says how it trains.
+
+    retrain     from scratch on the model's base data set, plus the job's examples if any
+    fine-tune   from the version that serves, on the job's examples (a model that cannot continue a
+                version, e.g. nearest neighbours, retrains on its base data set plus the examples)
+    initial     the first start: trains every trainable model the store lacks, and exports a serving
+                file for every version published before serving files existed
 
 The job's progress (epoch k of n, loss, accuracy) is written to its record after each epoch. The
-store's training lock is held from loading the base model to publishing, so no other training
-on this machine (a notebook) fine-tunes the same base at the same time; across trainers the
-queue's lock already makes it one training at a time.
-
-This module, run in a trainer, not a serving worker, also does what a first start needs
-(`ensure_first_models`, run by the "initial" job): it trains the penguin model when the store has
-none and exports a serving file for every version published before serving files existed.
+store's training lock is held from loading the base model to publishing, so no other training on
+this machine (a notebook) fine-tunes the same base at the same time; across trainers the queue's
+lock already makes it one training at a time.
 
     python -m app.part3.training_job --export-missing   # give every stored version its model.onnx
 """
 
+import functools
 import logging
 import os
 import sys
+from typing import Any
 
-import numpy as np
-
-from app import mnist, penguins, promotion
-from app.datasets import load_mnist, load_penguins
+from app import promotion, registry
+from app.modelkit import Examples, Model
+from app.onnx_export import serving_metadata, write_serving_file
 from app.part3.job_records import JobRecords
 from app.part3.job_status import Job
 from app.part3.settings import Settings
@@ -35,44 +39,11 @@ class TrainingRefused(RuntimeError):
     """The job cannot run as asked (e.g. nothing to fine-tune yet)."""
 
 
-def ensure_penguin_model(store: ModelStore, settings: Settings) -> None:
-    """Train the penguin model on the bundled data if the store has none (a fraction of a second)."""
-    if store.latest() is not None:
-        return
-    with store.training_lock():
-        if store.latest() is not None:  # another process trained it while we waited
-            return
-        # Fitted on the training rows only: the gate measures every version on the held-out rest.
-        training_rows, holdout_rows = promotion.penguin_split(load_penguins())
-        pipeline = penguins.train(training_rows)
-        parameters = {"n_neighbors": 11, "n_train": len(training_rows)}
-        version = penguins.publish(
-            pipeline,
-            penguins.evaluate(pipeline, holdout_rows),
-            parameters,
-            store=store,
-            floor=settings.gate_floor_penguins,
-            margin=settings.gate_margin,
-        )
-        log.info(
-            "trained penguins version %s on the bundled data: %s", version.number, version.metadata["gate"]["reason"]
-        )
-
-
-# Per model: how to read its training file and write its serving file (app/onnx_export.py).
-def _penguin_exporter(pipeline):
-    from app.onnx_export import export_penguins, penguin_serving
-
-    return (lambda folder: export_penguins(pipeline, folder)), penguin_serving(len(penguins.features_of(pipeline)))
-
-
-def _mnist_exporter(model):
-    from app.onnx_export import MNIST_SERVING, export_mnist
-
-    return (lambda folder: export_mnist(model, folder)), MNIST_SERVING
-
-
-EXPORTERS = {penguins.MODEL_NAME: (penguins.load, _penguin_exporter), mnist.MODEL_NAME: (mnist.load, _mnist_exporter)}
+def limit_threads(threads: int) -> None:
+    """Cap the threads the training libraries use (before any of them is imported)."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(variable, str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
 def export_missing_serving_files(models_dir) -> dict[str, str]:
@@ -80,41 +51,41 @@ def export_missing_serving_files(models_dir) -> dict[str, str]:
     checked for parity like a new version. Returns the versions that failed, with why; the rest are
     exported (a failed one stays unservable, and workers keep serving the newest that has one)."""
     failed = {}
-    for name, (load, exporter) in EXPORTERS.items():
-        store = ModelStore(name, models_dir)
+    for model in registry.models().values():
+        store = ModelStore(model.name, models_dir)
+        if not model.trainable or all(version.serving_file is not None for version in store.all_versions()):
+            continue
         with store.training_lock():
             for version in store.all_versions():
                 if version.serving_file is not None:
                     continue
                 try:
-                    save, serving_metadata = exporter(store.load(version.number, load))
-                    store.add_serving_file(version.number, save, serving_metadata)
-                    log.info("exported model.onnx for %s version %s", name, version.number)
+                    trained = store.load(version.number, model.load)
+                    save = functools.partial(write_serving_file, model, trained)
+                    store.add_serving_file(version.number, save, serving_metadata(model))
+                    log.info("exported model.onnx for %s version %s", model.name, version.number)
                 except Exception as error:  # one old version that cannot be exported must not stop the rest
-                    log.exception("could not export model.onnx for %s version %s", name, version.number)
-                    failed[f"{name} {version.number}"] = f"{type(error).__name__}: {error}"
+                    log.exception("could not export model.onnx for %s version %s", model.name, version.number)
+                    failed[f"{model.name} {version.number}"] = f"{type(error).__name__}: {error}"
     return failed
 
 
-def ensure_first_models(settings: Settings) -> dict[str, str]:
-    """What a first start needs from the training side, bar the digit model's first training."""
-    ensure_penguin_model(ModelStore(penguins.MODEL_NAME, settings.models_dir), settings)
-    return export_missing_serving_files(settings.models_dir)
+def needs_training(store: ModelStore, model: Model) -> bool:
+    return model.trainable and store.latest() is None
 
 
-def train(job: Job, jobs: JobRecords, settings: Settings) -> int:
-    """Train, evaluate and publish through the promotion gate; returns the new version's number."""
-    mnist.limit_threads(settings.training_threads)  # before Keras builds or loads anything
-    if job.kind == "initial":
-        ensure_first_models(settings)  # failures are logged; those versions stay unservable
-    store = ModelStore(mnist.MODEL_NAME, settings.models_dir)
+def train_model(job: Job, jobs: JobRecords, settings: Settings, model: Model, kind: str, asked: dict[str, Any]) -> int:
+    """Train, evaluate and publish one model through the promotion gate; returns the new version's number."""
+    parameters = settings.training_parameters(model, asked)
+    store = ModelStore(model.name, settings.models_dir)
     uploads = jobs.load_data(job)
-    data = load_mnist()  # the base data set for a retrain, and the held-out test images
+    extra = None if uploads is None else Examples(*uploads, source="upload")
 
-    def report(epoch: int, logs: dict[str, float]) -> None:
+    def report(step: int, steps: int, logs: dict[str, float]) -> None:
         jobs.update(
             job.id,
-            epoch=epoch + 1,
+            epoch=step,
+            epochs=steps,
             loss=logs.get("loss"),
             accuracy=logs.get("accuracy"),
             val_loss=logs.get("val_loss"),
@@ -122,46 +93,78 @@ def train(job: Job, jobs: JobRecords, settings: Settings) -> int:
         )
 
     with store.training_lock():
-        if job.kind == "fine-tune":
+        parent, base = None, None
+        if kind == "fine-tune":
             parent = store.active()
             if parent is None:
-                raise TrainingRefused("there is no model to fine-tune yet; POST /retrain/ to train one from scratch")
-            if uploads is None:
-                raise TrainingRefused("the job's uploaded images are missing")
-            base = store.load(parent, mnist.load)
-            images, labels = uploads
-            source = "upload"
+                raise TrainingRefused(
+                    f"there is no {model.name} model to fine-tune yet; train one from scratch first (a retrain)"
+                )
+            if extra is None:
+                raise TrainingRefused("the job's uploaded examples are missing")
+            if model.fine_tunes:
+                base = store.load(parent, model.load)
+                examples = extra
+            else:
+                examples = model.training_data() + extra
+        elif kind == "initial" and (existing := store.latest()) is not None:
+            log.info("%s version %s appeared meanwhile: no first training needed", model.name, existing)
+            return existing
         else:
-            if job.kind == "initial" and (existing := store.latest()) is not None:
-                log.info("version %s appeared meanwhile: no first training needed", existing)
-                return existing
-            parent, base = None, None
-            images, labels, source = data.x_train, data.y_train, data.source
-            if uploads is not None:  # a retrain learns the base data set and the uploads together
-                images = np.concatenate([images, uploads[0]])
-                labels = np.concatenate([labels, uploads[1]])
-                source = f"{data.source}+upload"
+            examples = model.training_data() if extra is None else model.training_data() + extra
         jobs.update(job.id, parent=parent)
-        result = mnist.train(images, labels, base=base, parent=parent, epochs=job.epochs, on_epoch_end=report)
-        metrics = mnist.evaluate(result.model, data.x_test, data.y_test)
-        version = mnist.publish(
-            result,
-            metrics,
-            parameters={"epochs": job.epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "kind": job.kind},
-            data={"source": source, "n_images": len(labels), "n_uploaded": job.n_images, "job": job.id},
+        trained = model.train(examples, parameters, base=base, progress=report)
+        version = promotion.publish(
+            model,
+            trained,
+            {
+                "parent": parent,
+                "parameters": {**parameters.model_dump(), "kind": job.kind},
+                "data": {
+                    "source": examples.source,
+                    "n_examples": len(examples),
+                    "n_uploaded": job.n_images,
+                    "job": job.id,
+                },
+            },
             store=store,
-            floor=settings.gate_floor_mnist,
-            margin=settings.gate_margin,
-            holdout=promotion.mnist_holdout(data),
+            floor=settings.floor_for(model),
+            margin=settings.margin_for(model),
         )
     gate = version.metadata["gate"]
+    metrics = version.metadata["metrics"]
     jobs.update(
         job.id,
         metrics={"accuracy": metrics["accuracy"], "n_test": metrics["n_test"]},
-        promoted=gate["decision"] == "promoted",
+        promoted=gate["decision"] == promotion.PROMOTED,
         gate_reason=gate["reason"],
     )
     return version.number
+
+
+def first_models(job: Job, jobs: JobRecords, settings: Settings) -> int | None:
+    """The "initial" job: every trainable model without a version is trained, then serving files are
+    exported for older versions (failures logged; those versions stay unservable)."""
+    version = None
+    trained: dict[str, int] = {}
+    for model in registry.models().values():
+        if needs_training(ModelStore(model.name, settings.models_dir), model):
+            asked = job.parameters.get(model.name, {})  # each model's, as the service validated them
+            version = trained[model.name] = train_model(job, jobs, settings, model, "initial", asked)
+    export_missing_serving_files(settings.models_dir)
+    if trained:
+        jobs.update(job.id, versions=trained)
+    return version
+
+
+def train(job: Job, jobs: JobRecords, settings: Settings) -> int | None:
+    """Run one job; returns the version it published (the last one, for the first start's job)."""
+    if job.kind == "initial":
+        return first_models(job, jobs, settings)
+    model = registry.get(job.model or "")
+    if not model.trainable:
+        raise TrainingRefused(f"{model.name} is serve-only: it is trained elsewhere and published as an ONNX file")
+    return train_model(job, jobs, settings, model, job.kind, job.parameters)
 
 
 def export_missing_main() -> int:

@@ -1,5 +1,5 @@
 """A bare app that micro-batches in a thread, built from the project's pieces, as a reference: the
-model kept in memory (Part 3's ONNX Runtime session, app.part3.onnx_models.DigitModel), bulk decoding
+model kept in memory (Part 3's ONNX Runtime session, app.onnx_serving.ServingModel), bulk decoding
 (app.images.decode_digits) and concurrent requests sharing model calls (bench.batching.MicroBatcher).
 
 Every image goes through the batcher's thread; the images of requests that arrive together share one
@@ -16,11 +16,12 @@ from pathlib import Path
 from fastapi import FastAPI, UploadFile
 
 from app.images import decode_digits
-from app.part3.onnx_models import DigitModel
+from app.models import mnist
+from app.onnx_serving import ServingModel
 from bench.batching import MicroBatcher
 
-predictor = DigitModel(Path(os.environ["BENCH_MODEL_FILE"]))
-batcher = MicroBatcher(predictor.digits)
+predictor = ServingModel(Path(os.environ["BENCH_MODEL_FILE"]), mnist.MODEL)
+batcher = MicroBatcher(predictor.predict)
 
 
 @asynccontextmanager

@@ -1,5 +1,5 @@
 """LitServe serving the same exported model, with the decoding and model call Part 3 uses
-(app.images.decode_digits, ONNX Runtime through app.part3.onnx_models.DigitModel), so the comparison
+(app.images.decode_digits, ONNX Runtime through app.onnx_serving.ServingModel), so the comparison
 is between the serving frameworks:
 
     python -m bench.apps.litserve_digits MODEL_ONNX_FILE PORT [--batch 8]
@@ -14,7 +14,8 @@ import litserve as ls
 import numpy as np
 
 from app import images
-from app.part3.onnx_models import DigitModel
+from app.models import mnist
+from app.onnx_serving import ServingModel
 
 
 class DigitAPI(ls.LitAPI):
@@ -23,7 +24,7 @@ class DigitAPI(ls.LitAPI):
         self.model_file = model_file
 
     def setup(self, device) -> None:
-        self.predictor = DigitModel(Path(self.model_file))
+        self.predictor = ServingModel(Path(self.model_file), mnist.MODEL)
 
     def decode_request(self, request) -> np.ndarray:
         upload = request["file"]
@@ -32,10 +33,10 @@ class DigitAPI(ls.LitAPI):
     def batch(self, inputs: list[np.ndarray]) -> np.ndarray:
         return np.stack(inputs)
 
-    def predict(self, pixels: np.ndarray) -> list[int]:
-        return self.predictor.digits(pixels)
+    def predict(self, pixels: np.ndarray) -> list[str]:
+        return self.predictor.predict(pixels)
 
-    def unbatch(self, output: list[int]) -> list[int]:
+    def unbatch(self, output: list[str]) -> list[str]:
         return output
 
     def encode_response(self, output) -> dict[str, str]:

@@ -9,18 +9,20 @@ Check it: uv run workshop check part1/ex3_validation
 neighbour always exists. `Annotated[float, Query(gt=0, lt=...)]` lets FastAPI refuse them before
 the function runs, with a 422 whose `loc` names the parameter, and shows the bounds in /docs.
 The bounds need no `allow_inf_nan=False`: nan fails every comparison and infinity fails `lt`.
-app/penguins/api.py explains the maxima, taken from the data.
+app/models/penguins/api.py explains the maxima, taken from the data.
 """
 
 from typing import Annotated, Any
 
+import pandas as pd
 from fastapi import FastAPI, Query
 
+from app.datasets import PENGUIN_FEATURES
+from app.models.penguins import train
+from app.models.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM  # 100 mm and 300 mm
 from app.offline_docs import serve_docs_offline
-from app.penguins import FastPenguinPredictor, train
-from app.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM  # 100 mm and 300 mm
 
-predictor = FastPenguinPredictor(train())
+model = train()
 
 app = FastAPI(title="Part 1, exercise 3: query parameter validation")
 # Keep this line if you paste the workshop's code over the file: FastAPI's own /docs and /redoc
@@ -35,4 +37,5 @@ def predict(
     flipper: float,
 ) -> dict[str, Any]:
     parameters = {"bill_length": bill, "flipper_length": flipper}
-    return {"parameters": parameters, "result": predictor.predict(bill, flipper)}
+    penguin = pd.DataFrame([[bill, flipper]], columns=list(PENGUIN_FEATURES))  # exercise 2's prediction
+    return {"parameters": parameters, "result": str(model.predict(penguin)[0])}

@@ -17,8 +17,8 @@ import numpy as np
 from fastapi import BackgroundTasks, FastAPI, HTTPException
 from keras import layers
 
-from app import mnist
 from app.datasets import mnist_load_data  # the workshop's keras.datasets.mnist.load_data(), offline too
+from app.models import mnist
 from app.offline_docs import serve_docs_offline
 from app.part2.training import epoch_printer
 

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import BackgroundTasks, FastAPI, UploadFile
 from fastapi.responses import HTMLResponse
 
-from app import mnist
+from app.models import mnist
 from app.offline_docs import serve_docs_offline
 from app.part2.serving import LatestModel
 from app.part2.training import TrainingCounter, load_base, train_and_publish

@@ -27,9 +27,9 @@ from fastapi import BackgroundTasks, FastAPI, UploadFile
 from keras import layers
 from PIL import Image
 
-from app import mnist
 from app.datasets import mnist_load_data  # the workshop's keras.datasets.mnist.load_data(), offline too
 from app.images import MAX_IMAGE_BYTES
+from app.models import mnist
 from app.offline_docs import serve_docs_offline
 from app.part2.serving import no_model_yet
 from app.part2.training import epoch_printer

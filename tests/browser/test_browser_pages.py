@@ -98,5 +98,5 @@ def test_docs_render_every_operation_with_the_network_cut_to_loopback(page, serv
     page.goto(f"{service.url}/docs")
     page.wait_for_selector(".opblock", timeout=60_000)
     assert page.locator(".opblock").count() == operations
-    assert "Digits and penguins" in page.inner_text(".information-container")
+    assert "The workshop's model service" in page.inner_text(".information-container")
     assert page.blocked == [], f"the docs asked the internet for {page.blocked}"

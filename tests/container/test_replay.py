@@ -28,7 +28,12 @@ JOB_TIMEOUT = 900
 TIMINGS = PROJECT_ROOT / "artifacts" / "container-replay.json"
 # One-epoch models are what the promotion gate is for refusing; this test is about the container, so
 # its service accepts any version (tests/conftest.py does the same for the rest of the suite).
-GATE_OPEN = {"WORKSHOP_GATE_FLOOR_MNIST": "0", "WORKSHOP_GATE_FLOOR_PENGUINS": "0", "WORKSHOP_GATE_MARGIN": "1"}
+GATE_OPEN = {
+    "WORKSHOP_GATE_FLOOR__MNIST": "0",
+    "WORKSHOP_GATE_FLOOR__PENGUINS": "0",
+    "WORKSHOP_GATE_MARGIN__MNIST": "1",
+    "WORKSHOP_GATE_MARGIN__PENGUINS": "1",
+}
 
 
 class Service:

@@ -26,8 +26,9 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from app import mnist, penguins, promotion
-from app.datasets import bundled_images, load_penguins
+from app import promotion
+from app.datasets import bundled_images
+from app.models import mnist, penguins
 from app.part3.main import create_app
 from app.part3.settings import Settings
 from app.part3.trainer_worker import embedded_trainer_lock
@@ -40,20 +41,16 @@ API_KEY = "correct horse battery staple"
 
 
 def seed_store(folder: Path) -> None:
-    training_rows, holdout_rows = promotion.penguin_split(load_penguins())
-    pipeline = penguins.train(training_rows)
-    penguins.publish(
-        pipeline, penguins.evaluate(pipeline, holdout_rows), {"n_neighbors": 11}, ModelStore("penguins", folder)
-    )
+    model = penguins.MODEL
+    trained = model.train(model.training_data(), model.parameters())
+    promotion.publish(model, trained, {"parameters": {"n_neighbors": 11}}, ModelStore(model.name, folder))
     images, labels = bundled_images("train")
     result = mnist.train(images[:SEED_IMAGES], labels[:SEED_IMAGES], epochs=1, seed=0)
-    test_images, test_labels = bundled_images("test")
-    mnist.publish(
+    promotion.publish(
+        mnist.MODEL,
         result,
-        mnist.evaluate(result.model, test_images, test_labels),
-        {"epochs": 1},
-        {"source": "bundled", "n_images": SEED_IMAGES},
-        ModelStore("mnist", folder),
+        {"parameters": {"epochs": 1}, "data": {"source": "bundled", "n_images": SEED_IMAGES}},
+        ModelStore(mnist.MODEL_NAME, folder),
     )
 
 

@@ -10,6 +10,7 @@ from part3_support import digit_file, metric, running_service, wait_until
 from PIL import Image
 
 from app import images
+from app.models import mnist
 from app.part3.feedback_records import FeedbackStore
 from app.part3.job_records import SqliteJobRecords
 from app.part3.kept_models import KeptModels
@@ -90,7 +91,7 @@ def test_penguin_feedback_takes_species_names(client):
         "predicted": prediction["result"],
         "label": "Gentoo",
         "correct": prediction["result"] == "Gentoo",
-        "image_kept": False,
+        "input_kept": False,
     }
     assert live_of(client, "penguins")["n_labels"] >= 1
 
@@ -191,8 +192,8 @@ def test_image_feedback_keeps_the_image_for_training(client):
         files={"file": ("img_3.png", content, kind)},
     )  # the label from the file name
     assert response.status_code == 200, response.text
-    assert response.json()["label"] == "3" and response.json()["image_kept"] is True
-    kept, labels = service_of(client).monitoring.feedback.training_images("mnist")
+    assert response.json()["label"] == "3" and response.json()["input_kept"] is True
+    kept, labels = service_of(client).monitoring.feedback.training_examples(mnist.MODEL)
     assert labels[-1] == 3 and np.array_equal(kept[-1], images.decode_digit(content))
 
 
@@ -244,16 +245,16 @@ def test_another_worker_with_the_store_secret_takes_the_feedback(client, models_
 def test_feedback_is_bounded_per_model(tmp_path):
     store = FeedbackStore(tmp_path, keep=3)
     for number in range(5):
-        store.record(f"id{number}", "mnist", 1, "7", str(number), time.time(), np.full((28, 28), number))
+        store.record(f"id{number}", "mnist", 1, "7", str(number), time.time(), np.full((28, 28), number, np.uint8))
     store.record("p", "penguins", 1, "Adelie", "Adelie", time.time())
     assert store.count("mnist") == 3 and store.count("penguins") == 1
-    pixels, labels = store.training_images("mnist")
+    pixels, labels = store.training_examples(mnist.MODEL)
     assert labels.tolist() == [2, 3, 4] and pixels[0, 0, 0] == 2
     assert store.live_accuracy("mnist", window=2)[1].n_labels == 2
 
 
 def test_training_on_feedback_queues_a_fine_tune_on_the_kept_images(client):
-    kept = len(service_of(client).monitoring.feedback.training_images("mnist")[1])
+    kept = len(service_of(client).monitoring.feedback.training_examples(mnist.MODEL)[1])
     assert kept >= 1  # sent by test_image_feedback_keeps_the_image_for_training
     response = client.post("/train/feedback/", data={"epochs": "1"})
     assert response.status_code == 202, response.text
@@ -281,21 +282,21 @@ def test_the_policy_queues_at_most_one_fine_tune_and_waits_its_interval(tmp_path
     )
     jobs = SqliteJobRecords(tmp_path / "queue.sqlite3", tmp_path)
     monitoring = Recommending(settings, kept=KeptModels(tmp_path), jobs=jobs.all, submit=jobs.submit)
-    assert monitoring.apply_policy() is None  # no feedback images yet: nothing to fine-tune on
+    assert monitoring.apply_policy() == []  # no feedback with inputs yet: nothing to fine-tune on
     for number in range(4):
-        monitoring.feedback.record(f"id{number}", "mnist", 1, "1", "7", time.time(), np.full((28, 28), 9))
-    first = monitoring.apply_policy()
-    assert first is not None and first.kind == "fine-tune" and first.n_images == 4
-    assert monitoring.apply_policy() is None  # one is queued
+        monitoring.feedback.record(f"id{number}", "mnist", 1, "1", "7", time.time(), np.full((28, 28), 9, np.uint8))
+    (first,) = monitoring.apply_policy()
+    assert (first.kind, first.model, first.n_images) == ("fine-tune", "mnist", 4)
+    assert monitoring.apply_policy() == []  # one is queued
     jobs.update(first.id, status="succeeded")
-    assert monitoring.apply_policy() is None  # finished, but the interval has not passed
+    assert monitoring.apply_policy() == []  # finished, but the interval has not passed
     assert [job.kind for job in jobs.all()] == ["fine-tune"]
     soon = Settings(models_dir=tmp_path, retrain_policy="fine-tune-on-feedback", retrain_min_interval=0.01, epochs=1)
     time.sleep(0.05)
-    assert Recommending(soon, kept=KeptModels(tmp_path), jobs=jobs.all, submit=jobs.submit).apply_policy() is not None
+    assert Recommending(soon, kept=KeptModels(tmp_path), jobs=jobs.all, submit=jobs.submit).apply_policy() != []
     off = Settings(models_dir=tmp_path, retrain_policy="off")
     time.sleep(0.05)
-    assert Recommending(off, kept=KeptModels(tmp_path), jobs=jobs.all, submit=jobs.submit).apply_policy() is None
+    assert Recommending(off, kept=KeptModels(tmp_path), jobs=jobs.all, submit=jobs.submit).apply_policy() == []
 
 
 def test_low_live_accuracy_recommends_retraining(seeded_store, tmp_path):

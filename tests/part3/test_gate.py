@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from part3_support import API_KEY, copy_store, digit_file, metric, running_service, wait_for_job, wait_until
 
-from app import mnist
+from app import promotion
 from app.datasets import bundled_images
 from app.images import encode_png
+from app.models import mnist
 from app.part3.kept_models import KeptModels
 from app.store import ModelStore
 
@@ -35,14 +36,15 @@ def gate_store(seeded_store, tmp_path_factory):
     images, labels = bundled_images("train")
     result = mnist.train(images, labels, epochs=3, seed=0)
     with store.training_lock():
-        first = mnist.publish(result, {}, {"epochs": 3}, {"source": "bundled"}, store, floor=FLOOR, margin=MARGIN)
+        first = promotion.publish(mnist.MODEL, result, {"parameters": {"epochs": 3}}, store, floor=FLOOR, margin=MARGIN)
     return folder, first
 
 
 @pytest.fixture(scope="module")
 def client(gate_store):
     folder, _ = gate_store
-    with running_service(folder, api_key=API_KEY, gate_floor_mnist=FLOOR, gate_margin=MARGIN) as client:
+    gate = {"gate_floor": {"mnist": FLOOR}, "gate_margin": {"mnist": MARGIN}}
+    with running_service(folder, api_key=API_KEY, **gate) as client:
         yield client
 
 
@@ -139,11 +141,10 @@ def test_the_rejected_model_is_really_worse_and_the_margin_refuses_it_under_a_lo
     accuracy = {n: float(np.mean(mnist.predict_classes(model, images) == labels)) for n, model in models.items()}
     assert accuracy[rejected] == store.get(rejected).metadata["gate"]["accuracy"] < accuracy[serving] - MARGIN
     with store.training_lock():
-        again = mnist.publish(
-            mnist.TrainingResult(models[rejected], {}, serving),
-            {},
-            {},
-            {"source": "test"},
+        again = promotion.publish(
+            mnist.MODEL,
+            mnist.TrainingResult(models[rejected]),
+            {"parent": serving},
             store,
             floor=accuracy[rejected] / 2,
             margin=MARGIN,
@@ -160,7 +161,7 @@ def test_a_service_whose_only_digit_version_was_rejected_says_why_until_one_is_f
     weak = store.load(1, mnist.load)  # the seeded model: one epoch on 300 digits
     (store.path / "1" / "metadata.json").unlink()
     with store.training_lock():
-        rejected = mnist.publish(mnist.TrainingResult(weak, {}, None), {}, {}, {"source": "test"}, store, floor=FLOOR)
+        rejected = promotion.publish(mnist.MODEL, mnist.TrainingResult(weak), {}, store, floor=FLOOR)
     assert rejected.metadata["gate"]["rule"] == "floor" and store.active() is None
     with running_service(folder, wait_ready=False, api_key=API_KEY) as client:
         detail = wait_until(

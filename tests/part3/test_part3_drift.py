@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from part3_support import copy_store, running_service
 
-from app import digit_styles, images
+from app import images
 from app.datasets import bundled_images, load_penguins
+from app.models.mnist import styles as digit_styles
 from app.paths import DATA_DIR
 
 WINDOW = 500
@@ -105,8 +106,8 @@ def test_the_bundled_penguins_raise_no_drift_and_longer_ones_do(client):
     assert drift_of(client, "penguins")["status"] == "no drift"
     send_penguins(client, lengths * [1.15, 1.0])  # bills measured another way
     report = drift_of(client, "penguins")
-    assert report["status"] == "drift" and report["signals"]["bill_length"]["significant"]
-    assert not report["signals"]["flipper_length"]["significant"]
+    assert report["status"] == "drift" and report["signals"]["bill_length_mm"]["significant"]
+    assert not report["signals"]["flipper_length_mm"]["significant"]
 
 
 def test_too_few_requests_give_no_signal_yet(client, unseen):

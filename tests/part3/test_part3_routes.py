@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from part3_support import copy_store, digit_file, metric, running_service, wait_until
 
-from app import images, mnist
+from app import images
+from app.models import mnist
 from app.part3 import small_uploads
 from app.store import ModelStore
 
@@ -215,7 +216,8 @@ def test_activating_an_unknown_version_is_404_and_changes_nothing(client, models
     response = client.post("/models/mnist/99/activate")
     assert response.status_code == 404
     assert "99" in response.json()["detail"]
-    assert client.post("/models/cats/1/activate").status_code == 422
+    unknown = client.post("/models/cats/1/activate")
+    assert unknown.status_code == 404 and "no model 'cats'" in unknown.json()["detail"]
     assert ModelStore("mnist", models_dir).active() == 1
 
 

@@ -11,8 +11,10 @@ import httpx
 import pytest
 from part3_support import API_KEY, copy_store, digit_file, free_port, running_service, wait_for_job, wait_until
 
-from app import penguins
+from app import promotion
 from app.datasets import load_penguins
+from app.modelkit import Trained
+from app.models import penguins
 from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
 
@@ -68,8 +70,8 @@ def test_a_running_worker_never_imports_a_training_library(seeded_store, tmp_pat
         assert batch.status_code == 200 and len(batch.json()["results"]) == 3
         # Hot swap: a version published by another process (this one, with scikit-learn).
         frame = load_penguins()
-        penguins.publish(
-            penguins.train(frame, n_neighbors=5), {}, {"n_neighbors": 5}, store=ModelStore("penguins", folder)
+        promotion.publish(
+            penguins.MODEL, Trained(penguins.train(frame, n_neighbors=5)), store=ModelStore("penguins", folder)
         )
         wait_until(lambda: (served() or {}).get("penguins") == 2, "the worker serves penguins 2")
         assert client.get("/predict/", params={"bill": 40.3, "flipper": 195}).json()["version"] == 2
@@ -97,7 +99,7 @@ def make_old(store: ModelStore, number: int) -> None:
 def test_an_old_store_is_served_after_the_first_start_job_exports_its_serving_files(seeded_store, tmp_path):
     folder = copy_store(seeded_store, tmp_path / "models")
     stores = {name: ModelStore(name, folder) for name in ("penguins", "mnist")}
-    penguins.publish(penguins.train(load_penguins(), n_neighbors=5), {}, {}, store=stores["penguins"])
+    promotion.publish(penguins.MODEL, Trained(penguins.train(load_penguins(), n_neighbors=5)), store=stores["penguins"])
     make_old(stores["penguins"], 2)
     make_old(stores["mnist"], 1)
     with running_service(folder, wait_ready=False) as client:

@@ -12,7 +12,7 @@ def test_every_id_is_unique_and_reads_back_as_issued():
     issued = [ids.issue("mnist", 3, str(n % 10), f"{n:016x}") for n in range(2000)]
     assert len(set(issued)) == len(issued)
     read = ids.read(issued[1234])
-    assert (read.model, read.version, read.answer, read.image_digest) == ("mnist", 3, "4", f"{1234:016x}")
+    assert (read.model, read.version, read.answer, read.input_digest) == ("mnist", 3, "4", f"{1234:016x}")
 
 
 @pytest.mark.parametrize("secret", [b"", b"short", b"x" * 200])  # WORKSHOP_FEEDBACK_SECRET may be any length

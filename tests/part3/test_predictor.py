@@ -1,4 +1,4 @@
-"""app/part3/predictor.py's Coalescer: images that arrive together share one decoding and one
+"""app/part3/predictor.py's Coalescer: uploads that arrive together share one decoding and one
 model call, each answered in order by the model it was given to; a bad file refuses only its own
 request."""
 
@@ -18,19 +18,21 @@ class RecordingModel:
         self.calls: list[int] = []
         self.fail = fail
 
-    def digits(self, pixels: np.ndarray) -> list[int]:
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         self.calls.append(len(pixels))
         if self.fail:
             raise RuntimeError("the model broke")
-        return [int(image[0, 0]) for image in pixels]
+        return np.eye(10)[pixels[:, 0, 0]]
 
 
 def upload(digit: int) -> tuple[str, bytes]:
     return f"img_{digit}.png", images.encode_png(np.full((28, 28), digit, dtype=np.uint8))
 
 
-async def ask(coalescer: Coalescer, model: RecordingModel, digit: int) -> int:
-    return await coalescer.digit(model, upload(digit))
+async def ask(coalescer: Coalescer, model: RecordingModel, digit: int, decode=images.decode_digits) -> int:
+    row, probabilities = await coalescer.submit(model, decode, upload(digit))
+    assert row.shape == (1, 28, 28) and probabilities.shape == (1, 10)
+    return int(probabilities.argmax())
 
 
 def test_requests_that_arrive_together_share_one_call_and_keep_their_order():
@@ -80,7 +82,7 @@ def test_a_bad_file_is_refused_to_its_own_request_only():
     model, coalescer = RecordingModel(), Coalescer()
 
     async def one_bad():
-        bad = coalescer.digit(model, ("notes.png", b"not an image"))
+        bad = coalescer.submit(model, images.decode_digits, ("notes.png", b"not an image"))
         return await asyncio.gather(ask(coalescer, model, 2), bad, ask(coalescer, model, 8), return_exceptions=True)
 
     good, refused, other = asyncio.run(one_bad())
@@ -88,16 +90,16 @@ def test_a_bad_file_is_refused_to_its_own_request_only():
     assert isinstance(refused, images.UploadError) and "notes.png" in refused.message
 
 
-def test_an_unexpected_decoding_error_reaches_every_request_instead_of_leaving_it_waiting(monkeypatch):
+def test_an_unexpected_decoding_error_reaches_every_request_instead_of_leaving_it_waiting():
     model, coalescer = RecordingModel(), Coalescer()
 
     def broken(*args):
         raise RuntimeError("the decoder broke")
 
-    monkeypatch.setattr(images, "decode_digits", broken)
-
     async def together():
-        return await asyncio.gather(ask(coalescer, model, 1), ask(coalescer, model, 2), return_exceptions=True)
+        return await asyncio.gather(
+            ask(coalescer, model, 1, broken), ask(coalescer, model, 2, broken), return_exceptions=True
+        )
 
     assert [str(error) for error in asyncio.run(together())] == ["the decoder broke"] * 2 and model.calls == []
 
@@ -109,6 +111,19 @@ def test_requests_one_after_another_each_get_their_own_call():
         return [await ask(coalescer, model, digit) for digit in (6, 7)]
 
     assert asyncio.run(in_turn()) == [6, 7]
+    assert model.calls == [1, 1]
+
+
+def test_uploads_decoded_another_way_are_predicted_in_a_call_of_their_own():
+    model, coalescer = RecordingModel(), Coalescer()
+
+    def decode_again(contents, names):
+        return images.decode_digits(contents, names)
+
+    async def two_decoders():
+        return await asyncio.gather(ask(coalescer, model, 1), ask(coalescer, model, 2, decode_again))
+
+    assert asyncio.run(two_decoders()) == [1, 2]
     assert model.calls == [1, 1]
 
 

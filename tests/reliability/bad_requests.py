@@ -5,7 +5,7 @@ route and asserts the status and a keyword of the message (the `detail` string, 
 `msg` of each validation error, so an echoed input never counts as naming the problem). Bodies are
 built lazily, once, and kept: some are large (a 50 MB upload, 5,000 files).
 
-The statuses, as the services document them (app/images.py, app/penguins/api.py, app/part3):
+The statuses, as the services document them (app/images.py, app/models/penguins/api.py, app/part3):
 413 for something too large, 422 for anything else wrong in a request, 400 for a body that is not
 valid multipart (Starlette's own answer), 404 for an unknown job or model version.
 """
@@ -377,8 +377,8 @@ CORPUS: list[BadRequest] = [
         "unknown model name",
         "POST",
         "/models/{name}/{version}/activate",
-        422,
-        "name",
+        404,
+        "no model 'cats'",
         path="/models/cats/1/activate",
         needs_key=True,
     ),

@@ -16,7 +16,8 @@ import pytest
 from bad_requests import digit_png
 from part3_support import API_KEY, running_service, wait_for_job, wait_until
 
-from app import mnist
+from app import promotion
+from app.models import mnist
 from app.store import ModelStore
 
 KEY = {"X-API-Key": API_KEY}
@@ -99,8 +100,8 @@ def test_predictions_keep_answering_while_versions_are_published(client, models_
     def publish_during_predictions():
         for k in range(1, PUBLISHES + 1):
             wait_until(lambda k=k: done >= k * PREDICTIONS // (PUBLISHES + 1), "predictions go on")
-            result = mnist.TrainingResult(model, {}, store.active())
-            number = mnist.publish(result, {"accuracy": 0.0}, {"republished": k}, {"source": "test"}, store).number
+            metadata = {"parent": store.active(), "parameters": {"republished": k}}
+            number = promotion.publish(mnist.MODEL, mnist.TrainingResult(model), metadata, store).number
             # wait until the service serves it, so the predictions that follow see it
             wait_until(
                 lambda number=number: client.get("/health/ready").json()["models"]["mnist"] == number,

@@ -30,8 +30,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 import app.store
-from app import mnist, penguins
-from app.part3 import onnx_models
+from app import onnx_serving, promotion
+from app.models import mnist, penguins
 from app.part3.training_job import export_missing_serving_files
 from app.paths import PROJECT_ROOT
 from app.store import METADATA_FILE, ModelStore
@@ -121,16 +121,16 @@ def test_zip_entries_are_read_in_memory_never_extracted(store_copy, monkeypatch)
 # -- what the service loads ----------------------------------------------------------------------
 def test_models_are_loaded_only_from_the_store_after_their_sha256(store_copy, monkeypatch):
     hashed, loaded = [], []
-    real_sha, real_open_session = app.store.sha256_of, onnx_models.open_session
+    real_sha, real_open_session = app.store.sha256_of, onnx_serving.open_session
     monkeypatch.setattr(app.store, "sha256_of", lambda path: hashed.append(Path(path)) or real_sha(path))
     # Part 3 opens serving files only, each in an ONNX Runtime session.
     monkeypatch.setattr(
-        onnx_models, "open_session", lambda path, *a: loaded.append(Path(path)) or real_open_session(path, *a)
+        onnx_serving, "open_session", lambda path, *a: loaded.append(Path(path)) or real_open_session(path, *a)
     )
     with running_service(store_copy, trainer=False, api_key=API_KEY) as client:
         store = ModelStore("mnist", store_copy)
         model = mnist.load(store.get(1).model_file)
-        number = mnist.publish(mnist.TrainingResult(model, {}, 1), {}, {}, {"source": "test"}, store).number
+        number = promotion.publish(mnist.MODEL, mnist.TrainingResult(model), {"parent": 1}, store).number
         wait_until(lambda: served_versions(client)["mnist"] == number, "the new version serves", SHORT_WAIT)
     assert loaded, "the service loaded nothing?"
     for path in loaded:
@@ -172,10 +172,10 @@ def test_the_store_falls_back_to_the_newest_version_that_loads(store_copy):
     add_version_by_hand(store, flip_bytes)
     add_version_by_hand(store, lambda path: path.write_bytes(path.read_bytes()[:-100]))  # (flipping again would undo)
     assert store.versions() == [1, 2, 3]
-    number, pipeline = store.load_newest_loadable(penguins.load)
+    number, pipeline = store.load_newest_loadable(penguins.MODEL.load)
     assert number == 1 and pipeline.predict  # the two tampered ones were checked and skipped
     with pytest.raises(app.store.ModelNotFound):
-        store.load_newest_loadable(penguins.load, below=1)
+        store.load_newest_loadable(penguins.MODEL.load, below=1)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +213,7 @@ def test_a_penguin_model_with_a_type_off_the_trusted_list_is_never_served(store_
     store = ModelStore("penguins", store_copy)
 
     def hostile(path: Path) -> None:  # loading it would be harmless; using it would run os.system
-        good = sio.load(path, trusted=penguins.TRUSTED_TYPES)
+        good = sio.load(path, trusted=penguins.MODEL.trusted_types)
         sio.dump(Pipeline([("run", FunctionTransformer(os.system)), *good.steps]), path)
 
     # Published properly (the sha256 of the hostile file in its metadata), as a store made before
@@ -231,7 +231,7 @@ def test_a_penguin_model_with_a_type_off_the_trusted_list_is_never_served(store_
         time.sleep(1.0)  # five polls of the running service: still the version it had
         assert served_versions(client) == before
     with pytest.raises(sio.exceptions.UntrustedTypesFoundException, match="system"):
-        penguins.load(store.get(number).model_file)
+        penguins.MODEL.load(store.get(number).model_file)
 
 
 def hostile_copy(store: ModelStore, folder: Path, make_hostile) -> str:

@@ -1,23 +1,30 @@
-"""Label feedback: the true answer to a prediction, named by the `prediction_id` it was answered with.
+"""Label feedback: the true answer to a prediction, named by the `prediction_id` it was answered with,
+for any model (the id names the model and version).
 
-    POST /feedback/        {"prediction_id": "...", "label": 7}        (a penguin: "label": "Adelie")
-    POST /feedback/image/  multipart: prediction_id, file (the image predicted), label (or img_7.png)
+    POST /feedback/        {"prediction_id": "...", "label": "Adelie"}            (a digit: "label": 7)
+                           {"prediction_id": "...", "label": "7", "input": [[0, 0, ...], ...]}
+    POST /feedback/image/  multipart: prediction_id, file (the image predicted), label (or img_7.png):
+                           the workshop's digits, as an upload
 
+With the input that was predicted (its row in the model's input form: GET /models/ gives its shape),
+the feedback is kept for training (POST /models/{name}/jobs with feedback=true, /train/feedback/).
 Feedback is checked whole before anything is stored: an id this service did not issue (or too old),
-a label that is not one of the model's classes, an image that is not the one predicted or not a
-28x28 image each get a 4xx naming the problem. Sending the same feedback twice changes nothing
-(`recorded: false`); another label for the same prediction is 409.
+a label that is not one of the model's classes, an input that is not the one predicted each get a
+4xx naming the problem. Sending the same feedback twice changes nothing (`recorded: false`); another
+label for the same prediction is 409.
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Form, HTTPException, UploadFile
 from pydantic import BaseModel, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from app import images, mnist
+from app import images
+from app.models import mnist
 from app.part3.feedback_records import ConflictingFeedback
-from app.part3.prediction_ids import MAX_ID_LENGTH, InvalidPredictionId, IssuedPrediction, image_digest
+from app.part3.prediction_ids import MAX_ID_LENGTH, InvalidPredictionId, IssuedPrediction, input_digest
 from app.part3.routes.errors import documented
 from app.part3.service import Service, ServiceDep
 
@@ -28,7 +35,11 @@ MAX_LABEL_LENGTH = 64
 
 class Feedback(BaseModel):
     prediction_id: PredictionId
-    label: StrictInt | Annotated[str, Field(max_length=MAX_LABEL_LENGTH)]  # a digit (7 or "7"), or a species name
+    label: StrictInt | Annotated[str, Field(max_length=MAX_LABEL_LENGTH)]  # a class name ("Adelie"; a digit 7 or "7")
+    input: list[Any] | None = Field(
+        default=None,
+        description="the input that was predicted, as one row of the model's input tensor; kept for training",
+    )
 
 
 class FeedbackRecorded(BaseModel):
@@ -38,7 +49,7 @@ class FeedbackRecorded(BaseModel):
     predicted: str
     label: str
     correct: bool
-    image_kept: bool  # a digit's image is kept for POST /train/feedback/
+    input_kept: bool  # the input is kept for training on feedback
 
 
 def read_id(service: Service, prediction_id: str) -> IssuedPrediction:
@@ -52,11 +63,8 @@ def read_id(service: Service, prediction_id: str) -> IssuedPrediction:
 
 
 def checked_label(service: Service, issued: IssuedPrediction, label: int | str) -> str:
-    """The label as stored (a digit's as "7"), or 422 when it is not one of the version's classes."""
-    if issued.model == mnist.MODEL_NAME:
-        classes = [str(digit) for digit in range(mnist.NUM_CLASSES)]
-    else:  # ModelNotFound (404) if the version is gone from the store
-        classes = service.stores[issued.model].get(issued.version).metadata.get("classes", [])
+    """The label as stored (a digit's as "7"), or 422 when it is not one of the model's classes."""
+    classes = service.kept.models[issued.model].classes
     text = str(label).strip()
     if text not in classes:
         raise HTTPException(
@@ -66,10 +74,26 @@ def checked_label(service: Service, issued: IssuedPrediction, label: int | str) 
     return text
 
 
-def record(service: Service, issued: IssuedPrediction, label: str, pixels=None) -> FeedbackRecorded:
+def checked_input(service: Service, issued: IssuedPrediction, given: list[Any]) -> np.ndarray:
+    """The input as a row of the model's input tensor, or 422 when it does not fit or is not the one predicted."""
+    model = service.kept.models[issued.model]
+    try:
+        row = np.asarray(given, dtype=model.input.dtype)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise HTTPException(422, f"the input is not a {model.input.datatype} tensor of {model.name}: {error}") from None
+    if row.shape != model.input.row_shape:
+        raise HTTPException(
+            422, f"the input of {model.name} has the shape {list(model.input.row_shape)}; got {list(row.shape)}"
+        )
+    if input_digest(row) != issued.input_digest:
+        raise HTTPException(422, "the input is not the one predicted with this prediction_id")
+    return row
+
+
+def record(service: Service, issued: IssuedPrediction, label: str, row=None) -> FeedbackRecorded:
     try:
         recorded = service.monitoring.feedback.record(
-            issued.key, issued.model, issued.version, issued.answer, label, issued.issued_at, pixels
+            issued.key, issued.model, issued.version, issued.answer, label, issued.issued_at, row
         )
     except ConflictingFeedback as error:
         raise HTTPException(409, str(error)) from None
@@ -81,15 +105,17 @@ def record(service: Service, issued: IssuedPrediction, label: str, pixels=None) 
         predicted=issued.answer,
         label=label,
         correct=issued.answer == label,
-        image_kept=recorded and pixels is not None,
+        input_kept=recorded and row is not None,
     )
 
 
 @router.post("/feedback/")
 def send_feedback(feedback: Feedback, service: ServiceDep) -> FeedbackRecorded:
-    """The true label of an earlier prediction: it counts towards that version's live accuracy."""
+    """The true label of an earlier prediction: it counts towards that version's live accuracy. With the
+    input that was predicted, a training on feedback can learn from it."""
     issued = read_id(service, feedback.prediction_id)
-    return record(service, issued, checked_label(service, issued, feedback.label))
+    row = None if feedback.input is None else checked_input(service, issued, feedback.input)
+    return record(service, issued, checked_label(service, issued, feedback.label), row)
 
 
 @router.post("/feedback/image/")
@@ -110,7 +136,7 @@ async def send_feedback_with_image(
             422, f"images come with digit feedback; send {issued.model} feedback as JSON to POST /feedback/"
         )
     pixels = await run_in_threadpool(images.decode_digit, data, file.filename)  # UploadError: 413/422
-    if image_digest(data) != issued.image_digest:
+    if input_digest(pixels) != issued.input_digest:
         raise HTTPException(
             422, f"{file.filename or 'the upload'!r} is not the image predicted with this prediction_id"
         )

@@ -1,25 +1,30 @@
-"""The versions in the store, and choosing which one every worker serves (rollback / roll forward)."""
+"""The models and their versions, for any registered model: what is stored and why, which version every
+worker serves (rollback / roll forward), and training jobs of a model with the parameters it declares."""
 
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
-from pydantic import BaseModel
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from app import mnist, penguins, promotion
+from app import promotion
+from app.modelkit import Model
 from app.part3.routes.errors import documented
+from app.part3.routes.train import JobAccepted, accepted
 from app.part3.security import require_api_key
-from app.part3.service import ServiceDep
+from app.part3.service import Service, ServiceDep
 
 router = APIRouter(prefix="/models", tags=["models"])
-
-
-class ModelName(StrEnum):
-    mnist = mnist.MODEL_NAME
-    penguins = penguins.MODEL_NAME
+MAX_EXAMPLES = 100_000
 
 
 class ModelVersions(BaseModel):
+    description: str  # what the model answers
+    classes: list[str]
+    input: dict[str, Any]  # its request tensor: name, datatype, shape (-1: any)
+    trainable: bool  # false: serve-only, trained elsewhere and published as an ONNX file
+    parameters: dict[str, Any] | None  # the JSON schema of a training job's parameters
     active: int | None  # what every worker serves (within a few seconds of a change)
     serving: int | None  # what the worker that answered serves right now
     # Each version's metadata, oldest first, with its "status": "active" (what serves), "promoted"
@@ -33,10 +38,35 @@ class ModelVersions(BaseModel):
 
 
 class Activated(BaseModel):
-    name: ModelName
+    name: str
     active: int
     forced: bool  # true when the promotion gate had rejected this version and `force` overrode it
     metadata: dict[str, Any]
+
+
+class TrainingExamples(BaseModel):
+    """Labelled examples for a job: rows in the model's input form (GET /models/ gives its shape) and
+    each row's class name."""
+
+    inputs: list[Any] = Field(min_length=1, max_length=MAX_EXAMPLES)
+    labels: list[str] = Field(min_length=1, max_length=MAX_EXAMPLES)
+
+
+class TrainingRequest(BaseModel):
+    kind: Literal["retrain", "fine-tune"] = Field(
+        description="retrain: from scratch on the model's base data (plus `examples`); fine-tune: from the "
+        "version that serves, on `examples` or on the labelled feedback"
+    )
+    parameters: dict[str, Any] = Field(default={}, description="as the model declares them (GET /models/)")
+    examples: TrainingExamples | None = None
+    feedback: bool = Field(default=False, description="train on the labelled feedback that came with its input")
+
+
+def model_named(name: str, service: Service) -> Model:
+    model = service.kept.models.get(name)
+    if model is None:
+        raise HTTPException(404, f"no model {name!r}; the models are {', '.join(service.kept.models)}")
+    return model
 
 
 def version_status(metadata: dict[str, Any], active: int | None) -> str:
@@ -49,15 +79,21 @@ NO_LABELS = {"accuracy": None, "n_labels": 0}
 
 
 @router.get("/")
-def list_models(service: ServiceDep) -> dict[ModelName, ModelVersions]:
+def list_models(service: ServiceDep) -> dict[str, ModelVersions]:
     serving = service.kept.versions()
     monitoring = service.monitoring
     answer = {}
     for name, store in service.stores.items():
+        model = service.kept.models[name]
         active = store.active()
         live = monitoring.live(name)
         recommended, reasons = monitoring.recommendation(name)
-        answer[ModelName(name)] = ModelVersions(
+        answer[name] = ModelVersions(
+            description=model.description,
+            classes=list(model.classes),
+            input=model.input.describe(),
+            trainable=model.trainable,
+            parameters=model.parameters.model_json_schema() if model.parameters else None,
             active=active,
             serving=serving[name],
             versions=[
@@ -79,7 +115,7 @@ def list_models(service: ServiceDep) -> dict[ModelName, ModelVersions]:
     "/{name}/{version}/activate", dependencies=[Depends(require_api_key)], responses=documented(401, 404, 409, 422)
 )
 async def activate(
-    name: ModelName,
+    name: str,
     version: Annotated[int, Path(ge=1)],
     service: ServiceDep,
     force: Annotated[bool, Query(description="serve it even though the promotion gate rejected it")] = False,
@@ -87,6 +123,7 @@ async def activate(
     """Serve `version` from now on, on every worker: roll back to an older version or forward to a
     newer one. The next promoted version takes over from it. A version the promotion gate rejected
     is served only with `force=true` (409 otherwise, naming the rule that refused it)."""
+    model_named(name, service)
     store = service.stores[name]
     metadata = store.get(version).metadata  # ModelNotFound -> 404
     rejected = not promotion.is_promoted(metadata)
@@ -100,3 +137,52 @@ async def activate(
     activated = store.activate(version)
     await service.refresh()  # this worker at once; the others at their next poll
     return Activated(name=name, active=activated.number, forced=rejected, metadata=activated.metadata)
+
+
+def examples_of(model: Model, examples: TrainingExamples) -> tuple[np.ndarray, np.ndarray]:
+    """The examples as arrays in the model's input form, or 422 naming what does not fit."""
+    if len(examples.inputs) != len(examples.labels):
+        raise HTTPException(
+            422, f"{len(examples.inputs)} inputs but {len(examples.labels)} labels; one label per input"
+        )
+    try:
+        inputs = np.asarray(examples.inputs, dtype=model.input.dtype)
+        labels = np.array([model.class_index(label) for label in examples.labels], dtype=np.int64)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise HTTPException(422, f"the examples do not fit {model.name}: {error}") from None
+    if inputs.shape[1:] != model.input.row_shape:
+        raise HTTPException(
+            422, f"each input of {model.name} has the shape {list(model.input.row_shape)}; got {list(inputs.shape[1:])}"
+        )
+    if inputs.dtype.kind == "f" and not np.isfinite(inputs).all():
+        raise HTTPException(422, "the inputs hold a number that is not finite (NaN or infinity)")
+    return inputs, labels
+
+
+@router.post(
+    "/{name}/jobs",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(require_api_key)],
+    responses=documented(400, 401, 404, 409, 413, 422, 429, 503),
+)
+async def queue_job(name: str, request: TrainingRequest, service: ServiceDep, response: Response) -> JobAccepted:
+    """Queue a training job of any model, with the parameters it declares (GET /models/ gives their
+    schema): a retrain from scratch, or a fine-tune of the serving version on `examples` or on the
+    labelled feedback. Answers at once; GET /jobs/{id} follows it."""
+    model = model_named(name, service)
+    if not model.trainable:
+        raise HTTPException(409, f"{name} is serve-only: it is trained elsewhere; publish a new ONNX file of it")
+    if request.examples is not None and request.feedback:
+        raise HTTPException(422, "send either examples or feedback=true, not both")
+    try:
+        if request.feedback:
+            job = await run_in_threadpool(service.monitoring.train_on_feedback, name, request.parameters, request.kind)
+        else:
+            inputs, labels = examples_of(model, request.examples) if request.examples else (None, None)
+            if request.kind == "fine-tune" and inputs is None:
+                raise HTTPException(422, "a fine-tune learns from examples: send `examples`, or feedback=true")
+            job = await run_in_threadpool(service.submit, request.kind, name, request.parameters, inputs, labels)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise HTTPException(422, f"the parameters of {name} are not acceptable: {problems}") from None
+    return accepted(job, response)

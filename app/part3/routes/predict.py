@@ -1,23 +1,27 @@
-"""Predictions: penguins from two lengths (Part 1's contract), digits from uploaded images (Part 2's).
+"""The workshop's prediction routes, as it teaches them: penguins from two lengths (Part 1's contract),
+digits from uploaded images (Part 2's). Thin adapters onto the generic prediction path
+(app/part3/predictor.py); the Open Inference Protocol's `/v2/models/{name}/infer` (inference.py) is
+the same path for any model.
 
 These routes answer in a fraction of a millisecond, so they take the service from the request
 (`service_of`) rather than through `ServiceDep`: FastAPI's dependency solving costs a tenth of a
-penguin prediction (bench/RESULTS.md). The other routes use
-`ServiceDep`. Their route class reads a one-image upload without Starlette's general multipart
-parser (app/part3/small_uploads.py); `file: UploadFile` is validated and documented as usual.
+penguin prediction (bench/RESULTS.md). Their route class reads file uploads without Starlette's
+general multipart parser (app/part3/small_uploads.py); `file: UploadFile` is validated and
+documented as usual.
 """
 
+import numpy as np
 from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app import mnist, penguins
-from app.part3.prediction_ids import image_digest
+from app.images import UploadError, decode_digits
+from app.models import mnist, penguins
+from app.models.penguins import api as penguin_api
+from app.models.penguins.api import BillLength, FlipperLength, PenguinMeasurements
 from app.part3.routes.errors import documented
 from app.part3.service import service_of
 from app.part3.small_uploads import SmallUploadRoute
-from app.penguins import api as penguin_api
-from app.penguins.api import BillLength, FlipperLength, PenguinMeasurements
 
 router = APIRouter(tags=["predict"], route_class=SmallUploadRoute)
 
@@ -45,13 +49,13 @@ class DigitBatch(BaseModel):
 async def predict_penguin(bill: BillLength, flipper: FlipperLength, request: Request) -> PenguinPrediction:
     """The species of a penguin from its bill and flipper lengths ("40.3", "40.3mm", "4.03cm", ...)."""
     service = service_of(request)
-    answer = service.predictor.penguin(bill, flipper)
-    service.monitoring.saw_penguin(answer.version, bill, flipper)
+    answers = service.predictor.predict(penguins.MODEL_NAME, np.array([[bill, flipper]], dtype=np.float64))
+    (prediction_id,) = service.monitoring.answered(penguins.MODEL_NAME, answers.version, answers.labels, answers.inputs)
     return PenguinPrediction(
         parameters=PenguinMeasurements(bill_length=bill, flipper_length=flipper),
-        result=answer.species,
-        version=answer.version,
-        prediction_id=service.monitoring.ids.issue(penguins.MODEL_NAME, answer.version, answer.species),
+        result=answers.labels[0],
+        version=answers.version,
+        prediction_id=prediction_id,
     )
 
 
@@ -59,15 +63,19 @@ async def predict_penguin(bill: BillLength, flipper: FlipperLength, request: Req
 async def predict_digit(file: UploadFile, request: Request) -> JSONResponse:
     """The digit in one 28x28 image."""
     service = service_of(request)
-    upload = (file.filename, await file.read())
-    answers = await service.predictor.digits([upload])
-    service.monitoring.saw_digits(answers.version, [upload])
-    digit = str(answers.digits[0])
-    prediction_id = service.monitoring.ids.issue(mnist.MODEL_NAME, answers.version, digit, image_digest(upload[1]))
+    answers = await service.predictor.predict_encoded(
+        mnist.MODEL_NAME, [(file.filename, await file.read())], decode_digits
+    )
+    (prediction_id,) = service.monitoring.answered(mnist.MODEL_NAME, answers.version, answers.labels, answers.inputs)
     # A response returned as is: FastAPI skips validating and serialising it again (bench/RESULTS.md);
     # response_model still documents it.
     return JSONResponse(
-        {"filename": file.filename, "result": digit, "version": answers.version, "prediction_id": prediction_id}
+        {
+            "filename": file.filename,
+            "result": answers.labels[0],
+            "version": answers.version,
+            "prediction_id": prediction_id,
+        }
     )
 
 
@@ -76,17 +84,14 @@ async def predict_digits(files: list[UploadFile], request: Request) -> JSONRespo
     """The digit in each of many 28x28 images, in the order sent, all by one model version. One bad
     file refuses the request, naming the file."""
     uploads = [(file.filename, await file.read()) for file in files]
+    if not uploads:
+        raise UploadError("no files were uploaded; send one or more images as 'files'")
     service = service_of(request)
-    answers = await service.predictor.digits(uploads)
-    service.monitoring.saw_digits(answers.version, uploads)
-    issue, version = service.monitoring.ids.issue, answers.version
+    answers = await service.predictor.predict_encoded(mnist.MODEL_NAME, uploads, decode_digits)
+    version = answers.version
+    ids = service.monitoring.answered(mnist.MODEL_NAME, version, answers.labels, answers.inputs)
     results = [
-        {
-            "filename": name,
-            "result": str(digit),
-            "version": version,
-            "prediction_id": issue(mnist.MODEL_NAME, version, str(digit), image_digest(data)),
-        }
-        for (name, data), digit in zip(uploads, answers.digits, strict=True)
+        {"filename": name, "result": label, "version": version, "prediction_id": prediction_id}
+        for (name, _), label, prediction_id in zip(uploads, answers.labels, ids, strict=True)
     ]
     return JSONResponse({"version": version, "results": results})  # as is, like predict_digit's

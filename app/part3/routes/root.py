@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app import mnist
+from app.models import mnist
 from app.part3.service import ServiceDep
 
 router = APIRouter(tags=["workshop"])

@@ -1,4 +1,6 @@
-"""Training requests: validated and stored at once, run later by a trainer (202 + job id)."""
+"""The workshop's training routes, for the digit model as it teaches them: validated and stored at once,
+run later by a trainer (202 + job id). Thin adapters onto the generic job submission, which
+`POST /models/{name}/jobs` (models.py) offers for any model."""
 
 from typing import Annotated
 
@@ -6,7 +8,8 @@ from fastapi import APIRouter, Depends, Form, Response, UploadFile, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from app.images import labelled_images
+from app.images import UploadError, labelled_images
+from app.models import mnist
 from app.part3.job_status import Job, JobKind, JobStatus
 from app.part3.routes.errors import documented
 from app.part3.security import require_api_key
@@ -24,10 +27,15 @@ Epochs = Annotated[
 
 class JobAccepted(BaseModel):
     id: str
+    model: str | None
     kind: JobKind
     status: JobStatus
     n_images: int
     url: str  # poll it: GET /jobs/{id}
+
+
+def epochs_asked(epochs: int | None) -> dict[str, int]:
+    return {} if epochs is None else {"epochs": epochs}
 
 
 async def accept(
@@ -39,14 +47,14 @@ async def accept(
         # Decode and label everything now: a bad file is refused with a 4xx naming it, before any job exists.
         data = await run_in_threadpool(labelled_images, uploads)
         images, labels = data.images, data.labels
-    job = await run_in_threadpool(service.submit, kind, epochs or service.settings.epochs, images, labels)
+    job = await run_in_threadpool(service.submit, kind, mnist.MODEL_NAME, epochs_asked(epochs), images, labels)
     return accepted(job, response)
 
 
 def accepted(job: Job, response: Response) -> JobAccepted:
     url = f"/jobs/{job.id}"
     response.headers["Location"] = url
-    return JobAccepted(id=job.id, kind=job.kind, status=job.status, n_images=job.n_images, url=url)
+    return JobAccepted(id=job.id, model=job.model, kind=job.kind, status=job.status, n_images=job.n_images, url=url)
 
 
 @router.post("/train/", status_code=status.HTTP_202_ACCEPTED)
@@ -68,5 +76,8 @@ async def retrain(
 async def train_on_feedback(service: ServiceDep, response: Response, epochs: Epochs = None) -> JobAccepted:
     """Fine-tune the served digit model on the images sent with their true labels to
     POST /feedback/image/ (the newest WORKSHOP_FEEDBACK_KEPT). 422 when there are none yet."""
-    job = await run_in_threadpool(service.monitoring.fine_tune_on_feedback, epochs or service.settings.epochs)
+    try:
+        job = await run_in_threadpool(service.monitoring.train_on_feedback, mnist.MODEL_NAME, epochs_asked(epochs))
+    except UploadError:
+        raise UploadError("no feedback images yet: send some to POST /feedback/image/ first") from None
     return accepted(job, response)

@@ -7,14 +7,14 @@ every accepted unit), the bounds of exercise 3 apply to the millimetres, and /do
 
 import pytest
 
-from app.penguins.api import MAX_BILL_MM
-from app.penguins.units import MILLIMETRES_PER_UNIT
+from app.models.penguins.api import MAX_BILL_MM
+from app.models.penguins.units import MILLIMETRES_PER_UNIT
 from tests.exercises.expect import expect, expect_status
 
 HINTS = [
     "Let the parameters arrive as text (`bill: str`) and turn \"4.03cm\" into 40.3 millimetres before "
     "predicting; a value you cannot read is an HTTPException(status_code=422).",
-    "app/penguins/units.py has `to_millimetres(text)`, which raises a ValueError for what is not a length.",
+    "app/models/penguins/units.py has `to_millimetres(text)`, which raises a ValueError for what is not a length.",
     "Going further: pydantic's BeforeValidator runs a function on the raw text before the float check: "
     "Annotated[float, BeforeValidator(to_millimetres), WithJsonSchema(LENGTH_SCHEMA)].",
 ]
@@ -68,7 +68,7 @@ def test_bounds_apply_after_conversion(client, value):
 
 @pytest.mark.going_further(
     "inches too: the unit a user may have measured in",
-    hint="app/penguins/units.py's MILLIMETRES_PER_UNIT has the factors",
+    hint="app/models/penguins/units.py's MILLIMETRES_PER_UNIT has the factors",
 )
 def test_inches_are_converted(client):
     response = client.get("/predict/", params={"bill": "1.6in", "flipper": "7.8in"})

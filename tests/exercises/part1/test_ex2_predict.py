@@ -3,14 +3,14 @@
 import pytest
 
 from app.datasets import PENGUIN_FEATURES, load_penguins
-from app.penguins import train
+from app.models.penguins import train
 from tests.exercises.expect import expect_json, expect_status
 
 HINTS = [
     "The query parameters are the function's parameters: `def predict(bill: float, flipper: float)`; "
     "the model wants one row of two numbers.",
     "Answer {\"parameters\": {\"bill_length\": bill, \"flipper_length\": flipper}, \"result\": <the species>}: "
-    "in the starter, `predictor.predict(bill, flipper)` gives the species name.",
+    "in the starter, `species_of(bill, flipper)` gives the species name.",
 ]
 
 

@@ -7,7 +7,7 @@ maxima, taken from the data."""
 import pytest
 
 from app.datasets import PENGUIN_FEATURES, load_penguins
-from app.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM
+from app.models.penguins.api import MAX_BILL_MM, MAX_FLIPPER_MM
 from tests.exercises.expect import expect, expect_json, expect_status
 
 HINTS = [
@@ -15,7 +15,7 @@ HINTS = [
     "your function runs, with a 422 naming the parameter.",
     "Query() also takes a maximum: `le=` (at most) or `lt=` (below). Any value above the largest "
     "penguin does the step: the data's longest bill is 59.6 mm, its longest flipper 231 mm.",
-    "Going further: app/penguins/api.py has MAX_BILL_MM and MAX_FLIPPER_MM; use them with `lt=`.",
+    "Going further: app/models/penguins/api.py has MAX_BILL_MM and MAX_FLIPPER_MM; use them with `lt=`.",
 ]
 
 VALID = {"bill": "40.3", "flipper": "195"}
@@ -73,7 +73,7 @@ def test_the_bounds_are_in_the_docs(client):
 
 
 @pytest.mark.going_further(
-    "a maximum read from the data (app/penguins/api.py) says why it is that number; `lt` also refuses the limit itself",
+    "a maximum read from the data (app/models/penguins/api.py) says why it is that number; `lt` also refuses the limit itself",
     hint="bill: Annotated[float, Query(gt=0, lt=MAX_BILL_MM)], and MAX_FLIPPER_MM for flipper",
 )
 @pytest.mark.parametrize(("parameter", "maximum"), [("bill", MAX_BILL_MM), ("flipper", MAX_FLIPPER_MM)])

@@ -7,7 +7,8 @@ version is served whoever published it, and a version pinned in the store is ser
 
 import pytest
 
-from app import mnist
+from app import promotion
+from app.models import mnist
 from tests.exercises.expect import CheckClient, expect, expect_status
 from tests.fresh_modules import import_fresh
 from tests.part2_support import digit_image, expect_well_trained_answers, good_model, saved_models
@@ -55,7 +56,7 @@ def test_a_restart_trains_nothing_and_serves_the_saved_models(client, exercise, 
 def test_a_restart_serves_the_newest_version_of_the_store(client, exercise, trainings):
     expect(hasattr(exercise, "store"), "going further keeps the models in a ModelStore named `store`")
     store = exercise.store
-    newest = mnist.publish(mnist.TrainingResult(good_model(), {}, None), {}, {}, {"source": "test"}, store).number
+    newest = promotion.publish(mnist.MODEL, mnist.TrainingResult(good_model()), {}, store).number
     restarted = import_fresh(exercise.__file__)
     with CheckClient(restarted.app) as again:
         results = {digit: predict(again, digit) for digit in range(10)}

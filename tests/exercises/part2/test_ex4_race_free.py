@@ -11,7 +11,8 @@ import threading
 
 import pytest
 
-from app import mnist
+from app import promotion
+from app.models import mnist
 from app.part2.serving import LatestModel
 from app.store import ModelStore
 from tests.exercises.expect import expect, expect_status
@@ -117,7 +118,7 @@ def test_predictions_keep_the_loaded_model_until_a_newer_version_appears(client,
         predict(client, digit)
     expect(loads == [], f"a prediction loaded version(s) {loads} from disk instead of keeping the model")
     # A version published by anyone (here, straight to the store) serves from the next request on.
-    new = mnist.publish(mnist.TrainingResult(good_model(), {}, served), {}, {}, {"source": "test"}, store).number
+    new = promotion.publish(mnist.MODEL, mnist.TrainingResult(good_model()), {"parent": served}, store).number
     results = {digit: predict(client, digit) for digit in range(10)}
     expect_well_trained_answers(results, new)
     expect(loads == [new], f"the new version should be loaded once, by the first request that sees it; loads: {loads}")

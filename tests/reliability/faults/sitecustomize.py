@@ -5,8 +5,8 @@ else the file <WORKSHOP_FAULT_DIR>/pause-at (read when the point is reached: a t
 across jobs), names a point, the trainer stops there: it writes <WORKSHOP_FAULT_DIR>/<point>.reached
 holding its pid, then sleeps, so that the test can SIGKILL it at exactly that point of its work.
 
-    training    mnist.fit is about to start
-    evaluating  mnist.evaluate is about to start
+    training    the CNN's fit is about to start
+    evaluating  the promotion gate is about to judge the trained model
     saving      inside the store's publish: the model file is written in the temporary folder,
                 the metadata and the rename into place are not done yet
     published   the store's publish has returned: the version is complete, the job not updated
@@ -45,22 +45,23 @@ def _pause(point: str) -> None:
 
 
 def _install() -> None:
-    from app import mnist
+    from app import promotion
+    from app.models.mnist import cnn
     from app.store import ModelStore
 
-    fit, evaluate, publish = mnist.fit, mnist.evaluate, ModelStore.publish
+    fit, judge, publish = cnn.fit, promotion.publish, ModelStore.publish
 
     def paused_fit(*args, **kwargs):
         _pause("training")
         return fit(*args, **kwargs)
 
-    def paused_evaluate(*args, **kwargs):
+    def paused_judge(*args, **kwargs):
         _pause("evaluating")
-        return evaluate(*args, **kwargs)
+        return judge(*args, **kwargs)
 
     def paused_publish(self, save, *args, **kwargs):
-        # The store's own save hook is wrapped (not mnist.save, which the promotion gate also calls
-        # to check a scratch copy): the pause is inside the store's publish, whoever saves.
+        # The store's own save hook is wrapped (not the model's save, which the promotion gate also
+        # calls to check a scratch copy): the pause is inside the store's publish, whoever saves.
         def paused_save(folder):
             name = save(folder)
             _pause("saving")
@@ -70,7 +71,7 @@ def _install() -> None:
         _pause("published")
         return version
 
-    mnist.fit, mnist.evaluate, ModelStore.publish = paused_fit, paused_evaluate, paused_publish
+    cnn.fit, promotion.publish, ModelStore.publish = paused_fit, paused_judge, paused_publish
 
 
 if FOLDER and _is_trainer():

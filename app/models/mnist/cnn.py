@@ -1,8 +1,8 @@
-"""The MNIST digit classifier: the workshop's small CNN (after keras.io's mnist_convnet).
+"""The workshop's small CNN for MNIST digits (after keras.io's mnist_convnet), in Keras.
 
-Written once for the notebook, the exercises and the services: build, train or fine-tune, predict,
-save and load through the model store. Keras is imported inside the functions that need it, because
-importing it takes about 12 s and Part 1 never needs it.
+Written once for the notebook, the exercises and the trainer: build, train or fine-tune, predict, save
+and load. Keras is imported inside the functions that need it: importing it takes about 12 s, and a
+serving worker (which runs the version's model.onnx) never needs it.
 """
 
 from collections.abc import Callable
@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from app import promotion
-from app.onnx_export import SERVING_FILE
+from app.modelkit import Trained
 from app.paths import setting
 
 MODEL_NAME = "mnist"
@@ -138,15 +137,6 @@ def save(model, folder: Path) -> str:
     return MODEL_FILE
 
 
-def save_with_serving_file(model, folder: Path) -> str:
-    """The .keras file (fine-tunes start from it) and model.onnx (services serve it), checked against
-    each other before the version is published (app/onnx_export.py)."""
-    from app.onnx_export import export_mnist
-
-    export_mnist(model, folder)
-    return save(model, folder)
-
-
 def load(path: Path):
     """Load a .keras file in safe mode: a file that carries Python code (a Lambda layer) is refused."""
     import keras
@@ -181,10 +171,8 @@ def limit_threads(threads: int | None) -> None:
 
 
 @dataclass(frozen=True)
-class TrainingResult:
-    model: Any
-    history: dict[str, list[float]]
-    parent: int | None
+class TrainingResult(Trained):
+    parent: int | None = None  # the version a fine-tune started from
 
 
 def train(
@@ -210,46 +198,6 @@ def train(
     return TrainingResult(model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, parent)
 
 
-def publish(
-    result: TrainingResult,
-    metrics: dict[str, Any],
-    parameters: dict[str, Any],
-    data: dict[str, Any],
-    store=None,
-    floor: float | None = None,
-    margin: float | None = None,
-    holdout=None,
-):
-    """Export a trained model as the next version in the store, through the promotion gate: it
-    serves only if promoted (see app/promotion.py; call it under `store.training_lock()`). The
-    floor and margin default to the WORKSHOP_GATE_* settings; `holdout` to the MNIST test split.
-    The version carries its serving file (model.onnx); app.onnx_export.ServingExportFailed (nothing
-    published) when that cannot be made or disagrees with Keras."""
-    from app import drift
-    from app.onnx_export import MNIST_SERVING
-    from app.store import ModelStore
-
-    store = store or ModelStore(MODEL_NAME)
-    metadata = {
-        "parent": result.parent,
-        "data": data,
-        "parameters": parameters,
-        "metrics": metrics,
-        "history": result.history,
-        "libraries": library_versions(),
-        "drift_reference": drift.digit_reference_of(result.model),  # what live requests are compared with
-        **MNIST_SERVING,
-    }
-    return promotion.publish(store, GATE_KIND, result.model, metadata, floor, margin, holdout)
-
-
 def default_epochs() -> int:
     """Epochs for trainings the Part 2 services start; WORKSHOP_EPOCHS lowers it for tests and demos."""
     return int(setting("EPOCHS", str(DEFAULT_EPOCHS)) or DEFAULT_EPOCHS)
-
-
-# How the promotion gate evaluates, saves and reloads a digit model; bound once, so the gate keeps
-# the real functions even where a test wraps this module's.
-GATE_KIND = promotion.ModelKind(
-    promotion.mnist_holdout, predict_classes, save, load, save_with_serving_file, SERVING_FILE
-)

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import BaseModel
 
-from app.penguins.units import ACCEPTED_UNITS, Millimetres
+from app.models.penguins.units import ACCEPTED_UNITS, Millimetres
 
 MAX_BILL_MM = 100.0
 MAX_FLIPPER_MM = 300.0
