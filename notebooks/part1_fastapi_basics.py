@@ -237,7 +237,7 @@ with claim("GET /predict/?bill=40.3&flipper=195 answers an Adelie, with the para
 
 # %% tags=["figure"]
 with claim("the service answers a species for every pair of numbers, even where no penguin could be"):
-    bills, flippers = np.meshgrid(np.linspace(0, 120, 25), np.linspace(0, 320, 25))
+    bills, flippers = np.meshgrid(np.linspace(0, 120, 21), np.linspace(0, 320, 21))
     answers = np.array(
         [
             predict.get("/predict/", params={"bill": bill, "flipper": flipper}).json()["result"]

@@ -76,8 +76,8 @@ settings = {
     "WORKSHOP_MODELS_DIR": str(models),
     # Short trainings make weak models; the promotion gate (notebooks/monitoring.ipynb) would rightly refuse
     # some of them. Here every version may serve, so that each step shows what it is about.
-    "WORKSHOP_GATE_FLOOR_MNIST": "0",
-    "WORKSHOP_GATE_MARGIN": "1",
+    "WORKSHOP_GATE_FLOOR__MNIST": "0",
+    "WORKSHOP_GATE_MARGIN__MNIST": "1",
 }
 IN_TRAINING, TRAINED = "Num of model in training", "Num of trained models"
 

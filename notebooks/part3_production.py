@@ -163,9 +163,9 @@ service_settings = {
     "WORKSHOP_POLL_INTERVAL": "0.2",  # how often each worker looks for a new version (default: 1 s)
     # Short trainings make weak models; the promotion gate (notebooks/monitoring.ipynb) would rightly refuse
     # some of them. Here every version may serve, so that each step shows what it is about.
-    "WORKSHOP_GATE_FLOOR_MNIST": "0",
-    "WORKSHOP_GATE_FLOOR_PENGUINS": "0",
-    "WORKSHOP_GATE_MARGIN": "1",
+    "WORKSHOP_GATE_FLOOR__MNIST": "0",
+    "WORKSHOP_GATE_FLOOR__PENGUINS": "0",
+    "WORKSHOP_GATE_MARGIN__MNIST": "1",
 }
 seven = ("test_img7.png", (DATA_DIR / "test_image" / "test_img7.png").read_bytes(), "image/png")
 service = start_file("app/part3/main.py", name="the production service", env=service_settings)
@@ -326,8 +326,10 @@ with claim("predictions are answered throughout the fine-tune, and the new versi
 # for Prometheus.
 
 # %%
-listing = service.get("/models/").json()["mnist"]
-show(service.docs, pd.DataFrame(listing["versions"], dtype=object).set_index("version")[["status", "parent"]])
+with claim("/models/ lists each digit version with the promotion gate's decision and its parent"):
+    listing = service.get("/models/").json()["mnist"]
+    show(service.docs, pd.DataFrame(listing["versions"], dtype=object).set_index("version")[["status", "parent"]])
+    assert [version["parent"] for version in listing["versions"]][-1] == listing["versions"][-2]["version"]
 
 # %%
 service.stop()
