@@ -23,6 +23,7 @@ from app.storage.folder import ACTIVE_FILE, LOCK_FILE, METADATA_FILE, TEMP_PREFI
 from app.storage.store_errors import CorruptModel, ModelNotFound, StoreUnavailable
 
 __all__ = [
+    "CHALLENGER",
     "PROMOTED",
     "REJECTED",
     "ACTIVE_FILE",
@@ -37,7 +38,11 @@ __all__ = [
     "is_promoted",
     "sha256_of",
 ]
-PROMOTED, REJECTED = "promoted", "rejected"  # the promotion gate's decisions (app/promotion.py)
+# The promotion gate's decisions (app/promotion.py): a challenger is stored, never served by default,
+# and judged later on live traffic (shadow scoring).
+PROMOTED, REJECTED, CHALLENGER = "promoted", "rejected", "challenger"
+# What identifies a version's files: a metadata rewrite (update_metadata) may not change them.
+FILE_KEYS = ("name", "version", "file", "sha256", "serving_file", "serving_sha256", "upload")
 
 
 def is_promoted(metadata: dict[str, Any]) -> bool:
@@ -160,7 +165,25 @@ class ModelStore:
         with self.backend.staging() as temp:
             file_name = save(temp)
             serving = {**metadata, "serving_file": file_name, "serving_sha256": sha256_of(temp / file_name)}
-            self.backend.add_file(number, temp, file_name, serving)
+            self.backend.add_file(number, temp, file_name)
+            self.backend.update_metadata(number, lambda current: {**current, **serving})
+        return self.get(number)
+
+    def update_metadata(self, number: int, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Version:
+        """Rewrite a version's metadata after its publication (e.g. a challenger promoted or dropped):
+        `change(current)` returns the new metadata. Atomic in both backends: a reader sees the old
+        metadata or the new, and two writers at once never lose an update (a lock beside a folder's
+        versions; a compare-and-swap on the manifest's ETag in a bucket, `change` called again with
+        what the other wrote). What names the version's files (FILE_KEYS) cannot change this way."""
+
+        def checked(current: dict[str, Any]) -> dict[str, Any]:
+            new = change(dict(current))
+            moved = [key for key in FILE_KEYS if new.get(key) != current.get(key)]
+            if moved:
+                raise ValueError(f"{self.name} version {number}: update_metadata cannot change {', '.join(moved)}")
+            return new
+
+        self.backend.update_metadata(int(number), checked)
         return self.get(number)
 
     def load_newest_loadable(
@@ -220,6 +243,19 @@ class ModelStore:
         publishing, so two trainings never fine-tune the same version. A folder's is a FileLock; a
         bucket's a lease (app/storage/lease.py). Both raise filelock.Timeout when `timeout` runs out."""
         return self.backend.training_lock(timeout=timeout)
+
+    def remove(self, number: int) -> None:
+        """Delete a stored version (the trainer bounds the versions the gate refused). It disappears for
+        readers at once (its metadata.json, or its manifest, goes first), then its files. The version
+        that serves and the newest one (whose number would be given again) are never removed."""
+        numbers = self.versions()
+        if number not in numbers:
+            raise ModelNotFound(f"{self.name} has no version {number}")
+        if number == self.active():
+            raise ValueError(f"{self.name} version {number} serves: it cannot be removed")
+        if number == numbers[-1]:
+            raise ValueError(f"{self.name} version {number} is the newest: its number would be given again")
+        self.backend.remove(int(number))
 
     def activate(self, number: int) -> Version:
         version = self.get(number)

@@ -35,6 +35,7 @@ Every failure to reach the store raises StoreUnavailable (app/storage/s3_client.
 import json
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -223,18 +224,35 @@ class BucketBackend:
             if self._put_if(key, (json.dumps(new, sort_keys=True) + "\n").encode(), etag):
                 return new
 
-    def add_file(self, number: int, folder: Path, file_name: str, metadata: dict[str, Any]) -> None:
+    def add_file(self, number: int, folder: Path, file_name: str) -> None:
+        """Upload a file into the version's upload prefix (its manifest names it afterwards)."""
         upload = self.metadata(number)["upload"]
         with open(folder / file_name, "rb") as file:
             self._call("put_object", Key=self._upload_key(upload, file_name), Body=file)
+        self._keep(folder, [file_name], self.path / upload)
 
-        def named(etag, manifest):
+    def update_metadata(self, number: int, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Rewrite the manifest with `If-Match` on the ETag read; another writer in between makes it read
+        and change again. Each rewrite carries a fresh `revision`: two writers who made the same change
+        from the same manifest write different bodies, so a refused put is never taken for our own
+        retried one (see `_put_if`)."""
+
+        def changed(etag, manifest):
             if manifest is None:
                 raise ModelNotFound(f"{self.name} has no version {number}")
-            return {**manifest, **metadata}
+            return {**change(manifest), "revision": uuid.uuid4().hex}
 
-        self._swap(self._manifest_key(number), named)
-        self._keep(folder, [file_name], self.path / upload)
+        self._swap(self._manifest_key(number), changed)
+
+    def remove(self, number: int) -> None:
+        """The manifest first (the version is gone for every reader), then its uploaded objects and its
+        cached copy. A remover that dies between leaves objects no manifest names: the tidy-up's."""
+        upload = self.metadata(number)["upload"]
+        self._call("delete_object", Key=self._manifest_key(number))
+        keys = [{"Key": entry["Key"]} for entry in self._list(f"{self.keys}uploads/{upload}/")]
+        if keys:
+            self._call("delete_objects", Delete={"Objects": keys, "Quiet": True})
+        shutil.rmtree(self.path / upload, ignore_errors=True)
 
     def pin(self, number: int) -> None:
         latest = max(self.numbers(), default=number)

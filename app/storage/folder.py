@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ METADATA_FILE = "metadata.json"
 ACTIVE_FILE = "ACTIVE"
 TEMP_PREFIX = ".tmp-"
 LOCK_FILE = ".training.lock"
+METADATA_LOCK_FILE = ".metadata.lock"  # held while a version's metadata is read, changed and written
 
 
 def write_json_atomically(path: Path, payload: Any) -> None:
@@ -140,13 +141,28 @@ class FolderBackend:
         _fsync_dir(self.path)
         return number
 
-    def add_file(self, number: int, folder: Path, file_name: str, metadata: dict[str, Any]) -> None:
-        """Move `folder/file_name` beside the version's model, then let its metadata name it (so a
+    def add_file(self, number: int, folder: Path, file_name: str) -> None:
+        """Move `folder/file_name` beside the version's model (its metadata names it afterwards, so a
         reader never sees a metadata entry without its file)."""
-        target = self.version_path(number)
         _fsync_file(folder / file_name)
-        os.replace(folder / file_name, target / file_name)
-        write_json_atomically(target / METADATA_FILE, {**self.metadata(number), **metadata})
+        os.replace(folder / file_name, self.version_path(number) / file_name)
+
+    def update_metadata(self, number: int, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Read, change and write a version's metadata.json under a lock (so no update is lost); the
+        write is a rename, so a reader sees the old file or the new."""
+        from filelock import FileLock
+
+        with FileLock(self.path / METADATA_LOCK_FILE):
+            write_json_atomically(self.version_path(number) / METADATA_FILE, change(self.metadata(number)))
+
+    def remove(self, number: int) -> None:
+        """metadata.json first (the version is gone for every reader), then its files; the emptied folder
+        stays behind, still holding its number."""
+        target = self.version_path(number)
+        (target / METADATA_FILE).unlink()
+        _fsync_dir(target)
+        for entry in target.iterdir():
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
     def pin(self, number: int) -> None:
         write_json_atomically(self.path / ACTIVE_FILE, number)
