@@ -113,7 +113,7 @@ def audit(
         detail = f"version {metadata.get('version')} was published without a label check: nothing is judged"
         return LabelAudit(NOT_JUDGED, detail, len(labels), flagged=none)
     known = familiar(model, inputs, probabilities, reference)
-    signals = {name: values[known] for name, values in model.drift_signals(inputs[known], probabilities[known]).items()}
+    signals = model.drift_signals(inputs[known], probabilities[known])
     found = drift.compare(reference, signals) if known.sum() > 1 else {}
     threshold = drift_alpha / max(len(found), 1)
     drifting = sorted(name for name, test in found.items() if test["p_value"] < threshold)

@@ -234,13 +234,19 @@ def reload_answers(model: Model, trained_model: Any, holdout: Holdout) -> np.nda
         return model.probabilities(reloaded, holdout.inputs).argmax(axis=-1)
 
 
-def stored_answers(store: ModelStore, model: Model, number: int, inputs: np.ndarray) -> np.ndarray:
-    """The class index a stored version answers for each row: through its serving file (sha256 checked),
+def stored_probabilities(store: ModelStore, model: Model, number: int, inputs: np.ndarray) -> np.ndarray:
+    """A stored version's class probabilities for each row: through its serving file (sha256 checked),
     or its training file for a version published before serving files existed."""
+    if not len(inputs):
+        return np.zeros((0, len(model.classes)))
     if store.get(number).serving_file is None:
-        return model.probabilities(store.load(number, model.load), inputs).argmax(axis=-1)
-    serving = store.load_serving(number, lambda path: ServingModel(path, model))
-    return serving.probabilities(inputs).argmax(axis=-1)
+        return model.probabilities(store.load(number, model.load), inputs)
+    return store.load_serving(number, lambda path: ServingModel(path, model)).probabilities(inputs)
+
+
+def stored_answers(store: ModelStore, model: Model, number: int, inputs: np.ndarray) -> np.ndarray:
+    """The class index a stored version answers for each row (see stored_probabilities)."""
+    return stored_probabilities(store, model, number, inputs).argmax(axis=-1)
 
 
 def active_figures(store: ModelStore, model: Model, holdout: Holdout) -> tuple[int | None, float | None]:

@@ -199,16 +199,17 @@ class Service:
         inputs: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         unless_pending: bool = False,
+        **fields: Any,
     ) -> Job:
         """Queue a job of `model` and its turn, its parameters checked against the model's declaration
         (pydantic's ValidationError names a bad one); QueueFull when too many already wait (each holds
-        its examples on disk)."""
+        its examples on disk). `fields` go into the job's record (JobRecords.submit)."""
         validated = self.settings.training_parameters(self.kept.models[model], parameters).model_dump()
         with self.reaching_the_queue():
             waiting = self.jobs.count("queued")
             if waiting >= self.settings.max_queued_jobs:
                 raise QueueFull(f"{waiting} training jobs are already waiting; try again when some have run")
-            job = self.jobs.submit(kind, model, validated, inputs, labels, unless_pending=unless_pending)
+            job = self.jobs.submit(kind, model, validated, inputs, labels, unless_pending=unless_pending, **fields)
             self.queue.enqueue_turn(job.id)
         return job
 

@@ -133,6 +133,55 @@ class Settings(BaseSettings):
     retrain_check_interval: PositiveFloat = Field(
         default=30.0, description="seconds between a worker's checks of the retrain policy"
     )
+    retrain_min_new_labels: PositiveInt = Field(
+        default=50,
+        description="after a fine-tune on feedback the gate did not promote, the policy waits for this many new "
+        "labels (with their inputs) before it queues the next one",
+    )
+
+    # -- the loop: live holdout, replay, the gate on live traffic, poisoned labels, pruning ---------
+    live_holdout_share: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="the newest share of a model's labelled feedback (with inputs) a job on feedback never trains "
+        "on: the gate's live holdout",
+    )
+    replay_share: float = Field(
+        default=0.5,
+        ge=0,
+        lt=1,
+        description="share of a fine-tune on feedback drawn from the data the serving version learned from, so it "
+        "learns the new traffic without forgetting the old",
+    )
+    gate_live_min_labels: PositiveInt = Field(
+        default=50, description="labels the live holdout needs before the gate judges a candidate on it"
+    )
+    gate_live_alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="significance level of the gate's paired test on the live holdout"
+    )
+    gate_forgetting: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="how far below the serving version's frozen-holdout accuracy a candidate better on the live "
+        "holdout may be",
+    )
+    shadow: bool = Field(
+        default=True,
+        description="shadow scoring: a candidate the live holdout cannot judge becomes a challenger (never served) "
+        "instead of being decided by the frozen holdout alone",
+    )
+    label_audit_alpha: float = Field(
+        default=0.001,
+        gt=0,
+        lt=1,
+        description="significance level at which labels contradicting what the serving version knows for sure are "
+        "flagged as wrong (and kept out of training)",
+    )
+    rejected_kept: PositiveInt = Field(
+        default=5, description="versions the gate rejected kept per model; the trainer removes the oldest"
+    )
 
     prometheus_multiproc_dir: Path | None = Field(
         default=None,

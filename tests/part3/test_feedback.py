@@ -286,7 +286,9 @@ def test_the_policy_queues_at_most_one_fine_tune_and_waits_its_interval(tmp_path
     for number in range(4):
         monitoring.feedback.record(f"id{number}", "mnist", 1, "1", "7", time.time(), np.full((28, 28), 9, np.uint8))
     (first,) = monitoring.apply_policy()
-    assert (first.kind, first.model, first.n_images) == ("fine-tune", "mnist", 4)
+    # Three of the four: the newest (30 % of 4, rounded down) is the live holdout, never trained on.
+    assert (first.kind, first.model, first.n_images, first.feedback_boundary) == ("fine-tune", "mnist", 3, 3)
+    assert first.retrain_reasons == ["live accuracy below the floor"]
     assert monitoring.apply_policy() == []  # one is queued
     jobs.update(first.id, status="succeeded")
     assert monitoring.apply_policy() == []  # finished, but the interval has not passed

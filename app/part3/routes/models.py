@@ -27,14 +27,19 @@ class ModelVersions(BaseModel):
     parameters: dict[str, Any] | None  # the JSON schema of a training job's parameters
     active: int | None  # what every worker serves (within a few seconds of a change)
     serving: int | None  # what the worker that answered serves right now
-    # Each version's metadata, oldest first, with its "status": "active" (what serves), "promoted"
-    # or "rejected" (stored, never served unless activated with force; its "gate" entry says why),
-    # and its "live" accuracy on labelled feedback.
+    # Each version's metadata, oldest first, with its "status": "active" (what serves), "promoted",
+    # "rejected" or "challenger" (stored, never served unless activated with force; its "gate" entry
+    # says why, with its figures on the frozen and the live holdout), and its "live" accuracy.
     versions: list[dict[str, Any]]
     # When to retrain (README): this worker's drift signals, and whether retraining is recommended, why.
     drift: dict[str, Any] = {}
     retrain_recommended: bool = False
     retrain_reasons: list[str] = []
+    # What the retrain policy does now and why ("state": off, idle, training, waiting, stopped, ready).
+    retrain_policy: dict[str, str] = {}
+    # The audit of the labelled feedback against the serving version: labels that contradict what it
+    # knows for sure are flagged, and kept out of training and of the live holdout (app/label_audit.py).
+    labels: dict[str, Any] = {}
 
 
 class Activated(BaseModel):
@@ -72,7 +77,7 @@ def model_named(name: str, service: Service) -> Model:
 def version_status(metadata: dict[str, Any], active: int | None) -> str:
     if metadata.get("version") == active:
         return "active"
-    return promotion.PROMOTED if promotion.is_promoted(metadata) else promotion.REJECTED
+    return promotion.decision_of(metadata)
 
 
 NO_LABELS = {"accuracy": None, "n_labels": 0}
@@ -107,6 +112,8 @@ def list_models(service: ServiceDep) -> dict[str, ModelVersions]:
             drift=monitoring.drift(name),
             retrain_recommended=recommended,
             retrain_reasons=reasons,
+            retrain_policy=monitoring.policy_state(name),
+            labels=monitoring.audited(name)[1].describe(),
         )
     return answer
 
