@@ -16,9 +16,9 @@ Generic over the registry: every model gets the same signals.
   fine-tune of that model on its labelled feedback through the normal submission path (the trainer
   mixes in a replay of the serving version's data; the gate judges it on the frozen and the live
   holdout): never while another fine-tune of it waits or runs, at most once every
-  WORKSHOP_RETRAIN_MIN_INTERVAL seconds across all workers, and after a fine-tune the gate did not
-  promote, only once WORKSHOP_RETRAIN_MIN_NEW_LABELS new labels came. `policy_state` says in words
-  what it does and why (in /models/).
+  WORKSHOP_RETRAIN_MIN_INTERVAL seconds across all workers, and after a fine-tune on feedback (refused,
+  a challenger, or promoted and not yet judged by labels) only once WORKSHOP_RETRAIN_MIN_NEW_LABELS new
+  labels came. `policy_state` says in words what it does and why (in /models/).
 """
 
 import logging
@@ -168,10 +168,16 @@ class Monitoring:
         return {**report, "threshold": threshold, "signals": signals, "status": "drift" if significant else "no drift"}
 
     def recommendation(self, name: str) -> tuple[bool, list[str]]:
-        """Whether to retrain `name`, and why, in words."""
+        """Whether to retrain `name`, and why, in words. Drift recommends it unless the serving version's
+        live accuracy is at least the floor on enough labels: then it copes with the new traffic (after
+        the loop recovers, the traffic still drifts from the frozen holdout, and needs nothing)."""
         reasons = []
         report = self.drift(name)
-        if report.get("status") == "drift":
+        serving = self.kept.versions().get(name)
+        live = self.live(name).get(serving) if serving is not None else None
+        floor, needed = self.settings.retrain_accuracy_floor, self.settings.retrain_min_labels
+        labelled = bool(live) and live["n_labels"] >= needed
+        if report.get("status") == "drift" and not (labelled and live["accuracy"] >= floor):
             drifted = ", ".join(
                 f"{signal} (p = {values['p_value']:.2g})"
                 for signal, values in report["signals"].items()
@@ -180,10 +186,7 @@ class Monitoring:
             reasons.append(
                 f"drift in {drifted}, below {report['threshold']:.2g} on the last {report['window']} requests"
             )
-        serving = self.kept.versions().get(name)
-        live = self.live(name).get(serving) if serving is not None else None
-        floor, needed = self.settings.retrain_accuracy_floor, self.settings.retrain_min_labels
-        if live and live["n_labels"] >= needed and live["accuracy"] < floor:
+        if labelled and live["accuracy"] < floor:
             reasons.append(
                 f"live accuracy of version {serving} is {live['accuracy']:.1%} on {live['n_labels']} labels, "
                 f"below the floor of {floor:.1%}"
@@ -262,14 +265,19 @@ class Monitoring:
         if pending is not None:
             return state("training", f"fine-tune {pending.id} is {pending.status}: {pending.progress}")
         last = next((job for job in reversed(jobs) if job.feedback_boundary is not None), None)
-        if last is not None and last.status == "succeeded" and last.promoted is False:
+        if last is not None and last.status == "succeeded":
             since = last.feedback_through if last.feedback_through is not None else last.feedback_boundary
             new, needed = self.feedback.labelled_since(name, since), self.settings.retrain_min_new_labels
             if new < needed:
+                outcome = (
+                    "its version now serves, and labels must judge it"
+                    if last.promoted
+                    else f"the gate did not promote it: {last.progress}"
+                )
                 return state(
                     "waiting",
-                    f"the gate did not promote fine-tune {last.id} ({last.progress}); the next one waits for "
-                    f"{needed} new labels with their inputs, {new} so far",
+                    f"after fine-tune {last.id} ({outcome}), the next one waits for {needed} new labels with their "
+                    f"inputs, {new} so far",
                 )
         rows, verdict = self.audited(name)
         train, _, _ = live_holdout.training_part(rows, verdict, self.settings.live_holdout_share)

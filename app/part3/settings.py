@@ -135,8 +135,8 @@ class Settings(BaseSettings):
     )
     retrain_min_new_labels: PositiveInt = Field(
         default=50,
-        description="after a fine-tune on feedback the gate did not promote, the policy waits for this many new "
-        "labels (with their inputs) before it queues the next one",
+        description="after a fine-tune on feedback (refused, a challenger, or promoted), the policy waits for this "
+        "many new labels (with their inputs) before it queues the next one",
     )
 
     # -- the loop: live holdout, replay, the gate on live traffic, poisoned labels, pruning ---------

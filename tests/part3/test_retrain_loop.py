@@ -94,8 +94,13 @@ def test_the_policy_waits_for_new_labels_after_a_fine_tune_the_gate_did_not_prom
     send(monitoring, 1, start=40)
     (second,) = queued(monitoring)
     assert second.feedback_boundary > first.feedback_boundary and second.n_images > first.n_images
-    # A promoted fine-tune leaves the policy free to go on at its interval (the traffic may still be moving).
-    jobs.update(second.id, status="succeeded", version=3, promoted=True, gate_decision="promoted")
+    # After a promoted one too: its version serves, and new labels must say whether it needs another.
+    newest = int(monitoring.feedback.labelled_rows(mnist.MODEL).seqs[-1])
+    jobs.update(
+        second.id, status="succeeded", version=3, promoted=True, gate_decision="promoted", feedback_through=newest
+    )
+    assert queued(monitoring) == [] and "its version now serves" in monitoring.policy_state("mnist")["detail"]
+    send(monitoring, NEW_LABELS, start=50)
     assert len(queued(monitoring)) == 1
 
 
@@ -130,3 +135,37 @@ def test_refused_versions_are_bounded_and_the_serving_version_its_parent_and_a_c
     store.activate(8)  # a rejected version served on purpose, and now the serving version
     publish(gate("rejected"))  # 10
     assert prune_rejected(store, keep=1) == [2, 9] and store.versions() == [1, 3, 5, 8, 10]
+
+
+class Drifting(Monitoring):
+    """A worker whose traffic drifts from the serving version's holdout, with `labels` live labels."""
+
+    labels: dict = {}
+
+    def drift(self, name):
+        signal = {"p_value": 1e-30, "statistic": 0.9, "significant": True}
+        return {"status": "drift", "signals": {"offset": signal}, "threshold": 0.0025, "window": 120}
+
+    def live(self, name):
+        return {1: self.labels} if self.labels else {}
+
+
+@pytest.mark.parametrize(
+    ("labels", "recommended"),
+    [
+        ({}, True),  # no labels yet: drift alone says the model sees what it was not made for
+        ({"accuracy": 0.95, "n_labels": 10}, True),  # too few labels to say it copes
+        ({"accuracy": 0.95, "n_labels": 80}, False),  # it copes with the drifted traffic (e.g. once the loop recovered)
+        ({"accuracy": 0.40, "n_labels": 80}, True),
+    ],
+)
+def test_drift_recommends_retraining_unless_live_labels_show_the_version_copes(tmp_path, labels, recommended):
+    settings = Settings(models_dir=tmp_path, retrain_min_labels=50, retrain_accuracy_floor=0.8)
+    kept = KeptModels(tmp_path)
+    kept.versions = lambda: {"mnist": 1, "penguins": 1}
+    monitoring = Drifting(settings, kept=kept, jobs=list, submit=None)
+    monitoring.labels = labels
+    answer, reasons = monitoring.recommendation("mnist")
+    assert answer is recommended and (any("drift in offset" in reason for reason in reasons) or not recommended)
+    if labels.get("accuracy") == 0.40:
+        assert any("below the floor of 80.0%" in reason for reason in reasons)
