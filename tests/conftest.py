@@ -1,6 +1,7 @@
 """Fixtures shared by the Part 3, reliability and browser suites: one seeded model store per test
 session (its tiny models are trained once), a private copy of it per test module (`models_dir`), and
-one real Part 3 service per session (`real_service`)."""
+one real Part 3 service per session (`real_service`). And two rules for every test: the quick loop
+imports no Keras, and no test but the exercise checks reads the learner's exercises/."""
 
 import os
 import sys
@@ -8,6 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from tests import exercise_guard  # watches exercises/ from here on: see the module
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "part3"))  # part3_support, for every suite
 # The suite's models are tiny (one epoch on a few hundred digits): the promotion gate would rightly
@@ -91,21 +94,40 @@ def give_each_test_its_own_node_id(items) -> None:
 _LOADED_BEFORE = pytest.StashKey[set[str]]()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    exercise_guard.guarding = not Path(str(item.path)).is_relative_to(exercise_guard.EXERCISE_CHECKS)
+    item.stash[_LOADED_BEFORE] = _model_libraries_loaded()
+
+
+def pytest_collection_finish(session):
+    reads = exercise_guard.reads_of_exercises()
+    if reads:
+        raise pytest.UsageError(
+            f"collecting the tests read the learner's exercises/ ({', '.join(reads)}): generate the starters "
+            "into a temporary folder (workshop.exercises.write_exercises(folder)) instead"
+        )
+
+
 def _model_libraries_loaded() -> set[str]:
     return {name for name in MODEL_LIBRARIES if name in sys.modules}
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    item.stash[_LOADED_BEFORE] = _model_libraries_loaded()
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    """The quick loop (`-m "not slow"`) trains nothing: a test not marked slow that imports Keras or
-    TensorFlow (in a fixture, the test or its teardown) errors. What an earlier slow test loaded is
-    not this test's doing, so only a new import counts."""
+    """A test that read exercises/ outside the exercise checks fails. And the quick loop (`-m "not slow"`)
+    trains nothing: a test not marked slow that imports Keras or TensorFlow (in a fixture, the test or
+    its teardown) errors; what an earlier slow test loaded is not this test's doing, so only a new
+    import counts."""
     result = yield
+    exercise_guard.guarding = True
+    reads = exercise_guard.reads_of_exercises()
+    if reads:
+        pytest.fail(
+            f"read the learner's exercises/ ({', '.join(reads)}): a maintainers' test must pass whatever is there; "
+            "generate the starters into a temporary folder (workshop.exercises.write_exercises(folder)) instead",
+            pytrace=False,
+        )
     loaded = _model_libraries_loaded() - item.stash.get(_LOADED_BEFORE, set())
     if loaded and item.get_closest_marker("slow") is None:
         pytest.fail(

@@ -1,6 +1,6 @@
 """Helpers for the Part 2 tests (the exercise checks and the reference service's tests).
 
-- `TrainingGate` wraps app.mnist.train: it records every call and can hold trainings until the test
+- `TrainingGate` wraps app.models.mnist.train: it records every call and can hold trainings until the test
   releases them, so a test can look at the service *while* a training runs, without any timing.
 - `PendingRequest` sends a request through a TestClient's event loop without waiting for the app to
   finish: it tells when the response was sent, which comes before the app's background tasks end.
@@ -56,14 +56,18 @@ def saved_models(folder) -> list:
 
 def expect_well_trained_answers(results: dict[int, dict], version: int) -> None:
     """The predictions of test_img0..9 all come from `version`, a well-trained model, and read 9 right."""
-    from tests.exercises.expect import expect
+    from tests.exercises.expect import expect, listed, shown
 
+    answered_by = sorted({result.get("version") for result in results.values()}, key=str)
+    versions = listed([shown(number) for number in answered_by])
+    expect(versions == str(version), f"every prediction should come from version {version}; they came from {versions}")
+    read = {digit: result.get("result") for digit, result in results.items()}
+    right = [digit for digit, result in read.items() if result == str(digit)]
     expect(
-        {result["version"] for result in results.values()} == {version},
-        f"every prediction should come from version {version}",
+        len(right) >= 9,
+        f"a well-trained version should read at least 9 of the 10 test images right; it read {len(right)}: "
+        + ", ".join(f"test_img{digit}.png as {shown(result)}" for digit, result in read.items()),
     )
-    right = [digit for digit, result in results.items() if result["result"] == str(digit)]
-    expect(len(right) >= 9, f"a well-trained version should read at least 9 of the 10 test images right: {results}")
 
 
 def label_of(name: str) -> int:
@@ -110,18 +114,23 @@ class FitGate:
     """Every Keras `fit` while installed (`keras.Model.fit` replaced): the exercise checks' trainings.
 
     Whatever the learner's file says (the workshop's 15 epochs on 60,000 images), a training in a check
-    fits one epoch on at most CHECK_IMAGES images, and says so as it starts and ends. Each call's model
-    and labels are recorded, so a check sees a training however it was written (app.mnist or the
-    workshop's own `model.fit`); `hold()` makes trainings wait inside fit until `open()`.
+    fits one epoch on at most CHECK_IMAGES images, and says so as it starts and ends (the end's line, with
+    the epoch's loss and accuracy, stands for Keras' progress bar). Each call's model and labels are
+    recorded, so a check sees a training however it was written (app.models.mnist or the workshop's own
+    `model.fit`); `hold()` makes trainings wait inside fit until `open()`. A background task that fails
+    (a training that raises before it even fits) is recorded too, so a check waiting for a training
+    fails at once, saying why, instead of waiting out its time-out.
     """
 
     def __init__(self) -> None:
         self.models: list = []
         self.labels: list[np.ndarray] = []
+        self.failures: list[BaseException] = []
         self._entered = threading.Condition()
         self._released = threading.Event()
         self._released.set()
         self.start = 0  # `new_models` are those fitted since; a check's fixture moves it per test
+        self.failures_start = 0
 
     @property
     def new_models(self) -> list:
@@ -131,10 +140,20 @@ class FitGate:
     def new_labels(self) -> list[np.ndarray]:
         return self.labels[self.start :]
 
+    @property
+    def new_failures(self) -> list[BaseException]:
+        return self.failures[self.failures_start :]
+
+    def since_now(self) -> None:
+        """Count trainings and failures from here on (one test's)."""
+        self.start, self.failures_start = self.calls, len(self.failures)
+
     def install(self, monkeypatch) -> "FitGate":
         import keras
+        from starlette.background import BackgroundTask
 
         real_fit = keras.Model.fit
+        real_task = BackgroundTask.__call__
         gate = self
 
         def fit(model, x=None, y=None, *args, **kwargs):
@@ -142,7 +161,7 @@ class FitGate:
                 return real_fit(model, x, y, *args, **kwargs)
             x, y = x[:CHECK_IMAGES], y[:CHECK_IMAGES]
             args = args[:1]  # batch_size may come by position; epochs is the check's
-            kwargs.update(epochs=1, verbose=0)
+            kwargs.update(epochs=1, verbose=0)  # the line below stands for Keras' progress bar
             with gate._entered:
                 gate.models.append(model)
                 labels = np.asarray(y)
@@ -156,10 +175,23 @@ class FitGate:
                 flush=True,
             )
             history = real_fit(model, x, y, *args, **kwargs)
-            print(f"    [check] trained in {time.monotonic() - started:.1f} s", flush=True)
+            figures = "".join(
+                f", {name} {values[-1]:.3f}" for name, values in history.history.items() if name in ("loss", "accuracy")
+            )
+            print(f"    [check] trained in {time.monotonic() - started:.1f} s{figures}", flush=True)
             return history
 
+        async def task(background_task):
+            try:
+                await real_task(background_task)
+            except Exception as error:
+                with gate._entered:
+                    gate.failures.append(error)
+                    gate._entered.notify_all()
+                raise
+
         monkeypatch.setattr(keras.Model, "fit", fit)
+        monkeypatch.setattr(BackgroundTask, "__call__", task)
         return self
 
     @property
@@ -173,14 +205,21 @@ class FitGate:
         self._released.set()
 
     def wait_for(self, calls: int) -> None:
-        """Until `calls` trainings have started since `start`."""
+        """Until `calls` trainings have started since `start`; at once, saying why, if a background task failed."""
         with self._entered:
-            if not self._entered.wait_for(lambda: len(self.new_models) >= calls, WAIT):
-                raise AssertionError(f"{calls} training(s) should have started; {len(self.new_models)} did")
+            self._entered.wait_for(lambda: len(self.new_models) >= calls or self.new_failures, WAIT)
+            if len(self.new_models) >= calls:
+                return
+            if self.new_failures:
+                error = self.new_failures[0]
+                raise AssertionError(
+                    f"the training failed in the background before it began to fit: {type(error).__name__}: {error}"
+                )
+            raise AssertionError(f"{calls} training(s) should have started; {len(self.new_models)} did")
 
 
 class TrainingGate:
-    """Wraps app.mnist.train: records each call's base model and parent, optionally holds it.
+    """Wraps app.models.mnist.train: records each call's base model and parent, optionally holds it.
 
     `gate = TrainingGate(monkeypatch, hold=True)`: every training waits inside mnist.train until
     `gate.open()`; `gate.wait_for(n)` returns once n trainings have entered it.
@@ -271,8 +310,14 @@ class PendingRequest:
 
         return json.loads(self.body)
 
-    def finish(self) -> None:
-        self._future.result(timeout=WAIT)
+    def finish(self) -> BaseException | None:
+        """Wait for the app, background tasks included; what one raised is returned, not raised, so that
+        a check's own sentence about it is what the learner reads."""
+        try:
+            self._future.result(timeout=WAIT)
+        except Exception as error:
+            return error
+        return None
 
 
 def two_trainings_at_once(client, store, monkeypatch, n_files: int, served_version: Callable[[], int]):

@@ -48,6 +48,7 @@ ENVIRONMENT_ALLOWED = {
     "app/part3/trainer_keeper.py": "hands the service's environment to the trainer it starts",
     "app/part3/training_job.py": "caps the training libraries' threads through their own variables",
     "workshop/cli.py": "hands the learner's environment to the pytest run of `workshop check`",
+    "workshop/notebook.py": "hands the notebook's environment to the app it starts",
     "bench/load.py": "the benchmark's load generator: its client choice and the servers' environment",
     "bench/servers.py": "hands the environment to the servers it starts",
     "bench/store_backends.py": "points boto3 at the S3 server it starts",

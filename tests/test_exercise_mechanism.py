@@ -1,13 +1,14 @@
 """exercises/ is generated from solutions/; the check runs both ways (solutions pass, starters fail)."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from app.paths import PROJECT_ROOT
-from tests.fresh_modules import import_fresh
+from tests.fresh_modules import import_fresh, slow_if_it_imports_keras
 from workshop import cli as workshop
 from workshop import exercises
 
@@ -158,6 +159,24 @@ def test_list_answers_from_the_last_checks_in_the_workshops_order(scratch_checko
     assert "part1/ex2_predict" in capsys.readouterr().out
 
 
+def test_progress_is_tracked_per_step_when_two_share_a_file(scratch_checkout, capsys):
+    """Part 3's exercises 1 and 2 are both in exercises/part3/Dockerfile: finishing exercise 2 there leaves
+    exercise 1 done (checked on the file as it is now), and `next` goes on, not back to exercise 1."""
+    from tests.text_answers import DOCKERFILE_EX1, DOCKERFILE_EX2, dockerfile_at_todos
+
+    dockerfile = scratch_checkout / "part3" / "Dockerfile"
+    dockerfile.write_text(dockerfile_at_todos(DOCKERFILE_EX1))
+    assert workshop.main(["check", "part3/ex1_image"]) == 0
+    assert workshop.status("part3/ex1_image") == "done"
+    dockerfile.write_text(dockerfile_at_todos(DOCKERFILE_EX2))  # exercise 2, in the same file
+    workshop.main(["check", "part3/ex2_volume"])
+    assert workshop.status("part3/ex2_volume").startswith("done")
+    assert workshop.status("part3/ex1_image") == "done"
+    capsys.readouterr()
+    workshop.main(["next"])
+    assert "part3/ex1_image" not in capsys.readouterr().out
+
+
 def test_every_exercise_has_hints_and_the_last_is_a_clean_diff(scratch_checkout, capsys):
     for name in workshop.exercise_names():
         assert workshop.written_hints(name), f"{name}: no HINTS in its test file"
@@ -191,9 +210,47 @@ def test_every_untouched_starter_fails_its_checks(tmp_path):
     assert set(outcomes) == set(workshop.exercise_names())
     passing = sorted(name for name, outcome in outcomes.items() if outcome.passes(1))
     assert not passing, f"these starters pass the workshop's step untouched: {passing}"
+    # What a learner reads first: every failure of an untouched starter, in both tiers, is a sentence.
+    not_sentences = [
+        f"{name} {check.name}: {check.reason}"
+        for name, outcome in outcomes.items()
+        for check in outcome.checks
+        if not check.passed and not reads_as_a_sentence(check.reason)
+    ]
+    assert not not_sentences, "\n".join(not_sentences)
 
 
-@pytest.mark.parametrize("name", ["part2/ex4_race_free", "part2/challenge_startup"])
+# Python's words where a learner reads a check's failure: its None, reprs of dicts and lists
+# ({'a': 1}, ['x']: an answer is shown as JSON), pytest's own messages.
+NOT_A_SENTENCE = re.compile(r"\bNone\b|\{'|\['|\bRegex pattern\b|^assert |^AssertionError\b|<\w+ object at 0x")
+
+
+def reads_as_a_sentence(reason: str) -> bool:
+    return bool(reason.strip()) and not NOT_A_SENTENCE.search(reason)
+
+
+@pytest.mark.parametrize(
+    ("reason", "sentence"),
+    [
+        ('GET / should answer 200; it answered 501: not written yet: TODO: return {"Hello": "World"}', True),
+        ("declare the volume `None` under a top-level `volumes:` key", False),
+        ("predictions should come from the version the store serves (None); it was 5", False),
+        ("it answered {'Num of trained models': 0}", False),
+        ("Regex pattern did not match.", False),
+        ("", False),
+    ],
+)
+def test_reads_as_a_sentence(reason, sentence):
+    assert reads_as_a_sentence(reason) == sentence
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        slow_if_it_imports_keras(exercises.SOLUTIONS / f"{name}.py", name, id=name)
+        for name in ("part2/ex4_race_free", "part2/challenge_startup")
+    ],
+)
 def test_the_exercises_serve_their_own_store_not_the_notebooks(name, tmp_path, monkeypatch):
     """The notebooks publish into models/<name>/ (app/part1, app/part2 and Part 3 serve it); a notebook
     run must never become the model a learner's exercise serves."""
@@ -203,3 +260,15 @@ def test_the_exercises_serve_their_own_store_not_the_notebooks(name, tmp_path, m
     module = import_fresh(exercises.SOLUTIONS / f"{name}.py", prefix="store_check")
     assert module.store.root.resolve() != models_dir().resolve()
     assert module.store.root.is_relative_to(tmp_path), "the exercise's store should move with WORKSHOP_MODELS_DIR"
+
+
+def test_a_maintainers_test_that_reads_exercises_is_caught():
+    """exercises/ is the learner's: tests/conftest.py records every open or listing of it outside the
+    exercise checks and fails the test that did it. Here a read is made and taken back from the record."""
+    from tests.exercise_guard import EXERCISES, reads_of_exercises
+
+    reads_of_exercises()
+    with pytest.raises(FileNotFoundError):
+        open(EXERCISES / "part1" / "no_such_file.py")  # recorded as it is attempted
+    assert reads_of_exercises() == [str(EXERCISES / "part1" / "no_such_file.py")]
+    assert reads_of_exercises() == [], "the record is emptied once read"

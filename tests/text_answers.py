@@ -1,9 +1,19 @@
 """The workshop text's own code for each step, as a learner types it: answers the first tier must pass.
 
-Each is the text's code with one change only where it cannot work offline: `mnist_load_data()` from
+`AT_TODOS` is the text's code for each TODO of a starter, in the starter's order, as a learner pastes
+it there; `TEXT_ANSWERS` is each exercise's file with it pasted (workshop.exercises.fill_todos), or
+the text's whole file where its step is a whole file of its own (Part 1, exercise 2: the text trains
+its model its own way). `WHOLE_FILES` are the text's whole Part 1 files, as a learner who pastes the
+text over a file has them; Part 3's are the text's Dockerfile lines at the Dockerfile's TODOs.
+
+The code is the text's with one change only where it cannot work offline: `mnist_load_data()` from
 app.datasets in place of `keras.datasets.mnist.load_data()`, which returns the same arrays. The
 extra challenges have no code in the text; theirs are a plausible learner's answer in the text's style.
 """
+
+from pathlib import Path
+
+from workshop import exercises
 
 PART1_HELLO = """
 from typing import Union
@@ -92,40 +102,7 @@ def predict(
     )
 
 
-MNIST_TRAINING_START = """
-import numpy as np
-import keras
-from keras import layers
-
-from app.datasets import mnist_load_data
-
-ml_models = []
-num_train = 0
-
-def training(x_train = None, y_train = None{extra_parameter}):
-    global num_train
-    num_train += 1
-
-    # MNIST model meta parameters
-    num_classes = 10
-    input_shape = (28, 28, 1)
-    batch_size = 128
-    epochs = 15
-
-    if (x_train is None) or (y_train is None):
-        # Load the data and split it between train and test sets
-        (x_train, y_train), _ = mnist_load_data()  # the workshop: keras.datasets.mnist.load_data()
-
-    # Scale images to the [0, 1] range
-    x_train = x_train.astype("float32") / 255
-
-    # Make sure images have shape (28, 28, 1)
-    x_train = np.expand_dims(x_train, -1)
-
-    # convert class vectors to binary class matrices
-    y_train = keras.utils.to_categorical(y_train, num_classes)
-"""
-
+# Part 2: the text's pieces of code, as it gives them (inside `training`, its CNN is indented once).
 NEW_MODEL = """
     model = keras.Sequential(
         [
@@ -143,50 +120,6 @@ NEW_MODEL = """
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
 """
 
-TRAINING_END = """
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_split=0.1)
-
-    ml_models.append(model)
-
-    num_train -= 1
-"""
-
-ROUTES = """
-@app.get("/")
-async def read_root():
-    return {"Hello": "World"}
-
-@app.get("/info/")
-async def read_models():
-    return {
-        "Num of model in training" : num_train,
-        "Num of trained models": len(ml_models)
-    }
-"""
-
-GET_TRAIN = """
-@app.get("/train/")
-async def train_model(background_tasks: BackgroundTasks):
-    background_tasks.add_task(training)
-    return {"message": "Training model in the background"}
-"""
-
-LIFESPAN = """
-from contextlib import asynccontextmanager
-
-@asynccontextmanager
-async def lifespan(app: FastAPI):
-    # Initial training model before appliction
-    training()
-
-    yield
-
-    # Clean up the models and release resources
-    ml_models.clear()
-
-app = FastAPI(lifespan=lifespan)
-"""
-
 PREDICT = """
 @app.post("/predict/")
 async def predict(file: UploadFile):
@@ -201,7 +134,7 @@ async def predict(file: UploadFile):
             "result": str(result)}
 """
 
-POST_TRAIN_AND_UPLOAD = '''
+POST_TRAIN = """
 @app.post("/train/")
 async def train_model(files: list[UploadFile], background_tasks: BackgroundTasks):
     train_img = []
@@ -218,6 +151,9 @@ async def train_model(files: list[UploadFile], background_tasks: BackgroundTasks
     background_tasks.add_task(training, np.array(train_img), np.array(labels))
     return {"message": "Training model in the background"}
 
+"""
+
+UPLOAD = '''
 from fastapi.responses import HTMLResponse
 
 @app.get("/upload/")
@@ -233,124 +169,194 @@ async def upload():
     return HTMLResponse(content=content)
 '''
 
-IMPORTS = """
-from fastapi import UploadFile, BackgroundTasks, FastAPI
-from PIL import Image
-from io import BytesIO
-"""
-
-FINE_TUNE = """
-    if len(ml_models) > 0{condition}:
-        model = ml_models[-1]
-    else:""" + NEW_MODEL.replace("\n    ", "\n        ")
-
-PART2_BACKGROUND = (
-    MNIST_TRAINING_START.format(extra_parameter="")
-    + NEW_MODEL
-    + TRAINING_END
-    + "\nfrom fastapi import BackgroundTasks, FastAPI\n\napp = FastAPI()\n"
-    + ROUTES
-    + GET_TRAIN
-)
-PART2_LIFESPAN = (
-    MNIST_TRAINING_START.format(extra_parameter="")
-    + NEW_MODEL
-    + TRAINING_END
-    + IMPORTS
-    + LIFESPAN
-    + ROUTES
-    + GET_TRAIN
-    + PREDICT
-)
-PART2_RETRAIN = (
-    MNIST_TRAINING_START.format(extra_parameter="")
-    + FINE_TUNE.format(condition="")
-    + TRAINING_END
-    + IMPORTS
-    + LIFESPAN
-    + ROUTES
-    + PREDICT
-    + POST_TRAIN_AND_UPLOAD
-)
-PART2_RETRAIN_CHALLENGE = (
-    MNIST_TRAINING_START.format(extra_parameter=", from_scratch = False")
-    + FINE_TUNE.format(condition=" and not from_scratch")
-    + TRAINING_END
-    + IMPORTS
-    + LIFESPAN
-    + ROUTES
-    + PREDICT
-    + POST_TRAIN_AND_UPLOAD
-    + """
-@app.get("/retrain/")
-async def retrain_model(background_tasks: BackgroundTasks):
-    background_tasks.add_task(training, from_scratch=True)
-    return {"message": "Training a new model from scratch in the background"}
-"""
-)
-
-FROM_FILE = FINE_TUNE.format(condition="").replace(
-    "model = ml_models[-1]", 'model = keras.saving.load_model(f"models/{ml_models[-1]}")'
-)
-
-SAVE_TO_FILE = """
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_split=0.1)
-
-    model_name = f"model_{datetime.now()}.keras"
-    model.save(f"models/{model_name}")
-
-    ml_models.append(model_name)
-    num_train -= 1
-"""
-
 PREDICT_FROM_FILE = PREDICT.replace(
     "    result = ml_models[-1].predict(image)",
     '    model = keras.saving.load_model(f"models/{ml_models[-1]}")\n    result = model.predict(image)',
 )
 
-PART2_RACE_FREE = (
-    "from datetime import datetime\n"
-    + MNIST_TRAINING_START.format(extra_parameter="")
-    + FROM_FILE
-    + SAVE_TO_FILE
-    + IMPORTS
-    + LIFESPAN
-    + ROUTES
-    + PREDICT_FROM_FILE
-    + POST_TRAIN_AND_UPLOAD
+# The text's code at each TODO of the starters (indentation is the TODO's: these are dedented).
+HELLO_ROOT = 'return {"Hello": "World"}'
+HELLO_USER = 'return {"user": username, "q": q}'
+
+TRAINING_BODY = (
+    """
+global num_train
+num_train += 1
+
+# MNIST model meta parameters
+num_classes = 10
+input_shape = (28, 28, 1)
+batch_size = 128
+epochs = 15
+
+# Load the data and split it between train and test sets
+(x_train, y_train), _ = mnist_load_data()  # the workshop: keras.datasets.mnist.load_data()
+
+# Scale images to the [0, 1] range
+x_train = x_train.astype("float32") / 255
+
+# Make sure images have shape (28, 28, 1)
+x_train = np.expand_dims(x_train, -1)
+
+# convert class vectors to binary class matrices
+y_train = keras.utils.to_categorical(y_train, num_classes)
+"""
+    + NEW_MODEL.replace("\n    ", "\n")
+    + """
+model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_split=0.1)
+
+ml_models.append(model)
+
+num_train -= 1
+"""
 )
 
-STARTUP_LIFESPAN = """
-import os
-from contextlib import asynccontextmanager
-
-@asynccontextmanager
-async def lifespan(app: FastAPI):
-    # Load the saved models, in canonical order; train only if there is none
-    ml_models.extend(sorted(name for name in os.listdir("models") if name.endswith(".keras")))
-    if not ml_models:
-        training()
-
-    yield
-
-    ml_models.clear()
-
-app = FastAPI(lifespan=lifespan)
+INFO_BODY = """
+return {
+    "Num of model in training" : num_train,
+    "Num of trained models": len(ml_models)
+}
 """
 
-PART2_STARTUP = PART2_RACE_FREE.replace(LIFESPAN, STARTUP_LIFESPAN)
+GET_TRAIN_BODY = """
+background_tasks.add_task(training)
+return {"message": "Training model in the background"}
+"""
 
-# exercise -> the text's answer
-TEXT_ANSWERS = {
+LIFESPAN_BODY = """
+# Initial training model before appliction
+training()
+
+yield
+
+# Clean up the models and release resources
+ml_models.clear()
+"""
+
+LOAD_WHEN_NO_DATA = """
+if (x_train is None) or (y_train is None):
+    # Load the data and split it between train and test sets
+    (x_train, y_train), _ = mnist_load_data()  # the workshop: keras.datasets.mnist.load_data()
+"""
+
+
+def fine_tune(condition: str = "", base: str = "ml_models[-1]") -> str:
+    """The text's `if len(ml_models) > 0: model = <base> else: <a new model>`."""
+    return (
+        f"""
+if len(ml_models) > 0{condition}:
+    model = {base}
+else:"""
+        + NEW_MODEL
+    )
+
+
+RETRAIN_BODY = """
+background_tasks.add_task(training, from_scratch=True)
+return {"message": "Training a new model from scratch in the background"}
+"""
+
+FROM_FILE_AND_SAVE = (
+    fine_tune(base='keras.saving.load_model(f"models/{ml_models[-1]}")')
+    + """
+model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_split=0.1)
+
+model_name = f"model_{datetime.now()}.keras"
+model.save(f"models/{model_name}")
+
+ml_models.append(model_name)
+"""
+)
+
+STARTUP_BODY = """
+import os
+
+# Load the saved models, in canonical order; train only if there is none
+ml_models.extend(sorted(name for name in os.listdir("models") if name.endswith(".keras")))
+if not ml_models:
+    training()
+"""
+
+AT_TODOS: dict[str, list[str]] = {
+    "part1/ex1_hello": [HELLO_ROOT, HELLO_USER],
+    "part2/ex1_background": [TRAINING_BODY, INFO_BODY, GET_TRAIN_BODY],
+    "part2/ex2_lifespan": [LIFESPAN_BODY, PREDICT],
+    "part2/ex3_retrain": [LOAD_WHEN_NO_DATA, fine_tune(), POST_TRAIN, UPLOAD],
+    "part2/challenge_retrain": [fine_tune(" and not from_scratch"), RETRAIN_BODY],
+    "part2/ex4_race_free": [FROM_FILE_AND_SAVE, PREDICT_FROM_FILE],
+    "part2/challenge_startup": [FROM_FILE_AND_SAVE, STARTUP_BODY, PREDICT_FROM_FILE],
+}
+
+
+def at_todos(name: str, fills: list[str]) -> str:
+    """The starter of exercise `name` with `fills` pasted at its TODOs."""
+    return exercises.fill_todos(Path(f"{name}.py"), fills)
+
+
+# Part 3: the text's Dockerfile at the TODOs of exercises/part3/Dockerfile (requirements, code, the
+# going-further VOLUME, CMD), with this repository's paths: the app is exercises/part2/challenge_startup.py
+# and imports app/, which reads data/. Exercise 1 copies the app as the text does, to /code/main.py.
+DOCKERFILE_REQUIREMENTS = """
+COPY ./requirements.txt /code/requirements.txt
+
+RUN pip install --no-cache-dir --upgrade -r /code/requirements.txt
+"""
+DOCKERFILE_EX1 = [
+    DOCKERFILE_REQUIREMENTS,
+    """
+COPY ./app /code/app
+COPY ./data /code/data
+COPY ./exercises/part2/challenge_startup.py /code/main.py
+""",
+    "",
+    'CMD ["fastapi", "run", "main.py", "--port", "80"]',
+]
+# Exercise 2, for the text's `docker run -v $(pwd):/code`: the app served by its path in the checkout.
+DOCKERFILE_EX2 = [
+    DOCKERFILE_REQUIREMENTS,
+    """
+COPY ./app /code/app
+COPY ./data /code/data
+COPY ./exercises/part2/challenge_startup.py /code/exercises/part2/challenge_startup.py
+ENV PYTHONPATH=/code
+""",
+    "",
+    'CMD ["fastapi", "run", "exercises/part2/challenge_startup.py", "--port", "80"]',
+]
+
+
+def dockerfile_at_todos(fills: list[str]) -> str:
+    return exercises.fill_todos(Path("part3/Dockerfile"), fills)
+
+
+# Part 1: the text's whole files, as a learner who pastes the text over the file has them.
+WHOLE_FILES = {
     "part1/ex1_hello": PART1_HELLO,
     "part1/ex2_predict": PART1_PREDICT,
-    "part2/ex1_background": PART2_BACKGROUND,
-    "part2/ex2_lifespan": PART2_LIFESPAN,
-    "part2/ex3_retrain": PART2_RETRAIN,
-    "part2/challenge_retrain": PART2_RETRAIN_CHALLENGE,
-    "part2/ex4_race_free": PART2_RACE_FREE,
-    "part2/challenge_startup": PART2_STARTUP,
+    "part1/ex3_validation": part1_validation("le=100", "le=300"),
 }
+
+# exercise -> its file as the text's code makes it: pasted at the TODOs, or the text's whole file
+# where the text's step is a file of its own (Part 1, exercise 2 trains the model its own way).
+TEXT_ANSWERS = {
+    **{name: at_todos(name, fills) for name, fills in AT_TODOS.items()},
+    "part1/ex2_predict": PART1_PREDICT,
+}
+
+
+def part1_validation_at_todo(bill_bound: str, flipper_bound: str) -> str:
+    """Exercise 3's starter with the text's bounded parameters at its TODO."""
+    return at_todos(
+        "part1/ex3_validation",
+        [
+            f"""
+bill: Annotated[float, Query(gt=0, {bill_bound})],
+flipper: Annotated[float, Query(gt=0, {flipper_bound})],
+"""
+        ],
+    )
+
+
 # Exercise 3: "try adding a maximum value": any sensible maximum does the step.
 VALIDATION_BOUNDS = [
     ("le=100", "le=300"),

@@ -17,8 +17,10 @@ name such as `exercises`, or any path). Checks marked `going_further` are the se
 import argparse
 import ast
 import difflib
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from app.paths import PROJECT_ROOT
 from workshop import exercises
+from workshop.check_output import show_without_noise
 
 TESTS = PROJECT_ROOT / "tests" / "exercises"
 SIDE_ENV = "WORKSHOP_SIDE"
@@ -83,6 +86,11 @@ def learner_file(key: str) -> str:
     return NOT_PYTHON.get(key, f"{key}.py")
 
 
+def steps_in_file(key: str) -> list[str]:
+    """The exercises whose learner's file is `key`'s, in the workshop's order (Part 3's Dockerfile holds two)."""
+    return [step for step in exercise_names() if learner_file(step) == learner_file(key)]
+
+
 def side_root(side: str) -> Path:
     return exercises.EXERCISES if side == "exercises" else PROJECT_ROOT / side  # an absolute `side` stays
 
@@ -96,9 +104,10 @@ class Check:
     name: str
     tier: int  # 1: the workshop's step; 2: going further
     passed: bool
-    reason: str = ""  # the first line of why it failed
+    reason: str = ""  # the first line of why it failed: one sentence
     why: str = ""  # going further: why this matters
     hint: str = ""
+    detail: str = ""  # the lines after the reason, e.g. a syntax error's code line and caret
 
 
 @dataclass
@@ -117,6 +126,28 @@ class Outcome:
         return self.passes(1)
 
 
+# A check that errs in its set-up (the learner's file does not import) is reported by pytest as
+# `failed on setup with "<message>"`; an exception's type is named with its module.
+_ERROR_WRAPPER = re.compile(r'^failed on (?:setup|teardown) with "(?P<message>.*)"$', re.S)
+_MODULE_OF_TYPE = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*: )")
+_TRUNCATION_NOTE = re.compile(r"^\[(?:\+\d+ more lines?|truncated); full report in element text\]$")
+
+
+def _why(problem: ET.Element) -> tuple[str, str]:
+    """(reason, detail): the failure's first line as a sentence, and the lines after it."""
+    text = (problem.get("message") or problem.text or "failed").strip()
+    lines = [line for line in text.splitlines() if not _TRUNCATION_NOTE.match(line)]
+    text = "\n".join(lines)
+    if wrapped := _ERROR_WRAPPER.match(text):
+        text = wrapped["message"]
+    first, *rest = text.splitlines() or ["failed"]
+    first = first.removeprefix("AssertionError: ").removeprefix("Failed: ")
+    first = _MODULE_OF_TYPE.sub("", first)  # app.onnx_export.ServingExportFailed: -> ServingExportFailed:
+    # The message's own lines, not pytest's explanation of a plain `assert` ("assert [] ...", "+  where").
+    detail = list(itertools.takewhile(lambda line: not line.startswith("assert "), rest))
+    return first or "failed", "\n".join(detail).rstrip()
+
+
 def _read_report(report: Path) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
     if not report.exists():
@@ -128,10 +159,7 @@ def _read_report(report: Path) -> dict[str, Outcome]:
         problem = case.find("failure") if case.find("failure") is not None else case.find("error")
         if case.find("skipped") is not None and problem is None:
             continue
-        reason = ""
-        if problem is not None:
-            lines = (problem.get("message") or problem.text or "failed").strip().splitlines()
-            reason = lines[0].removeprefix("AssertionError: ").removeprefix("Failed: ") if lines else "failed"
+        reason, detail = _why(problem) if problem is not None else ("", "")
         outcomes.setdefault(key, Outcome()).checks.append(
             Check(
                 case.get("name", "?"),
@@ -140,13 +168,18 @@ def _read_report(report: Path) -> dict[str, Outcome]:
                 reason,
                 properties.get(GOING_FURTHER) or "",
                 properties.get("hint") or "",
+                detail,
             )
         )
     return outcomes
 
 
 def run_checks(paths: list[Path], side: str, quiet: bool = True, extra: tuple[str, ...] = ()) -> dict[str, Outcome]:
-    """Run the tests in `paths` against `side` in a fresh interpreter; outcomes per exercise."""
+    """Run the tests in `paths` against `side` in a fresh interpreter; outcomes per exercise.
+
+    Not quiet, the learner sees what runs as it runs: their own prints and the checks' `[check]` lines
+    (a training's start and one line per epoch), without pytest's progress dots or the frameworks' noise
+    (workshop/check_output.py)."""
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.xml"
         command = [
@@ -154,10 +187,8 @@ def run_checks(paths: list[Path], side: str, quiet: bool = True, extra: tuple[st
             "-m",
             "pytest",
             *map(str, paths),
-            "-q",
-            "--tb=no",
-            "-rN",
-            "--no-header",
+            "-p",
+            "no:terminal",  # no dots nor summary: the outcome is read from the report below
             "-p",
             "no:cacheprovider",
             "-o",
@@ -172,8 +203,8 @@ def run_checks(paths: list[Path], side: str, quiet: bool = True, extra: tuple[st
         env = {**os.environ, SIDE_ENV: side, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         if quiet:
             subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
-        else:  # the learner sees the checks' progress (and any training's epochs) as they run
-            subprocess.run([*command, "-s"], cwd=PROJECT_ROOT, env=env, stderr=subprocess.STDOUT)
+        else:
+            show_without_noise([*command, "-s"], cwd=PROJECT_ROOT, env={**env, "PYTHONUNBUFFERED": "1"})
         return _read_report(report)
 
 
@@ -208,32 +239,54 @@ def _print_tier(title: str, checks: list[Check], going_further: bool) -> None:
             print(f"  ok    {name}" + (f" ({len(cases)} cases)" if len(cases) > 1 else ""))
             continue
         print(f"  FAIL  {name}{count}\n        {failed[0].reason}")
+        for line in failed[0].detail.splitlines():
+            print(f"        {line}")
         if going_further and failed[0].why:
             print(f"        why: {failed[0].why}")
         if failed[0].hint:
             print(f"        hint: {failed[0].hint}")
 
 
+def _print_why_nothing_ran(outcome: Outcome) -> bool:
+    """When every check failed for one same reason (the file does not import), say it once."""
+    reasons = {(check.reason, check.detail) for check in outcome.checks}
+    if len(outcome.checks) < 2 or len(reasons) != 1 or any(check.passed for check in outcome.checks):
+        return False
+    [(reason, detail)] = reasons
+    print(f"\nNone of the {len(outcome.checks)} checks could run:\n  {reason}")
+    for line in detail.splitlines():
+        print(f"  {line}")
+    return True
+
+
 def check(name: str, side: str, require_all: bool = False) -> int:
     key = exercise_key(name)
     checked = side_root(side) / learner_file(key)
     print(f"Checking {shown_path(checked)} ...")
-    outcome = run_checks([test_file(key)], side, quiet=False).get(key, Outcome())
+    # Every step the file holds is checked, and recorded, so that `list` and `next` judge each step on
+    # the file as it is now: finishing Part 3's exercise 2 in the Dockerfile leaves exercise 1 checked.
+    steps = steps_in_file(key)
+    outcomes = run_checks([test_file(step) for step in steps], str(side_root(side)), quiet=False)
+    outcome = outcomes.get(key, Outcome())
     if not outcome.checks:
         print(
             "  no check ran: does the file import?"
             f" Try `uv run fastapi dev {side}/{learner_file(key)}` to see the error."
         )
         return 1
-    _print_tier("The workshop's step", outcome.tier(1), going_further=False)
-    _print_tier("Going further (what this project fixes in the workshop's code)", outcome.tier(2), going_further=True)
+    if not _print_why_nothing_ran(outcome):
+        _print_tier("The workshop's step", outcome.tier(1), going_further=False)
+        going_further = "Going further (what this project fixes in the workshop's code)"
+        _print_tier(going_further, outcome.tier(2), going_further=True)
     if side == "exercises":
         results = _load_json(RESULTS)
-        results[key] = {"digest": _file_digest(checked), "step": outcome.passes(1), "going_further": outcome.passes(2)}
+        for step in steps:
+            done = outcomes.get(step, Outcome())
+            results[step] = {"digest": _file_digest(checked), "step": done.passes(1), "going_further": done.passes(2)}
         _save_json(RESULTS, results)
     print()
     if not outcome.passes(1):
-        print("The step is not done yet: fix the first FAIL above and check again.")
+        print("The step is not done yet: fix the first problem above and check again.")
         print(f"Stuck? uv run workshop hint {key}")
         return 1
     if outcome.passes(2) or not outcome.tier(2):

@@ -16,7 +16,12 @@ starter runs, serves its other routes, and fails its checks:
 
 Lines written `# EXERCISE: <code>` inside a block are the starter's code instead of the `raise`
 (for a learner's part that is not a function body, such as a parameter list or a Dockerfile line).
+Among them, a line whose code is `TODO_501` is the block's `raise`, at that line's indentation: a
+block can hold a whole route, decorator and `def`, whose body in the starter answers 501.
 Files without markers are copied as they are; non-Python files get only the TODO comment.
+
+`fill_todos` is the other way round: a starter with given code pasted at its TODOs, as a learner
+pastes the workshop's code there (the checks' tests use it for the workshop text's own code).
 
 exercises/ is also where the learner works, so generating never overwrites a learner's answer:
 workshop/exercise_starters.json (committed) records the sha256 of every starter as last generated, and
@@ -28,6 +33,7 @@ with the files a learner edits.
 import hashlib
 import json
 import re
+import textwrap
 from pathlib import Path
 
 from app.paths import PROJECT_ROOT
@@ -46,22 +52,37 @@ class MarkerError(ValueError):
     pass
 
 
+RAISE_TODO = "TODO_501"  # an `# EXERCISE:` line of this code is the block's 501 `raise`
+
+
+def _starter_line(marker_indent: str, code: str, raise_todo: str) -> str:
+    """One `# EXERCISE: <code>` line as starter code (the code keeps its own indentation)."""
+    if code.strip() == RAISE_TODO:
+        code = code[: len(code) - len(code.lstrip())] + raise_todo
+    return marker_indent + code
+
+
 def _starter_block(indent: str, hint: str, body: list[str], python: bool, where: str) -> list[str]:
     hint = hint.strip() or "your code here"
     starter = [m for line in body if (m := STARTER_LINE.match(line))]
     lines = [f"{indent}# TODO: {hint}"]
+    raise_todo = f"raise HTTPException(status_code=501, detail={('TODO: ' + hint)!r})"
     if starter:
-        lines += [m.group("indent") + m.group("code") for m in starter]
+        lines += [_starter_line(m.group("indent"), m.group("code"), raise_todo) for m in starter]
     elif python:
-        lines.append(f"{indent}raise HTTPException(status_code=501, detail={('TODO: ' + hint)!r})")
+        lines.append(f"{indent}{raise_todo}")
     return lines
 
 
-def strip_solutions(text: str, python: bool = True, where: str = "<text>") -> str:
-    """The starter for one solution file's text."""
+def strip_solutions(
+    text: str, python: bool = True, where: str = "<text>", fills: "list[str | None] | None" = None
+) -> str:
+    """The starter for one solution file's text; with `fills`, the starter with fills[n] pasted at its
+    n-th TODO (in place of the TODO and its starter code, at the TODO's indentation; None keeps it)."""
     out: list[str] = []
     lines = text.splitlines()
     needs_import = False
+    blocks = 0
     i = 0
     while i < len(lines):
         begin = BEGIN.match(lines[i])
@@ -78,13 +99,24 @@ def strip_solutions(text: str, python: bool = True, where: str = "<text>") -> st
             j += 1
         if j == len(lines):
             raise MarkerError(f"{where}:{i + 1}: BEGIN SOLUTION without END")
-        block = _starter_block(begin.group("indent"), begin.group("hint"), lines[i + 1 : j], python, where)
-        needs_import |= python and any("raise HTTPException" in line for line in block)
+        fill = fills[blocks] if fills is not None and blocks < len(fills) else None
+        if fill is not None:
+            block = _indented(fill, begin.group("indent"))
+        else:
+            block = _starter_block(begin.group("indent"), begin.group("hint"), lines[i + 1 : j], python, where)
+            needs_import |= python and any("raise HTTPException" in line for line in block)
         out += block
+        blocks += 1
         i = j + 1
+    if fills is not None and len(fills) != blocks:
+        raise MarkerError(f"{where}: {len(fills)} fills for {blocks} TODOs")
     if needs_import and not re.search(r"^from fastapi import .*\bHTTPException\b", text, re.M):
         out = _add_http_exception_import(out)
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+def _indented(code: str, indent: str) -> list[str]:
+    return [indent + line if line.strip() else "" for line in textwrap.dedent(code).strip("\n").splitlines()]
 
 
 def _add_http_exception_import(lines: list[str]) -> list[str]:
@@ -115,6 +147,14 @@ def expected_exercises() -> dict[Path, str]:
         )
         for relative in solution_files()
     }
+
+
+def fill_todos(relative: Path, fills: list[str | None]) -> str:
+    """The starter of solutions/<relative> with fills[n] pasted at its n-th TODO (None keeps it)."""
+    relative = Path(relative)
+    return strip_solutions(
+        (SOLUTIONS / relative).read_text(), python=relative.suffix == ".py", where=str(relative), fills=fills
+    )
 
 
 def digest(text: str) -> str:

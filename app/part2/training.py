@@ -76,9 +76,7 @@ def train_and_publish(
 ) -> Version:
     """Fine-tune `base` (or train a new model) and publish the result as the store's next version.
 
-    Without images it trains on MNIST. Every version is evaluated on the same held-out test images
-    (the promotion gate's holdout), so the accuracies in the versions' metadata compare.
-    """
+    Without images it trains on MNIST."""
     if images is None or labels is None:
         mnist_data = load_mnist()
         images, labels = mnist_data.x_train, mnist_data.y_train
@@ -87,8 +85,19 @@ def train_and_publish(
         data = {"source": "upload", "size": int(len(labels))}
     epochs = epochs or mnist.default_epochs()
     result = mnist.train(images, labels, base=base, parent=parent, epochs=epochs, on_epoch_end=epoch_printer(epochs))
-    parameters = {"epochs": epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "fine_tuned": base is not None}
-    return promotion.publish(mnist.MODEL, result, {"parent": parent, "parameters": parameters, "data": data}, store)
+    return publish_trained(store, result, data, epochs, fine_tuned=base is not None)
+
+
+def publish_trained(
+    store: ModelStore, result: mnist.TrainingResult, data: dict[str, Any], epochs: int, fine_tuned: bool
+) -> Version:
+    """Publish a trained model as the store's next version, through the promotion gate, with how it was
+    trained. Every version is evaluated on the same held-out test images (the gate's holdout), so the
+    accuracies in the versions' metadata compare."""
+    parameters = {"epochs": epochs, "batch_size": mnist.DEFAULT_BATCH_SIZE, "fine_tuned": fine_tuned}
+    return promotion.publish(
+        mnist.MODEL, result, {"parent": result.parent, "parameters": parameters, "data": data}, store
+    )
 
 
 def train_next_version(

@@ -5,9 +5,10 @@ Try:      curl -F file=@data/test_image/test_img7.png http://127.0.0.1:8000/pred
 Check it: uv run workshop check part2/ex2_lifespan
 
 The code before `yield` in the lifespan runs before the app takes its first request, the code after
-it at shutdown. `predict` reads the upload with Pillow, as the workshop does. It is a plain `def`
-(the workshop's is `async def` with `await file.read()`): FastAPI runs it in its threadpool, so the
-model's work never holds up the event loop.
+it at shutdown. `predict` reads the upload with Pillow, as the workshop does. The workshop's route
+is an `async def` that awaits `file.read()`; this one is a plain `def` that reads `file.file`:
+FastAPI runs it in its threadpool, so the model's work never holds up the event loop (an `async def`
+runs on the event loop itself, and every other request waits while the model predicts).
 
 What the workshop's version of this exercise still gets wrong, and what to do instead:
 - A file that is not an image is a 500 (Pillow's UnidentifiedImageError), and a photo is squashed
@@ -123,7 +124,7 @@ async def train_model(background_tasks: BackgroundTasks) -> dict[str, str]:
     return {"message": "Training model in the background"}
 
 
+# TODO: POST /predict/ takes `file: UploadFile`: read its bytes, open them with Pillow as a greyscale image, make it the model's input (scaled to [0, 1], shape (1, 28, 28, 1)), answer {"filename": <its name>, "result": "<the digit the newest model predicts>"} (see `workshop hint`)
 @app.post("/predict/")
-def predict(file: UploadFile) -> dict[str, str | None]:
-    # TODO: read the uploaded file's bytes, open them with Pillow as a greyscale image, make it the model's input (scaled to [0, 1], shape (1, 28, 28, 1)), answer {"filename": <its name>, "result": "<the digit the newest model predicts>"} (see `workshop hint`)
-    raise HTTPException(status_code=501, detail='TODO: read the uploaded file\'s bytes, open them with Pillow as a greyscale image, make it the model\'s input (scaled to [0, 1], shape (1, 28, 28, 1)), answer {"filename": <its name>, "result": "<the digit the newest model predicts>"} (see `workshop hint`)')
+async def predict(file: UploadFile):
+    raise HTTPException(status_code=501, detail='TODO: POST /predict/ takes `file: UploadFile`: read its bytes, open them with Pillow as a greyscale image, make it the model\'s input (scaled to [0, 1], shape (1, 28, 28, 1)), answer {"filename": <its name>, "result": "<the digit the newest model predicts>"} (see `workshop hint`)')

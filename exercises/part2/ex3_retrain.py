@@ -140,13 +140,13 @@ def predict(file: UploadFile) -> dict[str, str | None]:
     return {"filename": file.filename, "result": str(result)}
 
 
+# TODO: POST /train/ takes `files: list[UploadFile]`: open every image with Pillow (greyscale, as an array), take its label from its file name (img123_7.png is a 7), train on them all in the background, answer {"message": "Training model in the background"} (see `workshop hint`)
 @app.post("/train/")
-def train_model(files: list[UploadFile], background_tasks: BackgroundTasks) -> dict[str, str | int]:
-    # TODO: open every uploaded image with Pillow (greyscale, as an array), take its label from its file name (img123_7.png is a 7), train on them all in the background, answer {"message": "Training model in the background"} (see `workshop hint`)
-    raise HTTPException(status_code=501, detail='TODO: open every uploaded image with Pillow (greyscale, as an array), take its label from its file name (img123_7.png is a 7), train on them all in the background, answer {"message": "Training model in the background"} (see `workshop hint`)')
+async def train_model(files: list[UploadFile], background_tasks: BackgroundTasks):
+    raise HTTPException(status_code=501, detail='TODO: POST /train/ takes `files: list[UploadFile]`: open every image with Pillow (greyscale, as an array), take its label from its file name (img123_7.png is a 7), train on them all in the background, answer {"message": "Training model in the background"} (see `workshop hint`)')
 
 
-@app.get("/upload/", response_class=HTMLResponse)
-async def upload() -> str:
-    # TODO: return an HTML page with a form that posts many files (<input name="files" type="file" multiple>) to /train/ as multipart/form-data
-    raise HTTPException(status_code=501, detail='TODO: return an HTML page with a form that posts many files (<input name="files" type="file" multiple>) to /train/ as multipart/form-data')
+# TODO: GET /upload/: an HTML page with a form that posts many files (<input name="files" type="file" multiple>) to /train/ as multipart/form-data
+@app.get("/upload/")
+async def upload():
+    raise HTTPException(status_code=501, detail='TODO: GET /upload/: an HTML page with a form that posts many files (<input name="files" type="file" multiple>) to /train/ as multipart/form-data')

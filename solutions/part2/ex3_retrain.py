@@ -148,9 +148,9 @@ def predict(file: UploadFile) -> dict[str, str | None]:
     return {"filename": file.filename, "result": str(result)}
 
 
+# BEGIN SOLUTION POST /train/ takes `files: list[UploadFile]`: open every image with Pillow (greyscale, as an array), take its label from its file name (img123_7.png is a 7), train on them all in the background, answer {"message": "Training model in the background"} (see `workshop hint`)
 @app.post("/train/")
 def train_model(files: list[UploadFile], background_tasks: BackgroundTasks) -> dict[str, str | int]:
-    # BEGIN SOLUTION open every uploaded image with Pillow (greyscale, as an array), take its label from its file name (img123_7.png is a 7), train on them all in the background, answer {"message": "Training model in the background"} (see `workshop hint`)
     train_img = []
     labels = []
     # going further: every file checked first (a 4xx naming a bad one, never a 500), zips opened
@@ -162,12 +162,17 @@ def train_model(files: list[UploadFile], background_tasks: BackgroundTasks) -> d
 
     background_tasks.add_task(training, np.array(train_img), np.array(labels))
     return {"message": "Training model in the background", "images": len(labels)}
-    # END SOLUTION
 
 
+# EXERCISE: @app.post("/train/")
+# EXERCISE: async def train_model(files: list[UploadFile], background_tasks: BackgroundTasks):
+# EXERCISE:     TODO_501
+# END SOLUTION
+
+
+# BEGIN SOLUTION GET /upload/: an HTML page with a form that posts many files (<input name="files" type="file" multiple>) to /train/ as multipart/form-data
 @app.get("/upload/", response_class=HTMLResponse)
 async def upload() -> str:
-    # BEGIN SOLUTION return an HTML page with a form that posts many files (<input name="files" type="file" multiple>) to /train/ as multipart/form-data
     return """<!doctype html>
 <title>Fine-tune the digit model</title>
 <h1>Fine-tune the digit model</h1>
@@ -177,4 +182,9 @@ async def upload() -> str:
   <input type="submit" value="Train">
 </form>
 """
-    # END SOLUTION
+
+
+# EXERCISE: @app.get("/upload/")
+# EXERCISE: async def upload():
+# EXERCISE:     TODO_501
+# END SOLUTION

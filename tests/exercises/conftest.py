@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.paths import PROJECT_ROOT
-from tests.exercises.expect import CheckClient
+from tests.exercises.expect import CheckClient, code_error
 from tests.fresh_modules import import_fresh
 
 SIDE = os.environ.get("WORKSHOP_SIDE", "solutions")
@@ -34,8 +34,14 @@ def exercise_path(test_file: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def exercise(request):
-    """The exercise module this test file checks."""
-    return import_fresh(exercise_path(Path(request.module.__file__)), prefix=f"workshop_{Path(SIDE).name}")
+    """The exercise module this test file checks; a file that does not import says why, line and caret."""
+    path = exercise_path(Path(request.module.__file__))
+    try:
+        return import_fresh(path, prefix=f"workshop_{Path(SIDE).name}")
+    except AssertionError:
+        raise
+    except Exception as error:  # SyntaxError, ImportError, NameError... from the learner's file
+        raise code_error(path, error) from None
 
 
 @pytest.fixture(scope="module")

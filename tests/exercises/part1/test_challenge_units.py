@@ -5,11 +5,13 @@ is refused with a 422. Going further: the 422 reads like FastAPI's own (it names
 every accepted unit), the bounds of exercise 3 apply to the millimetres, and /docs lets you type "12cm".
 """
 
+import re
+
 import pytest
 
 from app.models.penguins.api import MAX_BILL_MM
 from app.models.penguins.units import MILLIMETRES_PER_UNIT
-from tests.exercises.expect import expect, expect_status
+from tests.exercises.expect import expect, expect_status, listed, shown
 
 HINTS = [
     "Let the parameters arrive as text (`bill: str`) and turn \"4.03cm\" into 40.3 millimetres before "
@@ -20,6 +22,9 @@ HINTS = [
 ]
 
 ADELIE = {"bill_length": 40.3, "flipper_length": 195.0}
+# The units the workshop's step expects, in any case, with or without a space (no unit: mm). The README's
+# table and the starter's TODO name them all (tests/test_learner_docs.py).
+STEP_UNITS = ("mm", "cm", "m")
 
 
 @pytest.mark.parametrize(
@@ -31,14 +36,15 @@ def test_the_same_penguin_in_any_unit(client, bill, flipper):
     response = client.get("/predict/", params={"bill": bill, "flipper": flipper})
     expect_status(response, 200, what)
     body = response.json()
-    expect(body.get("result") == "Adelie", f"{what} should answer the Adelie of 40.3 mm and 195 mm; it answered {body}")
+    expect(body.get("result") == "Adelie", f"{what} should answer the Adelie of 40.3 mm and 195 mm; it answered {shown(body)}")
     parameters = {name: float(value) for name, value in body.get("parameters", {}).items()}
-    expect(parameters == pytest.approx(ADELIE), f"{what} should give the parameters in mm, {ADELIE}; it gave {body.get('parameters')}")
+    expect(parameters == pytest.approx(ADELIE),
+           f"{what} should give the parameters in mm, {shown(ADELIE)}; it gave {shown(body.get('parameters'))}")
 
 
 @pytest.mark.parametrize("value", ["12ft", "40.3 furlongs", "abc", "mm", ""])
 def test_what_is_not_a_length_is_a_422(client, value):
-    expect_status(client.get("/predict/", params={"bill": value, "flipper": "195"}), 422, f"GET /predict/ with bill={value!r}")
+    expect_status(client.get("/predict/", params={"bill": value, "flipper": "195"}), 422, f"GET /predict/ with bill={shown(value)}")
 
 
 @pytest.mark.going_further(
@@ -48,12 +54,13 @@ def test_what_is_not_a_length_is_a_422(client, value):
 @pytest.mark.parametrize("value", ["12ft", "40.3 furlongs", "40.3 m m", "abc", "mm", "", "nan", "inf", "4,03cm"])
 def test_the_422_names_the_parameter_and_the_accepted_units(client, value):
     response = client.get("/predict/", params={"bill": value, "flipper": "195"})
-    expect_status(response, 422, f"GET /predict/ with bill={value!r}")
+    expect_status(response, 422, f"GET /predict/ with bill={shown(value)}")
     detail = response.json()["detail"]
     expect(isinstance(detail, list) and detail[0].get("loc") == ["query", "bill"],
-           f"the 422 should name the parameter as FastAPI does (loc ['query', 'bill']); it said {detail!r}")
-    missing = [unit for unit in MILLIMETRES_PER_UNIT if unit not in detail[0].get("msg", "")]
-    expect(not missing, f"the 422's message should name every accepted unit; it lacks {missing}: {detail[0].get('msg')!r}")
+           f"the 422 should name the parameter as FastAPI does (its loc [\"query\", \"bill\"]); it said {shown(detail)}")
+    message = detail[0].get("msg", "")
+    missing = [unit for unit in MILLIMETRES_PER_UNIT if not re.search(rf"\b{unit}\b", message)]
+    expect(not missing, f"the 422's message should name every accepted unit; it does not name {listed(missing)}: {shown(message)}")
 
 
 @pytest.mark.going_further(
@@ -62,8 +69,8 @@ def test_the_422_names_the_parameter_and_the_accepted_units(client, value):
 )
 @pytest.mark.parametrize("value", ["-1cm", "0mm", f"{MAX_BILL_MM / 10:g}cm", "1e9mm"])
 def test_bounds_apply_after_conversion(client, value):
-    expect_status(client.get("/predict/", params={"bill": value, "flipper": "195"}), 422, f"GET /predict/ with bill={value!r}")
-    expect_status(client.get("/predict/", params={"bill": "40.3", "flipper": "2ft"}), 422, "GET /predict/ with flipper='2ft'")
+    expect_status(client.get("/predict/", params={"bill": value, "flipper": "195"}), 422, f"GET /predict/ with bill={shown(value)}")
+    expect_status(client.get("/predict/", params={"bill": "40.3", "flipper": "2ft"}), 422, "GET /predict/ with flipper=\"2ft\"")
 
 
 @pytest.mark.going_further(
@@ -75,7 +82,7 @@ def test_inches_are_converted(client):
     expect_status(response, 200, "GET /predict/?bill=1.6in&flipper=7.8in")
     parameters = response.json()["parameters"]
     expected = {"bill_length": 1.6 * 25.4, "flipper_length": 7.8 * 25.4}
-    expect(parameters == pytest.approx(expected), f"1.6in and 7.8in should be {expected} mm; they gave {parameters}")
+    expect(parameters == pytest.approx(expected), f"1.6in and 7.8in should be {shown(expected)} in mm; they gave {shown(parameters)}")
 
 
 @pytest.mark.going_further(
@@ -85,4 +92,5 @@ def test_inches_are_converted(client):
 def test_the_docs_let_you_type_a_unit(client):
     parameters = client.get("/openapi.json").json()["paths"]["/predict/"]["get"]["parameters"]
     types = {parameter["name"]: parameter["schema"].get("type") for parameter in parameters}
-    expect(types == {"bill": "string", "flipper": "string"}, f"/docs should document bill and flipper as text; it has {types}")
+    expect(types == {"bill": "string", "flipper": "string"},
+           f"/docs should document bill and flipper as text (\"string\"); it documents them as {shown(types)}")

@@ -10,8 +10,13 @@ HINTS = [
     "The query parameters are the function's parameters: `def predict(bill: float, flipper: float)`; "
     "the model wants one row of two numbers.",
     "Answer {\"parameters\": {\"bill_length\": bill, \"flipper_length\": flipper}, \"result\": <the species>}: "
-    "in the starter, `species_of(bill, flipper)` gives the species name.",
+    "in the starter, `model` is the trained pipeline; `model.predict(penguin)[0]` is the species name, where "
+    "`penguin = pd.DataFrame([[bill, flipper]], columns=list(PENGUIN_FEATURES))` is one row named as in training.",
 ]
+
+
+def article(word: str) -> str:
+    return "an" if word[0] in "AEIOU" else "a"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,7 @@ def test_predictions_match_the_model_for_every_species(client, reference_model):
     for (bill, flipper), species in zip(frame[list(PENGUIN_FEATURES)].itertuples(index=False), expected):
         expect_json(client.get("/predict/", params={"bill": bill, "flipper": flipper}),
                     {"parameters": {"bill_length": bill, "flipper_length": flipper}, "result": species},
-                    f"GET /predict/?bill={bill}&flipper={flipper} (a {species} penguin)")
+                    f"GET /predict/?bill={bill}&flipper={flipper} ({article(species)} {species} in the data)")
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ server is: a link prefetched by a browser or followed by a crawler must not star
 
 import pytest
 
-from tests.exercises.expect import expect, expect_status
+from tests.exercises.expect import expect, expect_status, shown
 from tests.part2_support import as_upload, training_files
 
 HINTS = [
@@ -34,7 +34,7 @@ def test_retrain_trains_a_new_model_from_scratch(client, exercise, trainings):
            "/retrain/ should train a new model, not fine-tune one of ml_models")
     counts = client.get("/info/").json()
     expect(counts == {"Num of model in training": 0, "Num of trained models": trained + 1},
-           f"after the retraining, /info/ should count 0 in training and {trained + 1} trained; it answered {counts}")
+           f"after the retraining, /info/ should count 0 in training and {trained + 1} trained; it answered {shown(counts)}")
 
 
 def test_train_still_fine_tunes_the_newest_model(client, exercise, trainings):

@@ -6,7 +6,7 @@ a training fails (the workshop's `num_train` stays up for good)."""
 
 import pytest
 
-from tests.exercises.expect import expect, expect_json, expect_status
+from tests.exercises.expect import expect, expect_json, expect_status, shown
 from tests.part2_support import PendingRequest, wait_until
 
 HINTS = [
@@ -25,7 +25,7 @@ def info(client) -> dict[str, int]:
     response = client.get("/info/")
     expect_status(response, 200, "GET /info/")
     counts = response.json()
-    expect(set(counts) >= {IN_TRAINING, TRAINED}, f"GET /info/ should answer the workshop's two counts; it answered {counts}")
+    expect(set(counts) >= {IN_TRAINING, TRAINED}, f"GET /info/ should answer the workshop's two counts; it answered {shown(counts)}")
     return counts
 
 
@@ -36,7 +36,7 @@ def test_root_answers(client):
 def test_info_counts_nothing_before_any_training(client):
     counts = info(client)
     expect(counts[IN_TRAINING] == 0 and counts[TRAINED] == 0,
-           f"before any GET /train/, /info/ should count 0 in training and 0 trained; it counted {counts}")
+           f"before any GET /train/, /info/ should count 0 in training and 0 trained; it answered {shown(counts)}")
 
 
 def test_train_answers_at_once_and_the_server_answers_while_it_trains(client, exercise, trainings):
@@ -48,10 +48,11 @@ def test_train_answers_at_once_and_the_server_answers_while_it_trains(client, ex
         # start first and hold the answer back until the check lets the training go on.
         wait_until(lambda: request.answered.is_set() or trainings.new_models, "GET /train/ answers or trains")
         expect(request.answered.is_set(), "GET /train/ should answer before the training ends: add the training to background_tasks")
-        expect(request.status == 200, f"GET /train/ should answer 200; it answered {request.status}: {request.body[:300]!r}")
+        expect(request.status == 200,
+               f"GET /train/ should answer 200; it answered {request.status}: {request.body[:300].decode(errors='replace')}")
         body = request.json()
         expect(body == {"message": "Training model in the background"},
-               f"GET /train/ should answer {{'message': 'Training model in the background'}}; it answered {body}")
+               f'GET /train/ should answer {{"message": "Training model in the background"}}; it answered {shown(body)}')
         trainings.wait_for(1)
         expect_json(client.get("/"), {"Hello": "World"}, "GET / during a training")
         during = info(client)
@@ -62,7 +63,7 @@ def test_train_answers_at_once_and_the_server_answers_while_it_trains(client, ex
         request.finish()
     after = info(client)
     expect(after == {**before, IN_TRAINING: before[IN_TRAINING], TRAINED: before[TRAINED] + 1},
-           f"after the training, /info/ should count {before[IN_TRAINING]} in training and {before[TRAINED] + 1} trained; it answered {after}")
+           f"after the training, /info/ should count {before[IN_TRAINING]} in training and {before[TRAINED] + 1} trained; it answered {shown(after)}")
 
 
 def test_each_train_request_adds_a_trained_model(client, exercise, trainings):
@@ -87,8 +88,10 @@ def test_a_failed_training_is_no_longer_counted(client, trainings, monkeypatch):
 
     before = info(client)[IN_TRAINING]
     monkeypatch.setattr(keras.Model, "fit", broken_fit)
-    with pytest.raises(AssertionError, match="a training that fails"):
-        client.get("/train/")  # the background task's error reaches the test client
+    try:
+        client.get("/train/")  # the training fails in its background task (here, or earlier in the learner's code)
+    except AssertionError:
+        pass  # the test client reports the background task's error: expected, the check made it fail
     monkeypatch.undo()
     now = info(client)[IN_TRAINING]
     expect(now == before, f"after a training failed, /info/ should count {before} in training; it counted {now}")

@@ -7,7 +7,7 @@ before any model is a 503 with Retry-After (the workshop's `ml_models[-1]` is an
 
 import pytest
 
-from tests.exercises.expect import expect, expect_status
+from tests.exercises.expect import expect, expect_status, shown
 from tests.part2_support import digit_image, good_model, png
 
 HINTS = [
@@ -28,12 +28,12 @@ def predict(client, name: str, data: bytes):
 def test_a_model_is_trained_before_the_first_request(client):
     counts = client.get("/info/").json()
     expect(counts.get("Num of trained models") == 1,
-           f"after start-up, GET /info/ should count 1 trained model; it answered {counts}: train in the lifespan, before `yield`")
+           f"after start-up, GET /info/ should count 1 trained model; it answered {shown(counts)}: train in the lifespan, before `yield`")
     response = predict(client, *digit_image(7))
     expect_status(response, 200, "POST /predict/ with test_img7.png")
     body = response.json()
-    expect(body.get("filename") == "test_img7.png", f"POST /predict/ should answer the file's name as \"filename\"; it answered {body}")
-    expect(body.get("result") in DIGITS, f"POST /predict/ should answer the digit as text in \"result\" (\"0\" to \"9\"); it answered {body}")
+    expect(body.get("filename") == "test_img7.png", f"POST /predict/ should answer the file's name as \"filename\"; it answered {shown(body)}")
+    expect(body.get("result") in DIGITS, f"POST /predict/ should answer the digit as text in \"result\" (\"0\" to \"9\"); it answered {shown(body)}")
 
 
 def test_predictions_are_right_with_a_well_trained_model(client, exercise, monkeypatch):
@@ -45,7 +45,8 @@ def test_predictions_are_right_with_a_well_trained_model(client, exercise, monke
         results[digit] = response.json().get("result")
     right = [digit for digit, result in results.items() if result == str(digit)]
     expect(len(right) >= 9, f"with a well-trained model as ml_models[-1], at least 9 of the 10 test images should be "
-           f"read right; {len(right)} were: {results} (scale to [0, 1], shape (1, 28, 28, 1), argmax)")
+           f"read right; {len(right)} were: " + ", ".join(f"test_img{digit}.png as {shown(result)}" for digit, result in results.items())
+           + " (scale to [0, 1], shape (1, 28, 28, 1), argmax)")
 
 
 def test_a_request_without_a_file_is_a_422(client):
@@ -73,7 +74,7 @@ def test_bad_images_get_a_4xx_that_names_the_problem(client, name, data, status,
     response = predict(client, name, data)
     expect_status(response, status, f"POST /predict/ with {name} ({says})")
     detail = response.json()["detail"]
-    expect(says in detail and name in detail, f"the {status} should name {name} and say {says!r}; it said {detail!r}")
+    expect(says in detail and name in detail, f"the {status} should name {name} and say {shown(says)}; it said {shown(detail)}")
 
 
 @pytest.mark.going_further(

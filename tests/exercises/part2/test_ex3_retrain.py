@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.exercises.expect import expect, expect_status
+from tests.exercises.expect import expect, expect_status, shown
 from tests.part2_support import as_upload, digit_image, label_of, png, training_files
 
 HINTS = [
@@ -45,12 +45,13 @@ def test_upload_page_posts_many_files_to_train(client):
     parser.feed(response.text)
     expect(len(parser.forms) == 1, f"GET /upload/ should hold one <form>; it holds {len(parser.forms)}")
     [form] = parser.forms
-    expect(form.get("action") == "/train/", f"the form should post to /train/ (action=\"/train/\"); its action is {form.get('action')!r}")
+    expect(form.get("action") == "/train/", f"the form should post to /train/ (action=\"/train/\"); its action is {shown(form.get('action'))}")
     expect(form.get("method", "").lower() == "post", "the form should use method=\"post\"")
     expect(form.get("enctype") == "multipart/form-data", "the form should send files: enctype=\"multipart/form-data\"")
     files = [field for field in form["inputs"] if field.get("type") == "file"]
     expect(len(files) == 1 and files[0].get("name") == "files" and "multiple" in files[0],
-           f"the form should have one <input name=\"files\" type=\"file\" multiple>; it has {files}")
+           f"the form should have one <input name=\"files\" type=\"file\" multiple>; it has {len(files)} file input(s)"
+           + "".join(f", {shown(field)}" for field in files))
 
 
 def test_train_fine_tunes_the_newest_model_on_the_uploaded_images(client, exercise, trainings):
@@ -60,7 +61,7 @@ def test_train_fine_tunes_the_newest_model_on_the_uploaded_images(client, exerci
     response = client.post("/train/", files=as_upload(files))
     expect_status(response, 200, "POST /train/ with 40 images")
     expect(response.json().get("message") == "Training model in the background",
-           f"POST /train/ should answer {{'message': 'Training model in the background'}}; it answered {response.json()}")
+           f'POST /train/ should answer {{"message": "Training model in the background"}}; it answered {shown(response.json())}')
     expect(len(trainings.new_models) == 1, f"POST /train/ should start 1 training; it started {len(trainings.new_models)}")
     expect(trainings.new_models[0] is newest, "the training should fine-tune the newest model (ml_models[-1]), not a new one")
     labels = sorted(trainings.new_labels[0].tolist())
@@ -68,7 +69,7 @@ def test_train_fine_tunes_the_newest_model_on_the_uploaded_images(client, exerci
            "the training should use the uploaded images' labels: the digit after the last `_` of each name")
     now = client.get("/info/").json()
     expect(now == {"Num of model in training": 0, "Num of trained models": trained + 1},
-           f"after the training, /info/ should count 0 in training and {trained + 1} trained; it answered {now}")
+           f"after the training, /info/ should count 0 in training and {trained + 1} trained; it answered {shown(now)}")
 
 
 def test_train_without_files_is_a_422(client):
@@ -80,7 +81,7 @@ def test_train_without_files_is_a_422(client):
 def test_predict_still_answers(client):
     response = client.post("/predict/", files={"file": digit_image(3)})
     expect_status(response, 200, "POST /predict/ with test_img3.png")
-    expect(response.json().get("result") in [str(digit) for digit in range(10)], f"POST /predict/ should answer a digit; it answered {response.json()}")
+    expect(response.json().get("result") in [str(digit) for digit in range(10)], f"POST /predict/ should answer a digit; it answered {shown(response.json())}")
 
 
 @pytest.mark.going_further(
@@ -120,7 +121,7 @@ def test_bad_uploads_get_a_4xx_naming_the_problem_and_train_nothing(client, exer
     files = training_files(3) + bad  # one bad file refuses the whole request
     response = client.post("/train/", files=as_upload(files))
     expect_status(response, status, f"POST /train/ with {bad[0][0]} ({case})")
-    expect(says in response.json()["detail"], f"the {status} should say {says!r}; it said {response.json()['detail']!r}")
+    expect(says in response.json()["detail"], f"the {status} should say {shown(says)}; it said {shown(response.json()['detail'])}")
     expect(not trainings.new_models and len(exercise.ml_models) == count, "a refused upload should train nothing")
 
 

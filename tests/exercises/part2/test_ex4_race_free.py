@@ -15,16 +15,19 @@ from app import promotion
 from app.models import mnist
 from app.part2.serving import LatestModel
 from app.store import ModelStore
-from tests.exercises.expect import expect, expect_status
+from tests.exercises.expect import expect, expect_status, shown
 from tests.part2_support import (
-    as_upload, digit_image, expect_well_trained_answers, good_model, saved_models, training_files, two_trainings_at_once, wait_until,
+    as_upload, digit_image, expect_well_trained_answers, good_model, saved_models, training_files, wait_until,
 )
 
 HINTS = [
-    'Save every trained model to the models/ folder and load the newest from it: a training never changes the file a prediction reads.',
-    'In `training`, load the base with keras.saving.load_model(...) and save the result with model.save(...); in `predict`, load the newest saved model.',
-    "With this project's store: `with store.training_lock(): parent, base = load_base(store)` (None, None from scratch), then `train_and_publish(store, images, labels, base=base, parent=parent)`; in predict, `served = latest.get()`.",
-    'Going further: two trainings at once both start from the same base; hold `store.training_lock()` from loading the base to publishing, and keep the served model in memory with `latest.get()`.',
+    'Save every trained model as a file in models/ and fine-tune, and predict with, the newest saved one loaded from its file: '
+    'a training then never changes the model a prediction uses. While the app serves, models/ is the one in models/exercises/.',
+    'In `training`: `model = keras.saving.load_model(f"models/{ml_models[-1]}")` when there is a model, then after `fit`, '
+    '`model_name = f"model_{datetime.now()}.keras"`, `model.save(f"models/{model_name}")` and `ml_models.append(model_name)`.',
+    'In POST /predict/: `model = keras.saving.load_model(f"models/{ml_models[-1]}")`, then `model.predict(image)` as before.',
+    "Going further, with this project's store: `with store.training_lock(): parent, model = load_base(store)` (a copy of the "
+    "served version; None, None when there is none), fit it, `publish_trained(store, ...)`; in predict, `served = latest.get()`.",
 ]
 
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
@@ -35,7 +38,7 @@ def predict(client, digit: int = 7) -> dict:
     response = client.post("/predict/", files={"file": digit_image(digit)})
     expect_status(response, 200, f"POST /predict/ with test_img{digit}.png")
     body = response.json()
-    expect(body.get("result") in [str(d) for d in range(10)], f"POST /predict/ should answer a digit; it answered {body}")
+    expect(body.get("result") in [str(d) for d in range(10)], f"POST /predict/ should answer a digit; it answered {shown(body)}")
     return body
 
 
@@ -48,6 +51,10 @@ def info(client) -> dict[str, int]:
 def test_the_first_model_is_saved_before_the_first_request(client, check_folder):
     saved = saved_models(check_folder)
     expect(len(saved) == 1, f"after start-up, models/ should hold 1 saved model (a .keras file); it holds {len(saved)}")
+    for path in saved:
+        expect(path.is_relative_to(check_folder / "models" / "exercises"),
+               f"the exercise's models should stay under models/exercises/; {path.name} is in {path.parent.relative_to(check_folder)}/: "
+               "keep `lifespan=runs_in_exercise_folder(lifespan)` in `app = FastAPI(...)`")
     expect(info(client)[TRAINED] == 1, f"after start-up, GET /info/ should count 1 trained model; it counted {info(client)[TRAINED]}")
     predict(client)
 
@@ -77,7 +84,8 @@ def test_two_trainings_at_once_each_save_a_model_while_predictions_answer(client
         trainings.open()
         for request in requests:
             request.join()
-    expect([answer.status_code for answer in answers] == [200, 200], f"both POST /train/ should answer 200; they answered {[a.status_code for a in answers]}")
+    statuses = [answer.status_code for answer in answers]
+    expect(statuses == [200, 200], f"both POST /train/ should answer 200; they answered {statuses[0]} and {statuses[1]}")
     now = len(saved_models(check_folder))
     expect(now == before + 2, f"two trainings should save 2 more models: {before} before, {now} after")
     expect(info(client)[TRAINED] == trained + 2, f"GET /info/ should count {trained + 2} trained models; it counted {info(client)[TRAINED]}")
@@ -92,12 +100,15 @@ def test_versions_are_numbered_folders_with_their_metadata(client, exercise):
     expect(hasattr(exercise, "store"), "going further keeps the models in a ModelStore named `store`")
     client.post("/retrain/")
     store = exercise.store
+    expect(bool(store.versions()), "after POST /retrain/, the store should hold the version it trained; it holds none yet: "
+           "publish every trained model to `store`")
     visible = [entry.name for entry in store.path.iterdir() if not entry.name.startswith(".")]
-    expect(all(name.isdigit() or name == "ACTIVE" for name in visible), f"the store should hold numbered versions only; it holds {visible}")
+    expect(all(name.isdigit() or name == "ACTIVE" for name in visible),
+           f"the store should hold numbered versions only; it holds {', '.join(sorted(visible))}")
     odd = [path.name for path in store.path.rglob("*") if " " in path.name or ":" in path.name]
-    expect(not odd, f"no saved name should hold a space or a colon: {odd}")
+    expect(not odd, f"no saved name should hold a space or a colon: {', '.join(odd)}")
     newest = store.get(store.latest())
-    expect(newest.metadata["parent"] is None, "POST /retrain/ should start from scratch (parent None)")
+    expect(newest.metadata["parent"] is None, "POST /retrain/ should start from scratch: its version should have no parent")
     expect(bool(newest.metadata["sha256"]) and newest.metadata["data"]["size"] > 0, "each version should record its sha256 and data")
 
 
@@ -111,31 +122,56 @@ def test_predictions_keep_the_loaded_model_until_a_newer_version_appears(client,
     loads: list[int] = []
     load_from_disk = store.load
     monkeypatch.setattr(store, "load", lambda number, loader: loads.append(number) or load_from_disk(number, loader))
-    served = predict(client)["version"]  # loads the newest version if it is not loaded yet
-    expect(served == store.active(), f"predictions should come from the version the store serves ({store.active()}); it was {served}")
+    served = predict(client).get("version")  # loads the newest version if it is not loaded yet
+    expect(store.active() is not None, "the store serves no version yet: publish every trained model to `store`")
+    expect(served == store.active(),
+           f"predictions should come from version {store.active()}, the one the store serves, and say so as \"version\"; "
+           f"the answer's version was {shown(served)}")
     loads.clear()
     for digit in (1, 2, 3):
         predict(client, digit)
-    expect(loads == [], f"a prediction loaded version(s) {loads} from disk instead of keeping the model")
+    expect(loads == [], f"a prediction loaded version {loads[0] if loads else ''} from disk instead of keeping the model it had")
     # A version published by anyone (here, straight to the store) serves from the next request on.
     new = promotion.publish(mnist.MODEL, mnist.TrainingResult(good_model()), {"parent": served}, store).number
     results = {digit: predict(client, digit) for digit in range(10)}
     expect_well_trained_answers(results, new)
-    expect(loads == [new], f"the new version should be loaded once, by the first request that sees it; loads: {loads}")
+    expect(loads == [new], f"the new version {new} should be loaded once, by the first request that sees it; "
+           f"it was loaded {loads.count(new)} times")
 
 
 @pytest.mark.going_further(
     "two trainings at once both fine-tune the same base: the line of models loses one's work",
-    hint="hold `store.training_lock()` from `load_base(store)` to `train_and_publish(...)`",
+    hint="hold `store.training_lock()` from `load_base(store)` to `publish_trained(...)`",
 )
-def test_two_trainings_at_once_run_one_after_the_other_as_a_chain(client, exercise, monkeypatch):
+def test_two_trainings_at_once_run_one_after_the_other_as_a_chain(client, exercise, trainings):
     expect(hasattr(exercise, "store"), "going further keeps the models in a ModelStore named `store`")
-    trained_before = len(exercise.store.versions())
-    served = lambda: predict(client)["version"]  # noqa: E731
-    gate, (base, first, second) = two_trainings_at_once(client, exercise.store, monkeypatch, 50, served)
-    expect(gate.parents == [base, first], f"the second training should start from the first's result: parents {gate.parents}")
-    expect(info(client) == {"Num of model in training": 0, TRAINED: trained_before + 2}, f"/info/ answered {info(client)}")
-    expect(predict(client)["version"] == second, "predictions should come from the newest version")
+    store = exercise.store
+    base, before, trained_before = store.active(), store.versions(), info(client)[TRAINED]
+    files = as_upload(training_files(50))
+    answers = []
+    requests = [threading.Thread(target=lambda: answers.append(client.post("/train/", files=files))) for _ in range(2)]
+    trainings.hold()
+    try:
+        for request in requests:
+            request.start()
+        trainings.wait_for(1)
+        wait_until(lambda: info(client)["Num of model in training"] == 2, "both trainings are requested")
+        expect(len(trainings.new_models) == 1, "the second training began to fit while the first still ran: "
+               "hold `store.training_lock()` from loading the base to publishing")
+        expect(predict(client).get("version") == base, f"predictions should keep answering from version {base} during a training")
+    finally:
+        trainings.open()
+        for request in requests:
+            request.join()
+    new = store.versions()[len(before):]
+    expect(len(new) == 2, f"two trainings should publish 2 versions; they published {len(new)}")
+    first, second = new
+    parents = [store.get(first).metadata["parent"], store.get(second).metadata["parent"]]
+    expect(parents == [base, first], f"the second training should start from the first's result: version {second}'s parent "
+           f"should be {first}; the parents are {shown(parents)}")
+    expect(info(client) == {"Num of model in training": 0, TRAINED: trained_before + 2},
+           f"/info/ should count 0 in training and {trained_before + 2} trained; it answered {shown(info(client))}")
+    expect(predict(client).get("version") == second, f"predictions should come from the newest version, {second}")
 
 
 @pytest.mark.going_further(

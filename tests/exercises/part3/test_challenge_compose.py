@@ -47,15 +47,20 @@ def _volume_mounts(service) -> list[tuple[str, str]]:
     return mounts
 
 
+def _listed(entries) -> str:
+    return ", ".join(f'"{entry}"' for entry in entries or []) or "none"
+
+
 def test_publishes_port_80(service):
     assert ("80", "80") in _port_pairs(service), (
-        f'publish the container\'s port 80 on the host\'s port 80: ports: ["80:80"] (got {service.get("ports")})'
+        f'publish the container\'s port 80 on the host\'s port 80: ports: ["80:80"] '
+        f"(the service's ports: {_listed(service.get('ports'))})"
     )
 
 
 def test_mounts_a_named_volume_on_the_models_folder(service):
     mounts = dict((PurePosixPath(target), source) for source, target in _volume_mounts(service))
-    assert MODELS in mounts, f"mount a volume on {MODELS} (volumes: {service.get('volumes')})"
+    assert MODELS in mounts, f"mount a volume on {MODELS} (the service's volumes: {_listed(service.get('volumes'))})"
     source = mounts[MODELS]
     assert source and not source.startswith((".", "/", "~", "$")), (
         f"{source}:{MODELS} is a bind mount of a folder of your machine; use a named volume, e.g. models:{MODELS}"
@@ -65,6 +70,10 @@ def test_mounts_a_named_volume_on_the_models_folder(service):
 def test_declares_the_named_volume(compose, service):
     mounts = dict((PurePosixPath(target), source) for source, target in _volume_mounts(service))
     declared = compose.get("volumes") or {}
-    assert mounts.get(MODELS) in declared, (
-        f"declare the volume `{mounts.get(MODELS)}` under a top-level `volumes:` key (declared: {list(declared)})"
+    assert MODELS in mounts, (
+        f"mount a named volume on {MODELS} first (e.g. models:{MODELS}), then declare it under a top-level `volumes:` key"
+    )
+    assert mounts[MODELS] in declared, (
+        f"declare the volume `{mounts[MODELS]}` under a top-level `volumes:` key "
+        f"(the volumes declared there: {_listed(declared)})"
     )

@@ -6,8 +6,10 @@ is needed to check the exercise.
 
 from pathlib import PurePosixPath
 
-from workshop.dockerfile import DockerIgnore
 from app.paths import PROJECT_ROOT
+from tests.exercises.expect import shown
+from tests.exercises.part3.image_layout import import_folders, served_file
+from workshop.dockerfile import DockerIgnore
 
 HINTS = [
     'The workshop\'s Dockerfile: FROM python:3.12, WORKDIR /code, COPY requirements.txt, RUN pip install, COPY your app, CMD ["fastapi", "run", ..., "--port", "80"].',
@@ -54,42 +56,36 @@ def test_installs_the_requirements_before_copying_the_code(dockerfile):
     )
 
 
-def _served_file(dockerfile) -> PurePosixPath:
-    cmd = dockerfile.last("CMD")
-    assert cmd is not None, 'add a CMD that starts the service, e.g. CMD ["fastapi", "run", "main.py", "--port", "80"]'
-    words = cmd.exec_form
-    assert words is not None, f"line {cmd.line}: write the CMD in exec form, a JSON list: CMD [\"fastapi\", \"run\", ...]"
-    assert words[:2] == ["fastapi", "run"], f"line {cmd.line}: start the service with `fastapi run`, got {words}"
-    files = [word for word in words[2:] if word.endswith(".py")]
-    assert files, f"line {cmd.line}: name the Python file to serve, e.g. main.py"
-    return dockerfile.workdir() / files[0]
-
-
 def test_cmd_runs_fastapi_in_exec_form_on_port_80(dockerfile):
-    _served_file(dockerfile)
+    served_file(dockerfile)
     words = dockerfile.last("CMD").exec_form
     assert "--port" in words and words[words.index("--port") + 1:][:1] == ["80"], (
-        f"serve on port 80 inside the container (--port 80), got {words}"
+        f"serve on port 80 inside the container (--port 80); the CMD is {shown(words)}"
     )
     assert "--reload" not in words and "dev" not in words[:2], "fastapi run, not dev or --reload: this is production"
 
 
 def test_copies_the_service_it_runs(dockerfile):
-    served = _served_file(dockerfile)
+    served = served_file(dockerfile)
     sources = dockerfile.sources_copied_to(PROJECT_ROOT, served)
     assert sources, f"the CMD serves {served}, but no COPY puts a file there (e.g. COPY ./exercises/part2/challenge_startup.py {served})"
     assert any(PurePosixPath(source).parts[:2] in {("exercises", "part2"), ("solutions", "part2")} for source in sources), (
-        f"{served} is copied from {sources}: serve your Part 2 app (exercises/part2/challenge_startup.py)"
+        f"{served} is copied from {', '.join(sources)}: serve your Part 2 app (exercises/part2/challenge_startup.py)"
     )
 
 
-def test_copies_the_plumbing_and_the_data_beside_the_service(dockerfile):
-    """The service imports app.* and app/paths.py finds data/ next to app/: both must sit beside it."""
-    folder = _served_file(dockerfile).parent
-    for needed in ("app", "data"):
-        assert dockerfile.sources_copied_to(PROJECT_ROOT, folder / needed) == [needed], (
-            f"COPY ./{needed} {folder / needed}: the service needs {needed}/ next to it"
-        )
+def test_copies_the_plumbing_and_the_data_where_the_service_finds_them(dockerfile):
+    """The service imports app.*, from beside it or from PYTHONPATH; app/paths.py finds data/ next to app/."""
+    folders = import_folders(dockerfile)
+    found = [folder / "app" for folder in folders if dockerfile.sources_copied_to(PROJECT_ROOT, folder / "app") == ["app"]]
+    assert found, (
+        f"COPY ./app {folders[0] / 'app'}: the service imports app/, next to it"
+        + (f" or in the PYTHONPATH ({', '.join(str(folder) for folder in folders[1:])})" if folders[1:] else "")
+    )
+    data = found[0].parent / "data"
+    assert dockerfile.sources_copied_to(PROJECT_ROOT, data) == ["data"], (
+        f"COPY ./data {data}: app/ finds the data next to itself"
+    )
 
 
 def test_every_copied_file_is_in_the_build_context(dockerfile):
