@@ -25,6 +25,7 @@ from app.storage.store_errors import CorruptModel, ModelNotFound, StoreUnavailab
 __all__ = [
     "PROMOTED",
     "REJECTED",
+    "SHADOW",
     "ACTIVE_FILE",
     "LOCK_FILE",
     "METADATA_FILE",
@@ -38,11 +39,19 @@ __all__ = [
     "sha256_of",
 ]
 PROMOTED, REJECTED = "promoted", "rejected"  # the promotion gate's decisions (app/promotion.py)
+SHADOW = "shadow"  # a challenger's outcome after publication: {"outcome": PROMOTED or "dropped", ...}
+# What the store writes in a version's metadata (its files, their sha256, its number): never a caller.
+STORE_OWNED = frozenset(
+    {"name", "version", "file", "sha256", "serving_file", "serving_sha256", "created_at", "upload", "revision"}
+)
 
 
 def is_promoted(metadata: dict[str, Any]) -> bool:
-    """Whether the promotion gate let a version serve; versions published before the gate existed (no
-    "gate" entry) count as promoted."""
+    """Whether a version may serve: the promotion gate let it (versions published before the gate
+    existed, with no "gate" entry, count as promoted), or it was a challenger that its live labels or an
+    operator promoted from shadow (app/part3/shadow.py)."""
+    if (metadata.get(SHADOW) or {}).get("outcome") == PROMOTED:
+        return True
     return (metadata.get("gate") or {}).get("decision", PROMOTED) == PROMOTED
 
 
@@ -162,6 +171,25 @@ class ModelStore:
             serving = {**metadata, "serving_file": file_name, "serving_sha256": sha256_of(temp / file_name)}
             self.backend.add_file(number, temp, file_name, serving)
         return self.get(number)
+
+    def update_metadata(self, number: int, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Version | None:
+        """Change a published version's metadata (a status that changes after publication, e.g. a
+        challenger promoted or dropped), atomically in both backends: `change(current)` returns the
+        entries to set, or None to leave it as it is; it is called again if another writer got in
+        between, so it decides on what is stored. Returns the version as written, or None when `change`
+        declined. What the store itself writes (STORE_OWNED: its files, their sha256) is refused: ValueError."""
+
+        def checked(current: dict[str, Any]) -> dict[str, Any] | None:
+            entries = change(current)
+            if entries is not None and STORE_OWNED & entries.keys():
+                owned = ", ".join(sorted(STORE_OWNED & entries.keys()))
+                raise ValueError(f"only the store writes a version's {owned}")
+            return entries
+
+        written = self.backend.rewrite_metadata(int(number), checked)
+        if written is None:
+            return None
+        return Version(self.name, int(number), self.backend.version_path(int(number), written), written)
 
     def load_newest_loadable(
         self, loader: Callable[[Path], Any], below: int | None = None, load: Callable[..., Any] | None = None

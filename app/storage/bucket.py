@@ -20,7 +20,8 @@ There is no rename in object storage, so a version is made whole by its manifest
   a pin made before it existed, so a rollback made after a version appeared is never undone by that
   version's publisher, however the two interleave.
 - **Adding a serving file to an old version** uploads it into the version's upload prefix, then
-  rewrites the manifest with `If-Match` on the ETag it read (a concurrent change makes it read again).
+  rewrites the manifest with `If-Match` on the ETag it read (a concurrent change makes it read again);
+  every later change of a version's metadata (`rewrite_metadata`) is the same compare-and-swap.
 - **Tidying up** (`clean_temporary`): objects under uploads/ that no manifest names and that are older
   than the given age are deleted; a publisher killed mid-upload leaves only such objects. Trainers call
   it holding the training lock, with age 0, so no publication is under way.
@@ -228,13 +229,24 @@ class BucketBackend:
         with open(folder / file_name, "rb") as file:
             self._call("put_object", Key=self._upload_key(upload, file_name), Body=file)
 
-        def named(etag, manifest):
+        self.rewrite_metadata(number, lambda manifest: metadata)
+        self._keep(folder, [file_name], self.path / upload)
+
+    def rewrite_metadata(
+        self, number: int, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Set the entries `change(manifest)` returns (None: leave it) in a version's manifest, with
+        `If-Match` on the ETag read: a writer that lost the race reads again and decides again. Each
+        rewrite gets a new "revision", so two writers never write the same bytes (a refused put that
+        finds its own bytes stored counts as its own: `_put_if`)."""
+
+        def changed(etag, manifest):
             if manifest is None:
                 raise ModelNotFound(f"{self.name} has no version {number}")
-            return {**manifest, **metadata}
+            entries = change(manifest)
+            return None if entries is None else {**manifest, **entries, "revision": uuid.uuid4().hex}
 
-        self._swap(self._manifest_key(number), named)
-        self._keep(folder, [file_name], self.path / upload)
+        return self._swap(self._manifest_key(number), changed)
 
     def pin(self, number: int) -> None:
         latest = max(self.numbers(), default=number)

@@ -2,6 +2,7 @@
 
     <root>/<name>/<version>/<model file> + metadata.json (+ a serving file, e.g. model.onnx)
     <root>/<name>/ACTIVE          optional: the version to serve instead of the newest promoted one
+    <root>/<name>/.metadata.lock  held while a version's metadata is rewritten (a status change)
 
 A version is written complete under a temporary name in the same folder and renamed into place, so a
 reader sees either nothing or the whole model. Renaming onto an existing version fails, so two
@@ -16,7 +17,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ METADATA_FILE = "metadata.json"
 ACTIVE_FILE = "ACTIVE"
 TEMP_PREFIX = ".tmp-"
 LOCK_FILE = ".training.lock"
+METADATA_LOCK_FILE = ".metadata.lock"  # held while one version's metadata is read and rewritten
 
 
 def write_json_atomically(path: Path, payload: Any) -> None:
@@ -146,7 +148,24 @@ class FolderBackend:
         target = self.version_path(number)
         _fsync_file(folder / file_name)
         os.replace(folder / file_name, target / file_name)
-        write_json_atomically(target / METADATA_FILE, {**self.metadata(number), **metadata})
+        self.rewrite_metadata(number, lambda current: metadata)
+
+    def rewrite_metadata(
+        self, number: int, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Read a version's metadata, set the entries `change(current)` returns (None: leave it) and
+        write it whole by a rename, all under a file lock: two writers never lose each other's entries.
+        Returns the metadata written, or None."""
+        from filelock import FileLock
+
+        with FileLock(self.path / METADATA_LOCK_FILE):
+            current = self.metadata(number)
+            entries = change(current)
+            if entries is None:
+                return None
+            written = {**current, **entries}
+            write_json_atomically(self.version_path(number) / METADATA_FILE, written)
+            return written
 
     def pin(self, number: int) -> None:
         write_json_atomically(self.path / ACTIVE_FILE, number)
