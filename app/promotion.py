@@ -31,9 +31,19 @@ from app.modelkit import SERVING_FILE, Holdout, Model, Trained
 from app.onnx_export import ServingExportFailed, serving_metadata, write_serving_file
 from app.onnx_serving import ServingModel
 from app.paths import setting
-from app.store import PROMOTED, REJECTED, ModelStore, Version, is_promoted
+from app.store import CHALLENGER, PROMOTED, REJECTED, ModelStore, Version, is_challenger, is_promoted
 
-__all__ = ["PROMOTED", "REJECTED", "Decision", "decide", "is_promoted", "publish", "publish_serving_file"]
+__all__ = [
+    "CHALLENGER",
+    "PROMOTED",
+    "REJECTED",
+    "Decision",
+    "decide",
+    "is_challenger",
+    "is_promoted",
+    "publish",
+    "publish_serving_file",
+]
 
 
 # -- the rules, as pure functions -------------------------------------------------------------------

@@ -23,6 +23,8 @@ from app.storage.folder import ACTIVE_FILE, LOCK_FILE, METADATA_FILE, TEMP_PREFI
 from app.storage.store_errors import CorruptModel, ModelNotFound, StoreUnavailable
 
 __all__ = [
+    "CHALLENGER",
+    "DROPPED",
     "PROMOTED",
     "REJECTED",
     "SHADOW",
@@ -35,15 +37,30 @@ __all__ = [
     "ModelStore",
     "StoreUnavailable",
     "Version",
+    "in_shadow",
+    "is_challenger",
     "is_promoted",
     "sha256_of",
 ]
 PROMOTED, REJECTED = "promoted", "rejected"  # the promotion gate's decisions (app/promotion.py)
-SHADOW = "shadow"  # a challenger's outcome after publication: {"outcome": PROMOTED or "dropped", ...}
+# The gate's third decision: a candidate the live labels cannot judge yet, stored and put in shadow
+# (app/part3/shadow.py) until they do. Nothing publishes it yet: the gate's live holdout will (issue 21).
+CHALLENGER = "challenger"
+SHADOW, DROPPED = "shadow", "dropped"  # a challenger's outcome: metadata["shadow"]["outcome"], PROMOTED or DROPPED
 # What the store writes in a version's metadata (its files, their sha256, its number): never a caller.
 STORE_OWNED = frozenset(
     {"name", "version", "file", "sha256", "serving_file", "serving_sha256", "created_at", "upload", "revision"}
 )
+
+
+def is_challenger(metadata: dict[str, Any]) -> bool:
+    """Whether the gate put this version in shadow (whatever became of it since: `in_shadow`)."""
+    return (metadata.get("gate") or {}).get("decision") == CHALLENGER
+
+
+def in_shadow(metadata: dict[str, Any]) -> bool:
+    """A challenger still waiting for its live labels: neither promoted nor dropped since."""
+    return is_challenger(metadata) and not (metadata.get(SHADOW) or {}).get("outcome")
 
 
 def is_promoted(metadata: dict[str, Any]) -> bool:
