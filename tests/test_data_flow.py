@@ -40,8 +40,9 @@ SERVING_WRITES_ALLOWED = {
 # Who may call a publishing step, by receiver: ModelStore.publish only inside the gate; serving files
 # are added to old versions by the trainer.
 PUBLISHERS = {
-    # store.publish; the store's benchmark times publish itself, into a throwaway store
-    "publish": {"app.promotion", "bench.store_backends"},
+    # store.publish; the store's benchmark times publish itself, into a throwaway store, and the
+    # benchmark's shadow row publishes its challenger (a copy of the serving version) into its own
+    "publish": {"app.promotion", "bench.store_backends", "bench.challenger"},
     "add_serving_file": {"app.part3.training_job"},
 }
 GATE = {"promotion"}  # `promotion.publish(...)`, `promotion.publish_serving_file(...)`: anyone may call
