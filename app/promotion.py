@@ -45,7 +45,7 @@ from app.onnx_export import ServingExportFailed, serving_metadata, write_serving
 from app.onnx_serving import ServingModel
 from app.paired_test import PairedTest
 from app.paths import setting
-from app.store import CHALLENGER, PROMOTED, REJECTED, ModelStore, Version, is_promoted
+from app.store import CHALLENGER, PROMOTED, REJECTED, ModelStore, Version, is_challenger, is_promoted
 
 __all__ = [
     "CHALLENGER",
@@ -66,12 +66,6 @@ __all__ = [
 def decision_of(metadata: dict[str, Any]) -> str:
     """PROMOTED, REJECTED or CHALLENGER (versions from before the gate count as promoted)."""
     return (metadata.get("gate") or {}).get("decision", PROMOTED)
-
-
-def is_challenger(metadata: dict[str, Any]) -> bool:
-    """Whether the gate put this version in shadow: stored, never served by `store.active()`, judged
-    by shadow scoring on live traffic (which then promotes it or drops it, in its metadata)."""
-    return decision_of(metadata) == CHALLENGER
 
 
 @dataclass(frozen=True)

@@ -454,3 +454,35 @@ def test_a_serving_file_that_save_did_not_write_publishes_nothing(store):
     with pytest.raises(FileNotFoundError):
         store.publish(saver(b"model"), {}, serving_file="model.onnx")
     assert store.versions() == [] and stored_names(store) == [] and leftovers(store) == []
+
+
+def test_a_versions_metadata_changes_after_publication_only_where_asked(store):
+    store.publish(saver(b"one"), {"gate": {"decision": "challenger"}, "metrics": {"accuracy": 0.9}})
+    changed = store.update_metadata(
+        1, lambda current: {**current, "shadow": {"outcome": "dropped", "was": current["gate"]}}
+    )
+    assert changed is not None and changed.metadata["shadow"] == {
+        "outcome": "dropped",
+        "was": {"decision": "challenger"},
+    }
+    assert store.get(1).metadata == changed.metadata == stored_metadata(store, 1)
+    assert store.get(1).metadata["metrics"] == {"accuracy": 0.9} and store.load(1, read) == b"one"
+    assert store.update_metadata(1, lambda current: None) is None  # declined: nothing written
+    assert store.get(1).metadata == changed.metadata
+    with pytest.raises(ValueError, match="cannot change sha256"):
+        store.update_metadata(1, lambda current: {**current, "sha256": "0" * 64})
+    assert store.load(1, read) == b"one" and store.get(1).metadata == changed.metadata
+    with pytest.raises(ModelNotFound):
+        store.update_metadata(2, lambda current: {**current, "x": 1})
+    assert leftovers(store) == []
+
+
+def test_a_challenger_promoted_from_shadow_serves_and_a_dropped_one_never(store):
+    store.publish(saver(b"one"), gate("promoted"))
+    store.publish(saver(b"two"), gate("challenger"))
+    store.publish(saver(b"three"), gate("challenger"))
+    assert store.active() == 1  # a challenger never serves by default
+    store.update_metadata(3, lambda current: {**current, "shadow": {"outcome": "dropped"}})
+    assert store.active() == 1 and not store.promoted(3)
+    store.update_metadata(2, lambda current: {**current, "shadow": {"outcome": "promoted"}})
+    assert store.active() == 2 and store.promoted(2)

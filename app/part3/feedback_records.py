@@ -15,6 +15,8 @@ retry); another label for the same prediction is a conflict (409).
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,17 +215,29 @@ class FeedbackStore:
     def claim_retrain(self, model: str, min_interval: float) -> bool:
         """True for one caller at most every `min_interval` seconds across all workers (the policy's
         rate limit)."""
+        return self.claim(model, min_interval)
+
+    def claim(self, what: str, min_interval: float) -> bool:
+        """True for one caller at most every `min_interval` seconds across all workers, for each `what`
+        (the retrain policy claims a model's name; other periodic work names itself, "shadow <model>")."""
         now = time.time()
         with self._lock:
             db = self._connect()
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT claimed_at FROM retrain_claims WHERE model = ?", (model,)).fetchone()
+            row = db.execute("SELECT claimed_at FROM retrain_claims WHERE model = ?", (what,)).fetchone()
             if row is not None and now - row[0] < min_interval:
                 db.execute("ROLLBACK")
                 return False
-            db.execute("INSERT OR REPLACE INTO retrain_claims (model, claimed_at) VALUES (?, ?)", (model, now))
+            db.execute("INSERT OR REPLACE INTO retrain_claims (model, claimed_at) VALUES (?, ?)", (what, now))
             db.execute("COMMIT")
         return True
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The database under this store's lock, for a module that keeps a table of its own beside the
+        feedback (shadow_records.py): one file, one connection per process."""
+        with self._lock:
+            yield self._connect()
 
     def close(self) -> None:
         with self._lock:

@@ -3,7 +3,8 @@
 Generic over the registry: every model gets the same signals.
 
 - Prediction ids (prediction_ids.py) are issued on the prediction path, which writes nothing else
-  but its rows in a bounded in-memory window per model (`saw`: an append).
+  but its rows in a bounded in-memory window per model (`saw`: an append) and, while the model has a
+  challenger, a copy in the shadow queue (shadow.py).
 - Live accuracy comes from the shared feedback table (feedback_records.py): every worker reports the same.
 - Drift compares this worker's window with the serving version's reference (app/drift.py): each
   worker judges its own traffic. Running the model on the window for the confidences happens when a
@@ -63,6 +64,8 @@ class Monitoring:
         self._auditing = threading.Lock()
         self._audits: dict[str, tuple[Any, tuple[LabelledRows, LabelAudit]]] = {}
         self._last_policy_check = 0.0
+        # Where each answer's copy goes for a challenger in shadow (shadow.py's `offer`; set by the service).
+        self.shadow_copies: Callable[[str, int, list[str], np.ndarray, list[str]], None] | None = None
 
     # -- the prediction path --------------------------------------------------------------------
     @property
@@ -81,11 +84,15 @@ class Monitoring:
             return secrets.token_bytes(32)
 
     def answered(self, name: str, version: int, labels: list[str], rows: np.ndarray) -> list[str]:
-        """What a prediction path does after answering: keep the rows in the drift window, and issue
-        one prediction id per row (feedback names its answer with it)."""
+        """What a prediction path does after answering: keep the rows in the drift window, issue one
+        prediction id per row (feedback names its answer with it), and queue a copy for the model's
+        challenger if it has one."""
         self.saw(name, version, rows)
         issue = self.ids.issue
-        return [issue(name, version, label, input_digest(row)) for label, row in zip(labels, rows, strict=True)]
+        ids = [issue(name, version, label, input_digest(row)) for label, row in zip(labels, rows, strict=True)]
+        if self.shadow_copies is not None:
+            self.shadow_copies(name, version, labels, rows, ids)
+        return ids
 
     def saw(self, name: str, version: int, rows: np.ndarray) -> None:
         """Keep the rows a version answered in the model's drift window (the oldest fall out)."""
@@ -174,9 +181,9 @@ class Monitoring:
         reasons = []
         report = self.drift(name)
         serving = self.kept.versions().get(name)
-        live = self.live(name).get(serving) if serving is not None else None
+        live = (self.live(name).get(serving) if serving is not None else None) or {}
         floor, needed = self.settings.retrain_accuracy_floor, self.settings.retrain_min_labels
-        labelled = bool(live) and live["n_labels"] >= needed
+        labelled = live.get("n_labels", 0) >= needed
         if report.get("status") == "drift" and not (labelled and live["accuracy"] >= floor):
             drifted = ", ".join(
                 f"{signal} (p = {values['p_value']:.2g})"

@@ -11,7 +11,7 @@ WORKSHOP_GATE_FLOOR__WINE=0.9 or WORKSHOP_TRAINING__WINE__C=0.5; a model's own d
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import images
@@ -183,6 +183,31 @@ class Settings(BaseSettings):
         default=5, description="versions the gate rejected kept per model; the trainer removes the oldest"
     )
 
+    # -- shadow scoring: a challenger answers copies of live requests (README: "Shadow scoring") ---
+    shadow_queue_rows: PositiveInt = Field(
+        default=10_000,
+        description="rows of live requests a worker holds for its challengers; copies beyond are dropped (counted)",
+    )
+    shadow_batch_rows: PositiveInt = Field(default=1024, description="most rows a challenger answers in one call")
+    shadow_gather_seconds: float = Field(
+        default=0.5, ge=0, description="seconds the shadow scorer lets copies gather into one batch"
+    )
+    shadow_kept: PositiveInt = Field(
+        default=100_000, description="challenger answers kept per model, waiting for labels (the oldest are removed)"
+    )
+    shadow_min_labels: PositiveInt = Field(
+        default=100, description="labelled requests both answered before a challenger is promoted or dropped"
+    )
+    shadow_max_labels: PositiveInt = Field(
+        default=1000, description="a challenger not significantly better on this many labels is dropped"
+    )
+    shadow_alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="significance level of McNemar's test between challenger and champion"
+    )
+    shadow_check_interval: PositiveFloat = Field(
+        default=10.0, description="seconds between checks of the challengers' labels (one worker at a time)"
+    )
+
     prometheus_multiproc_dir: Path | None = Field(
         default=None,
         validation_alias="PROMETHEUS_MULTIPROC_DIR",  # prometheus_client's own variable, without our prefix
@@ -211,6 +236,14 @@ class Settings(BaseSettings):
     def empty_means_unset(cls, value):
         # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key" (or no Redis).
         return None if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def shadow_labels_in_order(self) -> "Settings":
+        if self.shadow_max_labels < self.shadow_min_labels:
+            raise ValueError(
+                f"shadow_max_labels ({self.shadow_max_labels}) is below shadow_min_labels ({self.shadow_min_labels})"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

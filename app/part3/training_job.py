@@ -37,7 +37,7 @@ from app.part3.feedback_records import FeedbackStore
 from app.part3.job_records import JobRecords
 from app.part3.job_status import Job
 from app.part3.settings import Settings
-from app.store import ModelStore
+from app.store import ModelStore, in_shadow
 
 log = logging.getLogger("app.part3.training_job")
 NICENESS = 10  # below the serving worker's priority: a prediction never waits for a training step
@@ -95,11 +95,10 @@ def replayed(model: Model, feedback: Examples, share: float, seed: int) -> Examp
 
 
 def newest_challenger(store: ModelStore, active: int) -> int | None:
-    """The newest challenger published after the serving version: a fine-tune on feedback continues
-    from it rather than from the serving version, so what it learned is not thrown away."""
-    return next(
-        (n for n in reversed(store.versions()) if n > active and promotion.is_challenger(store.get(n).metadata)), None
-    )
+    """The newest challenger still in shadow published after the serving version: a fine-tune on
+    feedback continues from it rather than from the serving version, so what it learned is not thrown
+    away (a challenger its labels dropped is not continued)."""
+    return next((n for n in reversed(store.versions()) if n > active and in_shadow(store.get(n).metadata)), None)
 
 
 def live_holdout_for(
@@ -142,20 +141,23 @@ def feedback_entry(job: Job, store: ModelStore, continued: int | None) -> dict[s
 
 
 def prune_rejected(store: ModelStore, keep: int) -> list[int]:
-    """Remove the oldest versions the gate rejected beyond the newest `keep`; never the serving version
-    or its parent (a challenger is not a rejected version). Returns the numbers removed."""
+    """Remove the oldest refused versions (the gate rejected them, or shadow scoring dropped them)
+    beyond the newest `keep`; never the serving version, its parent or a challenger still in shadow.
+    Returns the numbers removed."""
     active = store.active()
     protected = {active, store.get(active).metadata.get("parent") if active is not None else None}
     rejected = [
         version.number
         for version in store.all_versions()
-        if promotion.decision_of(version.metadata) == promotion.REJECTED and version.number not in protected
+        if not promotion.is_promoted(version.metadata)
+        and not in_shadow(version.metadata)
+        and version.number not in protected
     ]
     removed = rejected[: max(0, len(rejected) - keep)]
     for number in removed:
         store.remove(number)
         log.info(
-            "removed %s version %s: the gate rejected it and %d newer rejected versions are kept",
+            "removed %s version %s: it was refused and %d newer refused versions are kept",
             store.name,
             number,
             keep,

@@ -20,7 +20,8 @@ There is no rename in object storage, so a version is made whole by its manifest
   a pin made before it existed, so a rollback made after a version appeared is never undone by that
   version's publisher, however the two interleave.
 - **Adding a serving file to an old version** uploads it into the version's upload prefix, then
-  rewrites the manifest with `If-Match` on the ETag it read (a concurrent change makes it read again).
+  rewrites the manifest with `If-Match` on the ETag it read (a concurrent change makes it read again);
+  every later change of a version's metadata (`update_metadata`) is the same compare-and-swap.
 - **Tidying up** (`clean_temporary`): objects under uploads/ that no manifest names and that are older
   than the given age are deleted; a publisher killed mid-upload leaves only such objects. Trainers call
   it holding the training lock, with age 0, so no publication is under way.
@@ -231,18 +232,21 @@ class BucketBackend:
             self._call("put_object", Key=self._upload_key(upload, file_name), Body=file)
         self._keep(folder, [file_name], self.path / upload)
 
-    def update_metadata(self, number: int, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """Rewrite the manifest with `If-Match` on the ETag read; another writer in between makes it read
-        and change again. Each rewrite carries a fresh `revision`: two writers who made the same change
-        from the same manifest write different bodies, so a refused put is never taken for our own
-        retried one (see `_put_if`)."""
+    def update_metadata(
+        self, number: int, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Rewrite the manifest as `change(manifest)` says (None: leave it) with `If-Match` on the ETag
+        read; another writer in between makes it read and change again. Each rewrite carries a fresh
+        `revision`: two writers who made the same change from the same manifest write different bodies,
+        so a refused put is never taken for our own retried one (see `_put_if`). Returns what was written."""
 
         def changed(etag, manifest):
             if manifest is None:
                 raise ModelNotFound(f"{self.name} has no version {number}")
-            return {**change(manifest), "revision": uuid.uuid4().hex}
+            new = change(manifest)
+            return None if new is None else {**new, "revision": uuid.uuid4().hex}
 
-        self._swap(self._manifest_key(number), changed)
+        return self._swap(self._manifest_key(number), changed)
 
     def remove(self, number: int) -> None:
         """The manifest first (the version is gone for every reader), then its uploaded objects and its

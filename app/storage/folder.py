@@ -2,6 +2,7 @@
 
     <root>/<name>/<version>/<model file> + metadata.json (+ a serving file, e.g. model.onnx)
     <root>/<name>/ACTIVE          optional: the version to serve instead of the newest promoted one
+    <root>/<name>/.metadata.lock  held while a version's metadata is rewritten (a status change)
 
 A version is written complete under a temporary name in the same folder and renamed into place, so a
 reader sees either nothing or the whole model. Renaming onto an existing version fails, so two
@@ -147,13 +148,19 @@ class FolderBackend:
         _fsync_file(folder / file_name)
         os.replace(folder / file_name, self.version_path(number) / file_name)
 
-    def update_metadata(self, number: int, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    def update_metadata(
+        self, number: int, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
         """Read, change and write a version's metadata.json under a lock (so no update is lost); the
-        write is a rename, so a reader sees the old file or the new."""
+        write is a rename, so a reader sees the old file or the new. `change` returning None leaves it
+        as it is. Returns what was written."""
         from filelock import FileLock
 
         with FileLock(self.path / METADATA_LOCK_FILE):
-            write_json_atomically(self.version_path(number) / METADATA_FILE, change(self.metadata(number)))
+            new = change(self.metadata(number))
+            if new is not None:
+                write_json_atomically(self.version_path(number) / METADATA_FILE, new)
+            return new
 
     def remove(self, number: int) -> None:
         """metadata.json first (the version is gone for every reader), then its files; the emptied folder
