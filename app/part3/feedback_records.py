@@ -48,6 +48,30 @@ class ConflictingFeedback(ValueError):
     """This prediction already has feedback with another label."""
 
 
+@contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that holds the database's write lock from its start (BEGIN IMMEDIATE), so a
+    check and the write it decides are one step across processes; rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    if db.in_transaction:
+        db.execute("COMMIT")
+
+
+def keep_newest(db: sqlite3.Connection, table: str, model: str, keep: int) -> None:
+    """Delete all but the newest `keep` rows of `model` in `table` (a table with `seq` and `model`)."""
+    db.execute(
+        f"DELETE FROM {table} WHERE model = ? AND seq <= "
+        f"(SELECT seq FROM {table} WHERE model = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        (model, model, keep),
+    )
+
+
 @dataclass(frozen=True)
 class LabelledRows:
     """Labelled feedback with its inputs, oldest first: rows in the model's input form, class indices, and
@@ -113,34 +137,21 @@ class FeedbackStore:
         """Store one feedback, with the predicted input's row if sent; False when this exact feedback
         was already stored (nothing changes)."""
         data = None if row is None else np.ascontiguousarray(row).tobytes()
-        with self._lock:
-            db = self._connect()
-            db.execute("BEGIN IMMEDIATE")  # the check and the insert as one, across processes
-            try:
-                row = db.execute("SELECT label FROM feedback WHERE id = ?", (key,)).fetchone()
-                if row is not None:
-                    if row[0] != label:
-                        raise ConflictingFeedback(
-                            f"this prediction already has feedback with label {row[0]!r}; one label per prediction"
-                        )
-                    db.execute("ROLLBACK")
-                    return False
-                db.execute(
-                    "INSERT INTO feedback"
-                    " (id, model, version, predicted, label, correct, predicted_at, received_at, input)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key, model, version, predicted, label, int(predicted == label), predicted_at, time.time(), data),
-                )
-                db.execute(
-                    "DELETE FROM feedback WHERE model = ? AND seq <= "
-                    "(SELECT seq FROM feedback WHERE model = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                    (model, model, self.keep),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self._lock, write_transaction(self._connect()) as db:  # the check and the insert as one
+            row = db.execute("SELECT label FROM feedback WHERE id = ?", (key,)).fetchone()
+            if row is not None:
+                if row[0] != label:
+                    raise ConflictingFeedback(
+                        f"this prediction already has feedback with label {row[0]!r}; one label per prediction"
+                    )
+                return False
+            db.execute(
+                "INSERT INTO feedback"
+                " (id, model, version, predicted, label, correct, predicted_at, received_at, input)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, model, version, predicted, label, int(predicted == label), predicted_at, time.time(), data),
+            )
+            keep_newest(db, "feedback", model, self.keep)
         return True
 
     def count(self, model: str | None = None) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from app.part3.feedback_records import FeedbackStore
+from app.part3.feedback_records import FeedbackStore, keep_newest, write_transaction
 from app.part3.shadow_queue import ShadowAnswer
 
 SCHEMA = """
@@ -67,25 +67,14 @@ class ShadowRecords:
         """Store a batch of shadow answers (a request answered twice is stored once), then keep only the
         newest `keep` of each model."""
         now = time.time()
-        with self._database() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    "INSERT OR IGNORE INTO shadow_answers"
-                    " (id, model, version, predicted, challenger, answer, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(a.key, a.model, a.version, a.predicted, a.challenger, a.answer, now) for a in answers],
-                )
-                for model in {answer.model for answer in answers}:
-                    db.execute(
-                        "DELETE FROM shadow_answers WHERE model = ? AND seq <= "
-                        "(SELECT seq FROM shadow_answers WHERE model = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                        (model, model, self.keep),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self._database() as db, write_transaction(db):
+            db.executemany(
+                "INSERT OR IGNORE INTO shadow_answers"
+                " (id, model, version, predicted, challenger, answer, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(a.key, a.model, a.version, a.predicted, a.challenger, a.answer, now) for a in answers],
+            )
+            for model in {answer.model for answer in answers}:
+                keep_newest(db, "shadow_answers", model, self.keep)
 
     def labelled(self, model: str, challenger: int, champion: int) -> Labelled:
         """Every labelled request `challenger` answered in shadow of `champion`, with both answers."""

@@ -20,6 +20,14 @@ pytestmark = pytest.mark.slow
 MODEL = penguins.MODEL
 FLOOR = 0.8
 MIN_LABELS = 150  # labels on the serving version before its live accuracy recommends retraining
+LOOP = {  # the policy on, checking often; retraining recommended by the live accuracy on MIN_LABELS labels
+    "retrain_policy": "fine-tune-on-feedback",
+    "retrain_check_interval": 0.2,
+    "retrain_min_interval": 1.0,
+    "retrain_min_labels": MIN_LABELS,
+    "retrain_accuracy_floor": FLOOR,
+    "live_window": MIN_LABELS,
+}
 
 
 def infer(client, rows: np.ndarray) -> tuple[list[str], list[str]]:
@@ -51,16 +59,8 @@ def test_the_policy_s_fine_tune_after_a_drift_is_promoted_and_restores_live_accu
     ordinary, holdout = MODEL.training_data(), MODEL.holdout()
     order = np.random.default_rng(0).permutation(len(ordinary))
     drifted_rows, drifted_labels = ordinary.inputs[order] / 10, ordinary.labels[order]  # centimetres, bare
-    settings = {
-        "retrain_policy": "fine-tune-on-feedback",
-        "retrain_check_interval": 0.2,
-        "retrain_min_interval": 1.0,
-        "retrain_min_labels": MIN_LABELS,
-        "retrain_accuracy_floor": FLOOR,
-        "live_window": MIN_LABELS,
-        "drift_window": 10_000,  # this test's trigger is the live accuracy (drift: test_part3_drift.py)
-        "drift_min_window": 10_000,
-    }
+    # This test's trigger is the live accuracy (drift: test_part3_drift.py).
+    settings = {**LOOP, "drift_window": 10_000, "drift_min_window": 10_000}
     with running_service(models_dir, **settings) as client:
         before = accuracy_of(client, holdout.inputs[:40], holdout.labels[:40])
         started = time.monotonic()
@@ -108,3 +108,40 @@ def test_the_policy_s_fine_tune_after_a_drift_is_promoted_and_restores_live_accu
             f"frozen {gate['accuracy']:.1%} against {gate.get('active_accuracy')}, live {live['first_accuracy']:.1%} "
             f"against {live['second_accuracy']:.1%} on {live['n']} labels"
         )
+
+
+@pytest.mark.parametrize(
+    "relabel",
+    [
+        pytest.param(lambda labels: np.full_like(labels, MODEL.classes.index("Gentoo")), id="every-label-gentoo"),
+        pytest.param(lambda labels: (labels + 1) % len(MODEL.classes), id="every-label-shifted-by-one"),
+    ],
+)
+def test_a_relabelling_of_ordinary_traffic_is_flagged_kept_out_of_training_and_never_serves(
+    seeded_store, tmp_path, relabel
+):
+    models_dir = copy_store(seeded_store, tmp_path / "models")
+    ordinary = MODEL.training_data()
+    rows, labels = ordinary.inputs[:200], relabel(ordinary.labels[:200])
+    with running_service(models_dir, **LOOP) as client:
+        accuracy_of(client, rows, labels)  # the labels say version 1 is wrong: retraining is recommended
+
+        def settled():
+            state = penguins_state(client)
+            jobs = client.get("/jobs/").json()
+            if state["retrain_policy"]["state"] == "stopped" or any(job["status"] == "succeeded" for job in jobs):
+                return state, jobs
+            return None
+
+        state, jobs = wait_until(settled, "the policy acted on the relabelled feedback")
+        assert state["labels"]["status"] == "flagged" and state["labels"]["n_flagged"] > 0
+        for job in jobs:  # a fine-tune, if any, trained on the labels the audit did not flag only
+            assert job["n_flagged"] > 0 and job["n_images"] + job["n_flagged"] <= len(rows)
+        # Whatever serves now (version 1, or a fine-tune on the unflagged labels) reads ordinary
+        # penguins as they are, never as the relabelling says.
+        holdout = MODEL.holdout()
+        poisoned = relabel(holdout.labels)
+        moved = poisoned != holdout.labels
+        assert accuracy_of(client, holdout.inputs, holdout.labels, send_labels=False) >= 0.95
+        assert accuracy_of(client, holdout.inputs[moved], poisoned[moved], send_labels=False) <= 0.05
+        print(f"\nrelabelled: {state['labels']['detail']}; policy {state['retrain_policy']}; jobs {jobs}")
