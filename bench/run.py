@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app.images import decode_digits  # Pillow and NumPy only
 from bench.load import Load, load_tool, measure, multipart
+from bench.loop_recovery import SERVICE_ENV, recover
 from bench.servers import PROJECT_ROOT, Server, Started, free_port, http, serve, start, stop, uvicorn
 from bench.shadow_challenger import publish_challenger
 
@@ -44,6 +45,7 @@ class Config:
 
 
 SHADOW_ROW = "MNIST one at a time with a challenger in shadow: Part 3 service"
+LOOP_ROW = "From the first drifted request to a recovered version serving (penguins in bare cm): Part 3 service"
 QUEUE_ROWS = {
     "latency": "From POST /train/ (data/train_img.zip) to the end of its first epoch, trainer idle and warm: "
     "Part 3 service",
@@ -286,6 +288,7 @@ class Bench:
                     self.runtime_rows()
                     self.penguins()
                     self.part3()
+                    self.loop_row()
                     self.other_digit_servers()
         finally:
             for started in self.started.values():  # any left unused by an error
@@ -686,6 +689,30 @@ class Bench:
             "the challenger is a copy of the champion: the same model's cost, run twice",
         )
 
+    def loop_row(self) -> None:
+        """The retraining loop closing by itself, on a copy of the store (bench/loop_recovery.py)."""
+        self.log("the retraining loop: penguins in bare centimetres until the policy's fine-tune serves ...")
+        store = self.work / "loop-models"
+        for name in ("mnist", "penguins"):
+            shutil.copytree(self.store / name, store / name)
+        env = {**self.specs["part3"].env, **SERVICE_ENV, "WORKSHOP_MODELS_DIR": str(store)}
+        port = free_port()
+        try:
+            with serve("Part 3 (the loop)", uvicorn("app.part3.main:app", port), port, "/health/ready", env) as server:
+                recovery = recover(server.url)
+        except (RuntimeError, OSError) as error:
+            return self.unavailable("13", [LOOP_ROW], str(error).splitlines()[0])
+        self.ratio_row(
+            "13",
+            LOOP_ROW,
+            f"{recovery.labels} labelled requests, {recovery.seconds:.1f} s (version {recovery.version})",
+            recovery.seconds / recovery.fine_tune_seconds,
+            f"× one fine-tune ({recovery.fine_tune_seconds:.1f} s)",
+            None,
+            "20 labelled requests a second; retraining recommended on 150 labels; the gate: "
+            + recovery.gate_reason.split(";")[0],
+        )
+
     def challenger(self, server: Server) -> dict:
         status, answer = http(server.url("/models/"))
         return (json.loads(answer)["mnist"].get("challenger") or {}) if status == 200 else {}
@@ -746,9 +773,9 @@ class Bench:
                         self.unavailable(section, [row_name], str(error).splitlines()[0])
 
 
-SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8", "9", "10", "11", "12"]
+SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8", "9", "10", "11", "12", "13"]
 # Rows per section: the floors, three penguin servers, five MNIST servers twice, one each, two runtimes,
-# the queue's two, the Open Inference Protocol's two, shadow scoring's one.
+# the queue's two, the Open Inference Protocol's two, shadow scoring's one, the loop's one.
 ROWS_PER_SECTION = {
     "1": 1,
     "2": 2,
@@ -763,6 +790,7 @@ ROWS_PER_SECTION = {
     "10": 2,
     "11": 2,
     "12": 1,
+    "13": 1,
 }
 
 
