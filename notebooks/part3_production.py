@@ -88,8 +88,11 @@ def as_docker_reads_it(dockerfile: Dockerfile) -> pd.DataFrame:
 #
 # Open **`exercises/part3/Dockerfile`**. It starts from `python:3.12` in `/code`; write the rest: copy
 # `requirements.txt` and install it with `pip install --no-cache-dir --upgrade -r`, copy `app/` (the code
-# your service imports), `data/`, and your last Part 2 app (`exercises/part2/challenge_startup.py`) as
-# `/code/main.py`, and end with `CMD ["fastapi", "run", "main.py", "--port", "80"]`.
+# your service imports), `data/`, and your last Part 2 app, `exercises/part2/challenge_startup.py`, each to
+# the path it has in your checkout (`/code/app`, `/code/data`, `/code/exercises/part2/challenge_startup.py`:
+# exercise 2 lays your checkout over `/code`, and the same paths keep working then). `fastapi run` puts only
+# the served file's folder on Python's path, so add `ENV PYTHONPATH=/code` for `import app` to work, and end
+# with `CMD ["fastapi", "run", "exercises/part2/challenge_startup.py", "--port", "80"]`.
 #
 # Here is your file as Docker reads it:
 
@@ -104,7 +107,7 @@ with claim("the Dockerfile reads as Docker would read it"):
 # `.venv` or `.git` never reach an image:
 
 # %%
-with claim("the image gets requirements.txt, app/, data/ and your Part 2 app as /code/main.py"):
+with claim("the image gets requirements.txt, app/, data/ and your Part 2 app, each at its checkout's path"):
     dockerfile = Dockerfile.read(require_written("part3/ex1_image"))
     ignore = DockerIgnore.read(PROJECT_ROOT)
     landed = [
@@ -113,13 +116,14 @@ with claim("the image gets requirements.txt, app/, data/ and your Part 2 app as 
     ]
     show(pd.DataFrame(landed, columns=["from the build context", "to the image", "files"]))
     targets = {target for _, target, _ in landed}
-    assert {"/code/requirements.txt", "/code/app", "/code/data", "/code/main.py"} <= targets, targets
+    served = "/code/exercises/part2/challenge_startup.py"
+    assert {"/code/requirements.txt", "/code/app", "/code/data", served} <= targets, targets
 
 # %%
 with claim("the requirements are installed before the code is copied, and the service runs on port 80"):
     dockerfile = Dockerfile.read(require_written("part3/ex1_image"))
     install = next(run for run in dockerfile.all("RUN") if "pip" in run.words())
-    code = next(copy for *_, copy in dockerfile.copies() if "main.py" in copy.arguments)
+    code = next(copy for *_, copy in dockerfile.copies() if "challenge_startup.py" in copy.arguments)
     assert dockerfile.index(install) < dockerfile.index(code), "copy the code after installing, for the cache"
     command = dockerfile.last("CMD").exec_form
     assert command[:2] == ["fastapi", "run"] and command[-2:] == ["--port", "80"], command
@@ -196,13 +200,22 @@ with claim("with the volume the new service serves the saved versions at once; w
 without_volume.stop()
 
 # %% [markdown]
-# The workshop mounts the whole project folder: `docker run ... -v $(pwd):/code mnist_fastapi`. That works
-# for the models, but it lays your checkout over `/code`, the folder the image put its code in: the container
-# no longer runs what the image holds, but whatever your folder holds at those paths. Here is what that would
-# do to the files your image puts in `/code`:
+# The workshop keeps the models with a bind mount of the whole project folder:
+# `docker run ... -v $(pwd):/code mnist_fastapi`. Your checkout is laid over `/code`, the folder the image put
+# its code in, and the service saves its models in `/code/models`, that is in your checkout's `models/`:
+# they outlive the container. Run it that way:
+#
+# ```bash
+# docker rm -f fastapi_app
+# docker run -d --name fastapi_app -p 80:80 -v $(pwd):/code mnist_fastapi
+# ```
+#
+# The price: under the mount the container no longer runs what the image holds, but whatever your folder
+# holds at those paths. That is why exercise 1 copied each file to the path it has in your checkout: here is
+# what the mount does to each of them.
 
 # %%
-with claim("a bind mount of the project over /code hides the image's /code/main.py: the service would not start"):
+with claim("under -v $(pwd):/code, every file the image put in /code is replaced by your checkout's own"):
     dockerfile = Dockerfile.read(require_written("part3/ex1_image"))
     hidden = [
         (str(target), "replaced by your folder's" if (PROJECT_ROOT / target.relative_to("/code")).exists() else "gone")
@@ -210,12 +223,14 @@ with claim("a bind mount of the project over /code hides the image's /code/main.
         if target.is_relative_to(PurePosixPath("/code"))
     ]
     show(pd.DataFrame(hidden, columns=["in the image", "under -v $(pwd):/code"]))
-    assert ("/code/main.py", "gone") in hidden, hidden
+    assert all(fate == "replaced by your folder's" for _, fate in hidden), hidden
 
 # %% [markdown]
-# Mount a volume on the models folder only. Declare it in the Dockerfile, so that Docker gives every container
-# a volume there even when `docker run` names none (`VOLUME /code/models`), and name it when you run, so that
-# the next container gets the same one:
+# Had the image copied your app to `/code/main.py` (a path your checkout does not have), the mount would hide
+# it and the container would not start. Going further, this project mounts a volume on the models folder
+# only, so that the container runs exactly the image you built: declare it in the Dockerfile, so that Docker
+# gives every container a volume there even when `docker run` names none (`VOLUME /code/models`), and name
+# it when you run, so that the next container gets the same one:
 #
 # ```bash
 # docker rm -f fastapi_app
@@ -223,7 +238,8 @@ with claim("a bind mount of the project over /code hides the image's /code/main.
 # ```
 #
 # `-v mnist_models:/code/models` mounts the volume named `mnist_models` (Docker creates it the first time) on
-# `/code/models`. Add the `VOLUME` line to **`exercises/part3/Dockerfile`**:
+# `/code/models`. Add the `VOLUME` line to **`exercises/part3/Dockerfile`** (the check shows it as "going
+# further"):
 
 # %%
 with claim("the Dockerfile declares the models folder, and only it, as a volume"):
