@@ -67,9 +67,10 @@ def test_the_policy_s_fine_tune_after_a_drift_is_promoted_and_restores_live_accu
         during = accuracy_of(client, drifted_rows[:200], drifted_labels[:200])
         assert before >= 0.95 and during < 0.6  # version 1 cannot read the new traffic
 
-        def recovered():
+        def recovered():  # version 2 active and served here, its job recorded as finished (a moment after)
             state = penguins_state(client)
-            return state if state["active"] == 2 else None
+            finished = state["retrain_policy"]["state"] != "training"
+            return state if state["active"] == state["serving"] == 2 and finished else None
 
         state = wait_until(recovered, "the policy's fine-tune serves")
         seconds = time.monotonic() - started
