@@ -17,6 +17,7 @@ start-up, as the workshop teaches) -> the model store, through the promotion gat
     onnx_export.py    each version's serving file (model.onnx), checked against the training library
     onnx_serving.py   a version's serving file in ONNX Runtime
     drift.py          drift tests of live requests against a version's reference
+    paired_test.py    McNemar's exact test: is a candidate right more often than the serving version?
     publish_onnx.py   `python -m app.publish_onnx`: an ONNX file trained elsewhere, through the gate
     offline_docs.py   /docs and /redoc without a CDN
     encodable_errors.py  422 answers JSON can encode, whatever the refused body held (NaN, 1e999)

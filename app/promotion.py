@@ -2,20 +2,33 @@
 
 Every publication (a trainer job, a first start, a notebook, an ONNX file trained elsewhere) evaluates
 its candidate on the model's frozen holdout (`Model.holdout`: the same examples for every version,
-identified by the sha256 of their bytes), then decides (after TFX's Evaluator and MLflow's
-`validate_evaluation_results`):
+identified by the sha256 of their bytes) and, for a job on labelled feedback, on the live holdout (the
+newest labelled feedback, which that job never trained on), then decides (after TFX's Evaluator and
+MLflow's `validate_evaluation_results`). The rules, in order; the first that applies decides:
 
-- smoke:  the saved file, loaded again, must answer like the trained model on the whole holdout
-          (and the serving file must give the training library's answers, or nothing is published);
-- floor:  its accuracy must be at least an absolute floor;
-- margin: when a version serves, the candidate must be within a margin of that version's accuracy
-          on the same holdout (the serving version is evaluated again, through its serving file, if
-          its figures came from another holdout).
+1. smoke:      the saved file, loaded again, must answer like the trained model on the whole holdout
+               (and the serving file must give the training library's answers, or nothing is published);
+2. floor:      frozen-holdout accuracy at least an absolute floor (the first version of a model needs
+               only this);
+3. live, when the live holdout has at least `LiveRules.min_labels` labels: McNemar's exact test on the
+   answers the candidate and the serving version (its serving file, in ONNX Runtime) give to the same
+   labelled requests (app/paired_test.py):
+   - significantly worse than the serving version: rejected ("live");
+   - more than the forgetting tolerance below the serving version's frozen accuracy: rejected
+     ("forgetting": better on the new traffic is no excuse for forgetting the old);
+   - significantly better: promoted ("live");
+   - neither: a challenger, put in shadow until live labels decide (shadow scoring on), else rule 4;
+4. margin:     frozen accuracy within a margin of the serving version's (the serving version is
+               evaluated again, through its serving file, if its figures came from another holdout).
+               A candidate this margin refuses but the forgetting tolerance accepts, queued because the
+               traffic moved, becomes a challenger (shadow scoring on): the holdout cannot see what it
+               learned, and the labels that come back can.
 
-A candidate that fails is stored but not served (the store's `active` skips it); the decision, its
-figures and the rule that refused it are written into the version's metadata under "gate". The
-thresholds are arguments (the model declares defaults; the service's settings override them). Call
-`publish` under the store's training lock, so the version it compares with cannot change meanwhile.
+A rejected candidate or a challenger is stored but not served (the store's `active` skips both); the
+decision, both sets' figures and the rule that decided, in words, are written into the version's
+metadata under "gate". The thresholds are arguments (the model declares defaults; the service's
+settings override them). Call `publish` under the store's training lock, so the version it compares
+with cannot change meanwhile.
 """
 
 import shutil
@@ -26,31 +39,82 @@ from typing import Any
 
 import numpy as np
 
-from app import drift
-from app.modelkit import SERVING_FILE, Holdout, Model, Trained
+from app import drift, label_audit, paired_test
+from app.modelkit import SERVING_FILE, Examples, Holdout, Model, Trained
 from app.onnx_export import ServingExportFailed, serving_metadata, write_serving_file
 from app.onnx_serving import ServingModel
+from app.paired_test import PairedTest
 from app.paths import setting
-from app.store import PROMOTED, REJECTED, ModelStore, Version, is_promoted
+from app.store import CHALLENGER, PROMOTED, REJECTED, ModelStore, Version, is_challenger, is_promoted
 
-__all__ = ["PROMOTED", "REJECTED", "Decision", "decide", "is_promoted", "publish", "publish_serving_file"]
+__all__ = [
+    "CHALLENGER",
+    "PROMOTED",
+    "REJECTED",
+    "Decision",
+    "LiveHoldout",
+    "LiveRules",
+    "decide",
+    "decision_of",
+    "is_challenger",
+    "is_promoted",
+    "publish",
+    "publish_serving_file",
+]
+
+
+def decision_of(metadata: dict[str, Any]) -> str:
+    """PROMOTED, REJECTED or CHALLENGER (versions from before the gate count as promoted)."""
+    return (metadata.get("gate") or {}).get("decision", PROMOTED)
+
+
+@dataclass(frozen=True)
+class LiveRules:
+    """How the gate judges a candidate on the live holdout (Part 3's settings give them)."""
+
+    min_labels: int = 50  # fewer labels: the live holdout cannot judge, the frozen rules decide
+    alpha: float = 0.05  # McNemar's one-sided significance level, each way
+    forgetting: float = 0.05  # how far below the serving version's frozen accuracy a live winner may be
+    shadow: bool = True  # whether "neither better nor worse" makes a challenger (shadow scoring)
+
+
+@dataclass(frozen=True)
+class LiveHoldout(Examples):
+    """The newest labelled feedback, never trained on: the rows after `after`, the newest feedback row
+    the candidate's job trained on, through `through`; `n_flagged` rows were left out as contradicting
+    what the serving version knows (app/label_audit.py)."""
+
+    after: int | None = None
+    through: int | None = None
+    n_flagged: int = 0
 
 
 # -- the rules, as pure functions -------------------------------------------------------------------
 @dataclass(frozen=True)
 class Decision:
-    decision: str  # PROMOTED or REJECTED
-    rule: str | None  # the rule that refused it: "smoke", "floor" or "margin"; None when promoted
-    reason: str  # in plain words, for the job record and /models/
-    accuracy: float
+    decision: str  # PROMOTED, REJECTED or CHALLENGER
+    rule: str  # the rule that decided: "smoke", "floor", "live", "forgetting" or "margin"
+    reason: str  # in plain words, with both sets' figures, for the job record and /models/
+    accuracy: float  # on the frozen holdout
     active_version: int | None
-    active_accuracy: float | None
+    active_accuracy: float | None  # the serving version's, on the same frozen holdout
     floor: float
     margin: float
+    forgetting: float | None = None
+    live: dict[str, Any] | None = None  # the paired test on the live holdout (None: no live holdout)
 
     @property
     def promoted(self) -> bool:
         return self.decision == PROMOTED
+
+
+def live_words(test: PairedTest, active_version: int | None, rules: LiveRules) -> str:
+    return (
+        f"live holdout of {test.n} labels: {test.first_accuracy:.4f} against {test.second_accuracy:.4f}, "
+        f"{test.wins} answers right only by the candidate and {test.losses} only by version {active_version} "
+        f"(McNemar: p = {test.p_better:.2g} that it is better by chance, {test.p_worse:.2g} worse; "
+        f"significant below {rules.alpha:g})"
+    )
 
 
 def decide(
@@ -60,31 +124,78 @@ def decide(
     active_version: int | None = None,
     active_accuracy: float | None = None,
     smoke_problem: str | None = None,
+    live: PairedTest | None = None,
+    rules: LiveRules | None = None,
+    traffic_moved: str | None = None,
 ) -> Decision:
-    """Promote when the smoke test passed, accuracy >= floor and, if a version serves,
-    accuracy >= its accuracy - margin. The first version of a model only needs the floor."""
+    """The rules of the module docstring, in order. `live` is the candidate's paired test against the
+    serving version on the live holdout (the candidate first); `traffic_moved` says why the job was
+    queued when the traffic moved (the retrain policy's reasons), None otherwise."""
+    rules = rules or LiveRules()
+    figures = None if live is None else {**asdict(live), "min_labels": rules.min_labels, "alpha": rules.alpha}
 
-    def refused(rule: str, reason: str) -> Decision:
-        return Decision(REJECTED, rule, reason, accuracy, active_version, active_accuracy, floor, margin)
+    def decided(decision: str, rule: str, reason: str) -> Decision:
+        return Decision(
+            decision, rule, reason, accuracy, active_version, active_accuracy, floor, margin, rules.forgetting, figures
+        )
 
     if smoke_problem:
-        return refused("smoke", smoke_problem)
+        return decided(REJECTED, "smoke", smoke_problem)
     if accuracy < floor:
-        return refused("floor", f"holdout accuracy {accuracy:.4f} is below the floor {floor:.4f}")
-    if active_version is not None and active_accuracy is not None and accuracy < active_accuracy - margin:
-        return refused(
-            "margin",
-            f"holdout accuracy {accuracy:.4f} is more than the margin {margin:.4f} below "
-            f"{active_accuracy:.4f}, the accuracy of version {active_version} that serves now",
-        )
-    if active_version is None:
+        return decided(REJECTED, "floor", f"holdout accuracy {accuracy:.4f} is below the floor {floor:.4f}")
+    if active_version is None or active_accuracy is None:
         reason = f"holdout accuracy {accuracy:.4f} reaches the floor {floor:.4f}; no version served before"
+        return decided(PROMOTED, "floor", reason)
+    frozen = f"frozen holdout {accuracy:.4f} against version {active_version}'s {active_accuracy:.4f}"
+    forgets = accuracy < active_accuracy - rules.forgetting
+    if live is not None and live.n >= rules.min_labels:
+        words = live_words(live, active_version, rules)
+        if live.worse(rules.alpha):
+            return decided(REJECTED, "live", f"significantly worse than version {active_version} on the {words}")
+        if forgets:
+            return decided(
+                REJECTED,
+                "forgetting",
+                f"holdout accuracy {accuracy:.4f} is more than the forgetting tolerance {rules.forgetting:.4f} "
+                f"below {active_accuracy:.4f}, the accuracy of version {active_version} that serves now ({words})",
+            )
+        if live.better(rules.alpha):
+            return decided(
+                PROMOTED,
+                "live",
+                f"significantly better than version {active_version} on the {words}; {frozen}, within the "
+                f"forgetting tolerance {rules.forgetting:.4f}",
+            )
+        if rules.shadow:
+            return decided(
+                CHALLENGER,
+                "live",
+                f"neither significantly better nor worse than version {active_version} on the {words}; {frozen}: "
+                "a challenger in shadow until the labels of live traffic decide",
+            )
+        live_note = f"; the {words} decides nothing"
+    elif live is not None:
+        live_note = f"; live holdout: {live.n} labels, fewer than the {rules.min_labels} it needs to judge"
     else:
-        reason = (
-            f"holdout accuracy {accuracy:.4f} reaches the floor {floor:.4f} and is within the margin {margin:.4f} "
-            f"of version {active_version}'s {active_accuracy:.4f}"
+        live_note = ""
+    if accuracy < active_accuracy - margin:
+        refused = (
+            f"holdout accuracy {accuracy:.4f} is more than the margin {margin:.4f} below "
+            f"{active_accuracy:.4f}, the accuracy of version {active_version} that serves now{live_note}"
         )
-    return Decision(PROMOTED, None, reason, accuracy, active_version, active_accuracy, floor, margin)
+        if rules.shadow and traffic_moved and not forgets:
+            return decided(
+                CHALLENGER,
+                "margin",
+                f"{refused}; but it is within the forgetting tolerance {rules.forgetting:.4f} and the traffic "
+                f"moved ({traffic_moved}): a challenger in shadow until the labels of live traffic decide",
+            )
+        return decided(REJECTED, "margin", refused)
+    reason = (
+        f"holdout accuracy {accuracy:.4f} reaches the floor {floor:.4f} and is within the margin {margin:.4f} "
+        f"of version {active_version}'s {active_accuracy:.4f}{live_note}"
+    )
+    return decided(PROMOTED, "margin", reason)
 
 
 def smoke_problem(answers: np.ndarray, reloaded_answers: np.ndarray) -> str | None:
@@ -117,13 +228,19 @@ def reload_answers(model: Model, trained_model: Any, holdout: Holdout) -> np.nda
         return model.probabilities(reloaded, holdout.inputs).argmax(axis=-1)
 
 
-def stored_answers(store: ModelStore, model: Model, number: int, inputs: np.ndarray) -> np.ndarray:
-    """The class index a stored version answers for each row: through its serving file (sha256 checked),
+def stored_probabilities(store: ModelStore, model: Model, number: int, inputs: np.ndarray) -> np.ndarray:
+    """A stored version's class probabilities for each row: through its serving file (sha256 checked),
     or its training file for a version published before serving files existed."""
+    if not len(inputs):
+        return np.zeros((0, len(model.classes)))
     if store.get(number).serving_file is None:
-        return model.probabilities(store.load(number, model.load), inputs).argmax(axis=-1)
-    serving = store.load_serving(number, lambda path: ServingModel(path, model))
-    return serving.probabilities(inputs).argmax(axis=-1)
+        return model.probabilities(store.load(number, model.load), inputs)
+    return store.load_serving(number, lambda path: ServingModel(path, model)).probabilities(inputs)
+
+
+def stored_answers(store: ModelStore, model: Model, number: int, inputs: np.ndarray) -> np.ndarray:
+    """The class index a stored version answers for each row (see stored_probabilities)."""
+    return stored_probabilities(store, model, number, inputs).argmax(axis=-1)
 
 
 def active_figures(store: ModelStore, model: Model, holdout: Holdout) -> tuple[int | None, float | None]:
@@ -138,13 +255,15 @@ def active_figures(store: ModelStore, model: Model, holdout: Holdout) -> tuple[i
     return number, accuracy_on(holdout, stored_answers(store, model, number, holdout.inputs))
 
 
-def gate_entry(decision: Decision, holdout: Holdout, **extra: Any) -> dict[str, Any]:
+def gate_entry(decision: Decision, holdout: Holdout, live_holdout: LiveHoldout | None = None) -> dict[str, Any]:
+    entry = asdict(decision)
+    if entry["live"] is not None:
+        entry["live"] = {**entry["live"], **live_entry(live_holdout)}
     return {
-        **asdict(decision),
+        **entry,
         "holdout_sha256": holdout.sha256,
         "n_holdout": len(holdout),
         "holdout": holdout.source,
-        **extra,
     }
 
 
@@ -159,6 +278,26 @@ def thresholds(model: Model, floor: float | None = None, margin: float | None = 
 
 
 # -- publishing ---------------------------------------------------------------------------------------
+def live_test(
+    store: ModelStore, model: Model, trained_model: Any, live: LiveHoldout | None, active_version: int | None
+) -> PairedTest | None:
+    """The candidate (the trained model) against the serving version (its serving file, in ONNX Runtime)
+    on the live holdout; None without a live holdout or a serving version."""
+    if live is None or active_version is None:
+        return None
+    if not len(live):
+        return paired_test.compare(live.labels, live.labels, live.labels)  # no labels: n = 0
+    candidate = model.probabilities(trained_model, live.inputs).argmax(axis=-1)
+    return paired_test.compare(live.labels, candidate, stored_answers(store, model, active_version, live.inputs))
+
+
+def live_entry(live: LiveHoldout | None) -> dict[str, Any]:
+    """Where the live holdout came from, beside the paired test's figures (gate["live"])."""
+    if live is None:
+        return {}
+    return {"source": live.source, "after": live.after, "through": live.through, "n_flagged": live.n_flagged}
+
+
 def publish(
     model: Model,
     trained: Trained,
@@ -167,12 +306,16 @@ def publish(
     floor: float | None = None,
     margin: float | None = None,
     holdout: Holdout | None = None,
+    live: LiveHoldout | None = None,
+    rules: LiveRules | None = None,
+    traffic_moved: str | None = None,
 ) -> Version:
     """Judge a trained model, then publish it with the decision in its metadata, its training file and
-    its serving file (checked against each other): a promoted version serves, a rejected one is stored
-    only. `floor` and `margin` default as `thresholds` says; `holdout` to `model.holdout()`. Raises
-    ServingExportFailed (nothing published) when the serving file cannot be made or disagrees. Hold
-    `store.training_lock()` around the call."""
+    its serving file (checked against each other): a promoted version serves, a rejected one or a
+    challenger is stored only. `floor` and `margin` default as `thresholds` says; `holdout` to
+    `model.holdout()`; `live` (a job on feedback: the rows it never trained on), `rules` and
+    `traffic_moved` as `decide` says. Raises ServingExportFailed (nothing published) when the serving
+    file cannot be made or disagrees. Hold `store.training_lock()` around the call."""
     store = store or ModelStore(model.name)
     holdout = holdout or model.holdout()
     floor, margin = thresholds(model, floor, margin)
@@ -186,6 +329,9 @@ def publish(
         active_version,
         active_accuracy,
         smoke_problem(answers, reload_answers(model, trained.model, holdout)),
+        live_test(store, model, trained.model, live, active_version),
+        rules,
+        traffic_moved,
     )
 
     def save(folder: Path) -> str:
@@ -201,7 +347,8 @@ def publish(
         "metrics": {**metrics_of(model, holdout, answers), **((metadata or {}).get("metrics") or {})},
         "libraries": model.library_versions(),
         "drift_reference": drift.reference(model, holdout.inputs, probabilities, holdout.source),
-        "gate": gate_entry(decision, holdout),
+        "label_check": label_audit.calibration(probabilities, holdout.labels),
+        "gate": gate_entry(decision, holdout, live_holdout=live),
         **serving_metadata(model),
     }
     return store.publish(save, written, SERVING_FILE)
@@ -243,6 +390,7 @@ def publish_serving_file(
         "features": list(model.feature_names),
         "metrics": metrics_of(model, holdout, answers),
         "drift_reference": drift.reference(model, holdout.inputs, probabilities, holdout.source),
+        "label_check": label_audit.calibration(probabilities, holdout.labels),
         "gate": gate_entry(decision, holdout),
         "trained_elsewhere": True,
         **serving_metadata(model),

@@ -23,8 +23,11 @@ from app.storage.folder import ACTIVE_FILE, LOCK_FILE, METADATA_FILE, TEMP_PREFI
 from app.storage.store_errors import CorruptModel, ModelNotFound, StoreUnavailable
 
 __all__ = [
+    "CHALLENGER",
+    "DROPPED",
     "PROMOTED",
     "REJECTED",
+    "SHADOW",
     "ACTIVE_FILE",
     "LOCK_FILE",
     "METADATA_FILE",
@@ -34,15 +37,38 @@ __all__ = [
     "ModelStore",
     "StoreUnavailable",
     "Version",
+    "in_shadow",
+    "is_challenger",
     "is_promoted",
     "sha256_of",
 ]
-PROMOTED, REJECTED = "promoted", "rejected"  # the promotion gate's decisions (app/promotion.py)
+# The promotion gate's decisions (app/promotion.py): a challenger is stored, never served by default,
+# and put in shadow (app/part3/shadow.py) until its live labels or an operator decide.
+PROMOTED, REJECTED, CHALLENGER = "promoted", "rejected", "challenger"
+SHADOW, DROPPED = "shadow", "dropped"  # a challenger's outcome: metadata["shadow"]["outcome"], PROMOTED or DROPPED
+# What the store writes in a version's metadata (its files, their sha256, its number): a caller never
+# sets them on publication, and a metadata rewrite (update_metadata) cannot change them.
+STORE_OWNED = frozenset(
+    {"name", "version", "file", "sha256", "serving_file", "serving_sha256", "created_at", "upload", "revision"}
+)
+
+
+def is_challenger(metadata: dict[str, Any]) -> bool:
+    """Whether the gate put this version in shadow (whatever became of it since: `in_shadow`)."""
+    return (metadata.get("gate") or {}).get("decision") == CHALLENGER
+
+
+def in_shadow(metadata: dict[str, Any]) -> bool:
+    """A challenger still waiting for its live labels: neither promoted nor dropped since."""
+    return is_challenger(metadata) and not (metadata.get(SHADOW) or {}).get("outcome")
 
 
 def is_promoted(metadata: dict[str, Any]) -> bool:
-    """Whether the promotion gate let a version serve; versions published before the gate existed (no
-    "gate" entry) count as promoted."""
+    """Whether a version may serve: the promotion gate let it (versions published before the gate
+    existed, with no "gate" entry, count as promoted), or it was a challenger that its live labels or an
+    operator promoted from shadow (app/part3/shadow.py)."""
+    if (metadata.get(SHADOW) or {}).get("outcome") == PROMOTED:
+        return True
     return (metadata.get("gate") or {}).get("decision", PROMOTED) == PROMOTED
 
 
@@ -160,7 +186,27 @@ class ModelStore:
         with self.backend.staging() as temp:
             file_name = save(temp)
             serving = {**metadata, "serving_file": file_name, "serving_sha256": sha256_of(temp / file_name)}
-            self.backend.add_file(number, temp, file_name, serving)
+            self.backend.add_file(number, temp, file_name)
+            self.backend.update_metadata(number, lambda current: {**current, **serving})
+        return self.get(number)
+
+    def update_metadata(self, number: int, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Version | None:
+        """Rewrite a version's metadata after its publication (e.g. a challenger promoted or dropped):
+        `change(current)` returns the new metadata, or None to leave it as it is (then this returns
+        None). Atomic in both backends: a reader sees the old metadata or the new, and two writers at
+        once never lose an update (a lock beside a folder's versions; a compare-and-swap on the
+        manifest's ETag in a bucket, `change` called again with what the other wrote, so it decides on
+        what is stored). What the store writes (STORE_OWNED: the files, their sha256) cannot change."""
+
+        def checked(current: dict[str, Any]) -> dict[str, Any] | None:
+            new = change(dict(current))
+            moved = [key for key in sorted(STORE_OWNED) if new is not None and new.get(key) != current.get(key)]
+            if moved:
+                raise ValueError(f"{self.name} version {number}: update_metadata cannot change {', '.join(moved)}")
+            return new
+
+        if self.backend.update_metadata(int(number), checked) is None:
+            return None
         return self.get(number)
 
     def load_newest_loadable(
@@ -220,6 +266,19 @@ class ModelStore:
         publishing, so two trainings never fine-tune the same version. A folder's is a FileLock; a
         bucket's a lease (app/storage/lease.py). Both raise filelock.Timeout when `timeout` runs out."""
         return self.backend.training_lock(timeout=timeout)
+
+    def remove(self, number: int) -> None:
+        """Delete a stored version (the trainer bounds the versions the gate refused). It disappears for
+        readers at once (its metadata.json, or its manifest, goes first), then its files. The version
+        that serves and the newest one (whose number would be given again) are never removed."""
+        numbers = self.versions()
+        if number not in numbers:
+            raise ModelNotFound(f"{self.name} has no version {number}")
+        if number == self.active():
+            raise ValueError(f"{self.name} version {number} serves: it cannot be removed")
+        if number == numbers[-1]:
+            raise ValueError(f"{self.name} version {number} is the newest: its number would be given again")
+        self.backend.remove(int(number))
 
     def activate(self, number: int) -> Version:
         version = self.get(number)

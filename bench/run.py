@@ -17,7 +17,9 @@ from pathlib import Path
 
 from app.images import decode_digits  # Pillow and NumPy only
 from bench.load import Load, load_tool, measure, multipart
+from bench.loop_recovery import SERVICE_ENV, recover
 from bench.servers import PROJECT_ROOT, Server, Started, free_port, http, serve, start, stop, uvicorn
+from bench.shadow_challenger import publish_challenger
 
 DATA_DIR = PROJECT_ROOT / "data"
 PENGUIN_QUERY = "/predict/?bill=40.3&flipper=195"
@@ -42,6 +44,8 @@ class Config:
     queue_only: bool = False  # only the training queue's rows (section 9), with what they need
 
 
+SHADOW_ROW = "MNIST one at a time with a challenger in shadow: Part 3 service"
+LOOP_ROW = "From the first drifted request to a recovered version serving (penguins in bare cm): Part 3 service"
 QUEUE_ROWS = {
     "latency": "From POST /train/ (data/train_img.zip) to the end of its first epoch, trainer idle and warm: "
     "Part 3 service",
@@ -284,6 +288,7 @@ class Bench:
                     self.runtime_rows()
                     self.penguins()
                     self.part3()
+                    self.loop_row()
                     self.other_digit_servers()
         finally:
             for started in self.started.values():  # any left unused by an error
@@ -509,6 +514,7 @@ class Bench:
             ("6", "Start-up to /health/ready with saved models: Part 3 service"),
             ("7", "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service"),
             ("8", "Peak RSS of the worker, both models loaded: Part 3 service"),
+            ("12", SHADOW_ROW),
             ("11", "MNIST one image by the Open Inference Protocol (JSON): Part 3 service"),
             ("11", f"MNIST batch of {batch} by the Open Inference Protocol (JSON): Part 3 service"),
             *(("9", name) for name in QUEUE_ROWS.values()),
@@ -563,6 +569,7 @@ class Bench:
             (at_most, 0.25),
             "1.18 × before ONNX Runtime (Keras in the worker)",
         )
+        self.shadow_row(server, SHADOW_ROW)
         self.training_row(server, "Prediction p50 while a 1,000-image fine-tune runs: Part 3 service")
 
     def inference_protocol_rows(self, server: Server, workshop_one: Figures, workshop_batch: Figures) -> None:
@@ -654,6 +661,62 @@ class Bench:
                 (at_most, 1.0),
             )
 
+    def shadow_row(self, server: Server, name: str) -> None:
+        """One digit's p50 with a challenger answering a copy of every request in shadow, against the
+        same just before it came; then it is dropped, so the rows after it run without."""
+        url = server.url("/predict/")
+        without = self.load(url, 1, self.single)
+        number = publish_challenger(self.store, "mnist")
+        deadline = time.perf_counter() + 60
+        while self.challenger(server).get("version") != number:
+            if time.perf_counter() > deadline:
+                return self.unavailable("12", [name], f"the worker did not keep version {number} as its challenger")
+            time.sleep(0.1)
+        with_shadow = self.load(url, 1, self.single)
+        time.sleep(2)  # the scorer's last batch, and /models/'s figures (read at most once a second)
+        answered = self.challenger(server).get("this_worker", {}).get("answered_rows", 0)
+        status, answer = http(server.url("/models/mnist/challenger/drop"), data=b"")
+        if status != 200 or not answered:
+            return self.unavailable("12", [name], f"{answered} requests answered in shadow; drop answered {status}")
+        self.ratio_row(
+            "12",
+            name,
+            f"p50 {with_shadow.p50_ms:.2f} ms, p99 {with_shadow.p99_ms:.2f} ms; {answered:,} requests answered "
+            "in shadow",
+            with_shadow.p50_ms / without.p50_ms,
+            f"× the same without ({without.p50_ms:.2f} ms)",
+            (at_most, 1.2),
+            "the challenger is a copy of the champion: the same model's cost, run twice",
+        )
+
+    def loop_row(self) -> None:
+        """The retraining loop closing by itself, on a copy of the store (bench/loop_recovery.py)."""
+        self.log("the retraining loop: penguins in bare centimetres until the policy's fine-tune serves ...")
+        store = self.work / "loop-models"
+        for name in ("mnist", "penguins"):
+            shutil.copytree(self.store / name, store / name)
+        env = {**self.specs["part3"].env, **SERVICE_ENV, "WORKSHOP_MODELS_DIR": str(store)}
+        port = free_port()
+        try:
+            with serve("Part 3 (the loop)", uvicorn("app.part3.main:app", port), port, "/health/ready", env) as server:
+                recovery = recover(server.url)
+        except (RuntimeError, OSError) as error:
+            return self.unavailable("13", [LOOP_ROW], str(error).splitlines()[0])
+        self.ratio_row(
+            "13",
+            LOOP_ROW,
+            f"{recovery.labels} labelled requests, {recovery.seconds:.1f} s (version {recovery.version})",
+            recovery.seconds / recovery.fine_tune_seconds,
+            f"× one fine-tune ({recovery.fine_tune_seconds:.1f} s)",
+            None,
+            "20 labelled requests a second; retraining recommended on 150 labels; the gate: "
+            + recovery.gate_reason.split(";")[0],
+        )
+
+    def challenger(self, server: Server) -> dict:
+        status, answer = http(server.url("/models/"))
+        return (json.loads(answer)["mnist"].get("challenger") or {}) if status == 200 else {}
+
     def training_row(self, server: Server, name: str) -> None:
         """p50 while a fine-tune of data/train_img.zip runs, against the idle p50 just before it."""
         url = server.url("/predict/")
@@ -710,9 +773,9 @@ class Bench:
                         self.unavailable(section, [row_name], str(error).splitlines()[0])
 
 
-SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8", "9", "10", "11"]
+SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8", "9", "10", "11", "12", "13"]
 # Rows per section: the floors, three penguin servers, five MNIST servers twice, one each, two runtimes,
-# the queue's two, the Open Inference Protocol's two.
+# the queue's two, the Open Inference Protocol's two, shadow scoring's one, the loop's one.
 ROWS_PER_SECTION = {
     "1": 1,
     "2": 2,
@@ -726,6 +789,8 @@ ROWS_PER_SECTION = {
     "9": 2,
     "10": 2,
     "11": 2,
+    "12": 1,
+    "13": 1,
 }
 
 

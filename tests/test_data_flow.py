@@ -26,15 +26,23 @@ STORE_WRITES = {
     "train_next_version",
     "export_missing_serving_files",
     "activate",
+    "update_metadata",
 }
 # POST /models/{name}/{version}/activate writes the store's ACTIVE pointer (a version number, no
-# model data): a rollback must not wait in the queue behind a training.
-SERVING_WRITES_ALLOWED = {("app.part3.routes.models", "activate")}
+# model data): a rollback must not wait in the queue behind a training. Shadow scoring writes a
+# challenger's outcome into its metadata, and pins a promoted one, from a worker (its labels decided,
+# or an operator): no model data either.
+SERVING_WRITES_ALLOWED = {
+    ("app.part3.routes.models", "activate"),
+    ("app.part3.shadow", "update_metadata"),
+    ("app.part3.shadow", "activate"),
+}
 # Who may call a publishing step, by receiver: ModelStore.publish only inside the gate; serving files
 # are added to old versions by the trainer.
 PUBLISHERS = {
-    # store.publish; the store's benchmark times publish itself, into a throwaway store
-    "publish": {"app.promotion", "bench.store_backends"},
+    # store.publish; the store's benchmark times publish itself, into a throwaway store, and the
+    # benchmark's shadow row publishes its challenger (a copy of the serving version) into its own
+    "publish": {"app.promotion", "bench.store_backends", "bench.shadow_challenger"},
     "add_serving_file": {"app.part3.training_job"},
 }
 GATE = {"promotion"}  # `promotion.publish(...)`, `promotion.publish_serving_file(...)`: anyone may call

@@ -317,6 +317,69 @@ def test_a_rejected_version_is_stored_but_never_served_by_default(store):
     assert store.active() == 3
 
 
+def test_a_challenger_is_stored_but_never_served_by_default(store):
+    store.publish(saver(b"one"), gate("promoted"))
+    challenger = store.publish(saver(b"two"), gate("challenger"))
+    assert store.active() == 1 and not store.promoted(challenger.number)
+    assert store.load_newest_loadable(read) == (1, b"one")
+    store.activate(1)
+    store.publish(saver(b"three"), gate("challenger"))
+    assert store.active() == 1  # a challenger's publication never lifts a pin either
+
+
+def test_a_version_s_metadata_is_rewritten_whole_and_no_concurrent_update_is_lost(store):
+    store.publish(with_serving_file(b"one", b"onnx"), {"gate": {"decision": "challenger"}}, "model.onnx")
+    store.publish(saver(b"two"), {})
+    version = store.update_metadata(1, lambda metadata: {**metadata, "gate": {"decision": "promoted"}})
+    assert version.metadata["gate"] == {"decision": "promoted"} and stored_metadata(store, 1)["gate"]["decision"]
+    assert store.load(1, read) == b"one" and store.load_serving(1, read) == b"onnx"
+    assert store.get(2).metadata.get("gate") is None
+
+    def count(metadata):
+        time.sleep(0.001)  # widen the window between reading and writing
+        return {**metadata, "count": metadata.get("count", 0) + 1}
+
+    def add_five():
+        for _ in range(5):
+            ModelStore("digits", root=store.root, cache=store.path.parent.parent).update_metadata(1, count)
+
+    threads = [threading.Thread(target=add_five) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.get(1).metadata["count"] == 20 and stored_metadata(store, 1)["count"] == 20
+    for moved in ("sha256", "file", "serving_file", "version"):
+        with pytest.raises(ValueError, match=f"cannot change {moved}"):
+            store.update_metadata(1, lambda metadata, key=moved: {**metadata, key: "elsewhere"})
+    with pytest.raises(ModelNotFound):
+        store.update_metadata(7, count)
+    assert store.load(1, read) == b"one" and leftovers(store) == []
+
+
+def test_a_removed_version_disappears_whole_and_its_number_is_never_given_again(store):
+    for content in (b"one", b"two", b"three", b"four"):
+        store.publish(with_serving_file(content, content + b".onnx"), {}, "model.onnx")
+    store.activate(2)
+    with pytest.raises(ValueError, match="serves"):
+        store.remove(2)
+    with pytest.raises(ValueError, match="newest"):
+        store.remove(4)
+    with pytest.raises(ModelNotFound):
+        store.remove(9)
+    store.remove(1)
+    store.remove(3)
+    assert store.versions() == [2, 4] and store.active() == 2
+    with pytest.raises(ModelNotFound):
+        store.get(3)
+    assert not [name for name in stored_names(store) if name.startswith(("1/", "3/")) or "three" in name]
+    if in_bucket(store):
+        named = {store.get(number).metadata["upload"] for number in (2, 4)}
+        assert {name.split("/")[1] for name in stored_names(store) if name.startswith("uploads/")} == named
+    assert store.publish(saver(b"five"), {}).number == 5
+    assert store.load(2, read) == b"two" and store.load_serving(4, read) == b"four.onnx"
+
+
 def test_a_store_whose_versions_are_all_rejected_serves_nothing(store):
     store.publish(saver(b"one"), gate("rejected"))
     assert store.active() is None
@@ -391,3 +454,35 @@ def test_a_serving_file_that_save_did_not_write_publishes_nothing(store):
     with pytest.raises(FileNotFoundError):
         store.publish(saver(b"model"), {}, serving_file="model.onnx")
     assert store.versions() == [] and stored_names(store) == [] and leftovers(store) == []
+
+
+def test_a_versions_metadata_changes_after_publication_only_where_asked(store):
+    store.publish(saver(b"one"), {"gate": {"decision": "challenger"}, "metrics": {"accuracy": 0.9}})
+    changed = store.update_metadata(
+        1, lambda current: {**current, "shadow": {"outcome": "dropped", "was": current["gate"]}}
+    )
+    assert changed is not None and changed.metadata["shadow"] == {
+        "outcome": "dropped",
+        "was": {"decision": "challenger"},
+    }
+    assert store.get(1).metadata == changed.metadata == stored_metadata(store, 1)
+    assert store.get(1).metadata["metrics"] == {"accuracy": 0.9} and store.load(1, read) == b"one"
+    assert store.update_metadata(1, lambda current: None) is None  # declined: nothing written
+    assert store.get(1).metadata == changed.metadata
+    with pytest.raises(ValueError, match="cannot change sha256"):
+        store.update_metadata(1, lambda current: {**current, "sha256": "0" * 64})
+    assert store.load(1, read) == b"one" and store.get(1).metadata == changed.metadata
+    with pytest.raises(ModelNotFound):
+        store.update_metadata(2, lambda current: {**current, "x": 1})
+    assert leftovers(store) == []
+
+
+def test_a_challenger_promoted_from_shadow_serves_and_a_dropped_one_never(store):
+    store.publish(saver(b"one"), gate("promoted"))
+    store.publish(saver(b"two"), gate("challenger"))
+    store.publish(saver(b"three"), gate("challenger"))
+    assert store.active() == 1  # a challenger never serves by default
+    store.update_metadata(3, lambda current: {**current, "shadow": {"outcome": "dropped"}})
+    assert store.active() == 1 and not store.promoted(3)
+    store.update_metadata(2, lambda current: {**current, "shadow": {"outcome": "promoted"}})
+    assert store.active() == 2 and store.promoted(2)

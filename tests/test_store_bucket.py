@@ -313,6 +313,7 @@ def every_call(store, tmp_path) -> dict:
         "newest_servable": store.newest_servable,
         "load_newest_loadable": lambda: store.load_newest_loadable(read),
         "add_serving_file": lambda: store.add_serving_file(1, lambda folder: "x", {}),
+        "update_metadata": lambda: store.update_metadata(1, lambda current: {**current, "x": 1}),
         "publish": lambda: publish(store, b"x"),
         "training_lock": lambda: store.training_lock(timeout=0).acquire(),
         "activate": lambda: store.activate(1),

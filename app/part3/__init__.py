@@ -14,6 +14,9 @@ Serving side:
     prediction_ids.py  signed prediction ids, so feedback can name an answer
     feedback_records.py  labelled feedback (SQLite), for live accuracy
     monitoring.py      live accuracy, drift and the retrain policy
+    shadow.py          shadow scoring: the challenger's labels decide whether it serves
+    shadow_queue.py    copies of live requests, answered by the challenger in a thread of their own
+    shadow_records.py  the challengers' answers, beside the feedback (SQLite)
     prometheus.py      the metrics and the request middleware
     body_limit.py      413 above the upload limit
     security.py        the API key of the routes that change models

@@ -66,9 +66,11 @@ class JobRecords:
         inputs: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         unless_pending: bool = False,
+        **fields: Any,
     ) -> Job:
         """Queue a job; its examples are stored first, so a visible job always has its data. With
-        `unless_pending`, a job of the same kind and model that has not finished stands instead."""
+        `unless_pending`, a job of the same kind and model that has not finished stands instead.
+        `fields` are more of the job's own (e.g. a job on feedback's `feedback_boundary`)."""
         job_id = uuid.uuid4().hex
         if inputs is not None and labels is not None:
             self._save_data(job_id, inputs, labels)
@@ -81,6 +83,7 @@ class JobRecords:
             submitted_at=now(),
             epochs=int(parameters.get("epochs", 0)),
             n_images=0 if labels is None else len(labels),
+            **fields,
         )
         stored = self._insert(job, unless_pending)
         if stored.id != job_id:

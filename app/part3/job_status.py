@@ -44,7 +44,15 @@ class Job(BaseModel):
     version: int | None = None  # the version the job published
     metrics: dict[str, Any] | None = None
     promoted: bool | None = None  # whether the promotion gate let the new version serve
-    gate_reason: str | None = None  # the gate's decision in plain words
+    gate_decision: str | None = None  # promoted, rejected or challenger (in shadow, never served by default)
+    gate_reason: str | None = None  # the gate's decision in plain words, with its figures
+    # A job on labelled feedback: the newest feedback row it trains on (the gate's live holdout is every
+    # row after it), the labels left out as contradicting the serving version, why the retrain policy
+    # queued it (None: someone asked), and the newest row the gate judged it on (once it ran).
+    feedback_boundary: int | None = None
+    n_flagged: int = 0
+    retrain_reasons: list[str] | None = None
+    feedback_through: int | None = None
     error: str | None = None
     trainer: str | None = None  # host:pid of the trainer that ran it
     trainer_pid: int | None = None
@@ -62,6 +70,8 @@ class Job(BaseModel):
         if self.status == "running":
             return f"epoch {self.epoch} of {self.epochs}"
         if self.status == "succeeded":
+            if self.gate_decision == "challenger":
+                return f"published version {self.version}, a challenger in shadow: {self.gate_reason}"
             if self.promoted is False:
                 return f"published version {self.version}, not promoted: {self.gate_reason}"
             return f"published version {self.version}"

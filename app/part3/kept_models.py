@@ -9,6 +9,11 @@ before serving files existed has none until the trainer side exports one (traini
 --export-missing, or the first start's job): meanwhile the worker serves the newest version that
 has one, and says so (`waiting`). Every worker does this on its own, which is how a version published by any process
 (another worker, another container on the same volume, the notebook) reaches all of them.
+
+Beside each model's champion (what serves) a worker keeps its challenger, if it has one: the newest
+version in shadow (the gate's "challenger", neither promoted nor dropped since) newer than the active
+one, loaded from its serving file and swapped the same way. It never answers a client: the shadow
+scorer (shadow_queue.py) runs it on copies of the requests.
 """
 
 import logging
@@ -21,7 +26,7 @@ from typing import Any
 from app import registry
 from app.modelkit import Model
 from app.onnx_serving import ServingModel
-from app.store import ModelNotFound, ModelStore
+from app.store import ModelNotFound, ModelStore, in_shadow
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +59,21 @@ class KeptModels:
         self.stores = {name: ModelStore(name, models_dir) for name in self.models}
         self.loaders: dict[str, Callable[[Path], Any]] = {name: loader_of(model) for name, model in self.models.items()}
         self.kept: dict[str, Kept | None] = dict.fromkeys(self.stores)
+        self.challengers: dict[str, Kept | None] = dict.fromkeys(self.stores)
         # The version of each model that failed to load, and why: not retried (a published version
-        # never changes) until the store serves another one.
+        # never changes) until the store serves another one. The same for challengers.
         self.problems: dict[str, tuple[int, str]] = {}
+        self.challenger_problems: dict[str, tuple[int, str]] = {}
         # The version of each model the store serves that has no serving file yet, and why it waits.
         self.waiting: dict[str, str] = {}
         self._refreshing = threading.Lock()
 
     def get(self, name: str) -> Kept | None:
         return self.kept[name]
+
+    def challenger(self, name: str) -> Kept | None:
+        """The challenger this worker keeps for `name`, or None (never for a client: see above)."""
+        return self.challengers.get(name)
 
     def expected(self, name: str) -> bool:
         """Whether readiness waits for `name`: a trainable model always (the first start trains it), a
@@ -82,7 +93,12 @@ class KeptModels:
         swapped = {}
         with self._refreshing:
             for name, store in self.stores.items():
-                number = self._servable(name, store.active())
+                active = store.active()
+                try:
+                    self._refresh_challenger(name, active)
+                except Exception:  # e.g. the store unreachable for a moment: the champion still refreshes
+                    log.exception("could not look for a %s challenger", name)
+                number = self._servable(name, active)
                 kept = self.kept[name]
                 if number is None or (kept is not None and kept.version == number):
                     continue
@@ -102,6 +118,43 @@ class KeptModels:
                 swapped[name] = number
                 log.info("serving %s version %s (was %s)", name, number, kept and kept.version)
         return swapped
+
+    def _refresh_challenger(self, name: str, active: int | None) -> None:
+        """Keep the model's challenger (see the module docstring), or none; a version that fails to
+        load is noted in `challenger_problems` and not tried again."""
+        number = self._challenger_number(name, active)
+        kept = self.challengers[name]
+        if number is None or (kept is not None and kept.version == number):
+            if number is None and kept is not None:
+                log.info("%s version %s is no longer in shadow", name, kept.version)
+                self.challengers[name] = None
+            return
+        if self.challenger_problems.get(name, (None,))[0] == number:
+            return
+        try:
+            model = self.stores[name].load_serving(number, self.loaders[name])
+        except Exception as error:  # the champion serves on whatever becomes of its challenger
+            log.exception("could not load %s version %s as the challenger", name, number)
+            self.challenger_problems[name] = (number, f"{type(error).__name__}: {error}")
+            self.challengers[name] = None
+            return
+        self.challenger_problems.pop(name, None)
+        self.challengers[name] = Kept(number, model)
+        log.info("%s version %s answers in shadow (was %s)", name, number, kept and kept.version)
+
+    def _challenger_number(self, name: str, active: int | None) -> int | None:
+        """The newest version in shadow that is newer than the active one and has a serving file."""
+        store = self.stores[name]
+        for number in reversed(store.versions()):
+            if active is not None and number <= active:
+                return None
+            try:
+                version = store.get(number)
+            except (ModelNotFound, ValueError):  # removed meanwhile, or unreadable: never a challenger
+                continue
+            if in_shadow(version.metadata) and version.serving_file is not None:
+                return number
+        return None
 
     def _servable(self, name: str, active: int | None) -> int | None:
         """The active version if it has a serving file, else the newest that has one (noted in `waiting`)."""

@@ -27,7 +27,19 @@ from app.part3.job_status import JobNotFound
 from app.part3.open_inference import InferenceError
 from app.part3.predictor import ModelNotReady
 from app.part3.prometheus import RequestMetricsMiddleware
-from app.part3.routes import feedback, health, inference, jobs, metrics, models, predict, root, train, upload
+from app.part3.routes import (
+    challenger,
+    feedback,
+    health,
+    inference,
+    jobs,
+    metrics,
+    models,
+    predict,
+    root,
+    train,
+    upload,
+)
 from app.part3.service import QueueFull, Service
 from app.part3.settings import Settings
 from app.part3.training_queue import QueueUnavailable
@@ -41,6 +53,7 @@ ROUTERS = (
     train.router,
     jobs.router,
     models.router,
+    challenger.router,
     health.router,
     metrics.router,
     upload.router,

@@ -33,7 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.part3.job_status import JobStatus
-from app.promotion import PROMOTED, REJECTED
+from app.promotion import CHALLENGER, PROMOTED, REJECTED
 from app.store import ModelStore
 
 REQUESTS = Counter(
@@ -96,7 +96,8 @@ class GateDecisionsCollector:
     """The promotion gate's decisions, counted at scrape time from the versions' metadata: they are
     made where a version is published (a trainer process, a notebook, a worker's first start), so
     the store is the one place that sees them all, the same from every worker and in both modes.
-    Versions published before the gate existed carry no decision and are not counted."""
+    Versions published before the gate existed carry no decision and are not counted, nor are the
+    rejected versions the trainer removed (WORKSHOP_REJECTED_KEPT)."""
 
     def __init__(self, stores: dict[str, ModelStore]) -> None:
         self.stores = stores
@@ -109,7 +110,7 @@ class GateDecisionsCollector:
         )
         for name, store in self.stores.items():
             decisions = Tally((version.metadata.get("gate") or {}).get("decision") for version in store.all_versions())
-            for decision in (PROMOTED, REJECTED):
+            for decision in (PROMOTED, REJECTED, CHALLENGER):
                 family.add_metric([name, decision], decisions.get(decision, 0))
         yield family
 

@@ -7,8 +7,9 @@ takes seconds) or, on an empty store, while the first models train. Then, in the
    workers starting together queue one): its trainer trains what is missing and exports the serving
    files. A worker never trains, exports or tidies the store: it only reads it (the trainer removes
    the leftovers of crashed saves when it starts), and imports no training library;
-2. the refresher loads what the store serves and keeps polling it (see kept_models.py); in the
-   embedded mode the trainer keeper makes sure the store has its one trainer (trainer_keeper.py).
+2. the refresher loads what the store serves and keeps polling it (see kept_models.py), and has the
+   labels judge each model's challenger (shadow.py, whose thread answers copies of the requests); in
+   the embedded mode the trainer keeper makes sure the store has its one trainer (trainer_keeper.py).
 Training jobs go on the queue (training_queue.py) and trainers run them (trainer_worker.py).
 """
 
@@ -30,6 +31,7 @@ from app.part3.monitoring import Monitoring
 from app.part3.predictor import Predictor
 from app.part3.recovery import fail_silent_jobs
 from app.part3.settings import Settings
+from app.part3.shadow import Shadow
 from app.part3.trainer_keeper import TrainerKeeper
 from app.part3.training_queue import QUEUE_ERRORS, QueueUnavailable, TrainingQueue
 
@@ -48,6 +50,8 @@ class Service:
         self.predictor = Predictor(self.kept, self.requests_in_progress)
         self.keeper: TrainerKeeper | None = None
         self.monitoring = Monitoring(settings, self.kept, self.list_jobs, self.submit)  # feedback, drift, policy
+        self.shadow = Shadow(settings, self.kept, self.monitoring.feedback)  # challengers answer copies
+        self.monitoring.shadow_copies = self.shadow.offer
         self.startup_error: str | None = None
         self._refresher: asyncio.Task | None = None
 
@@ -89,6 +93,7 @@ class Service:
         if folder := self.settings.prometheus_multiproc_dir:  # before the first request's samples
             folder.mkdir(parents=True, exist_ok=True)
         self._refresher = asyncio.create_task(self._bootstrap_then_refresh(), name="model-refresher")
+        self.shadow.scorer.start()
 
     async def stop(self) -> None:
         if self._refresher is not None:
@@ -97,6 +102,7 @@ class Service:
                 await self._refresher
         if self.keeper is not None:
             await asyncio.to_thread(self.keeper.stop)
+        await asyncio.to_thread(self.shadow.scorer.stop)
         self.monitoring.feedback.close()
         prometheus.forget_this_process(self.settings.prometheus_multiproc_dir)
 
@@ -119,6 +125,11 @@ class Service:
                 await self.monitoring.tick()
             except Exception:  # the policy must never stop the refresher
                 log.exception("could not apply the retrain policy")
+            try:
+                if await self.shadow.tick():  # a challenger promoted or dropped: this worker follows at once
+                    await self.refresh()
+            except Exception:
+                log.exception("could not check the challengers")
             await asyncio.sleep(self.settings.poll_interval)
 
     async def refresh(self) -> dict[str, int]:
@@ -199,16 +210,17 @@ class Service:
         inputs: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         unless_pending: bool = False,
+        **fields: Any,
     ) -> Job:
         """Queue a job of `model` and its turn, its parameters checked against the model's declaration
         (pydantic's ValidationError names a bad one); QueueFull when too many already wait (each holds
-        its examples on disk)."""
+        its examples on disk). `fields` go into the job's record (JobRecords.submit)."""
         validated = self.settings.training_parameters(self.kept.models[model], parameters).model_dump()
         with self.reaching_the_queue():
             waiting = self.jobs.count("queued")
             if waiting >= self.settings.max_queued_jobs:
                 raise QueueFull(f"{waiting} training jobs are already waiting; try again when some have run")
-            job = self.jobs.submit(kind, model, validated, inputs, labels, unless_pending=unless_pending)
+            job = self.jobs.submit(kind, model, validated, inputs, labels, unless_pending=unless_pending, **fields)
             self.queue.enqueue_turn(job.id)
         return job
 

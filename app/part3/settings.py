@@ -11,7 +11,7 @@ WORKSHOP_GATE_FLOOR__WINE=0.9 or WORKSHOP_TRAINING__WINE__C=0.5; a model's own d
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import images
@@ -133,6 +133,80 @@ class Settings(BaseSettings):
     retrain_check_interval: PositiveFloat = Field(
         default=30.0, description="seconds between a worker's checks of the retrain policy"
     )
+    retrain_min_new_labels: PositiveInt = Field(
+        default=50,
+        description="after a fine-tune on feedback (refused, a challenger, or promoted), the policy waits for this "
+        "many new labels (with their inputs) before it queues the next one",
+    )
+
+    # -- the loop: live holdout, replay, the gate on live traffic, poisoned labels, pruning ---------
+    live_holdout_share: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="the newest share of a model's labelled feedback (with inputs) a job on feedback never trains "
+        "on: the gate's live holdout",
+    )
+    replay_share: float = Field(
+        default=0.5,
+        ge=0,
+        lt=1,
+        description="share of a fine-tune on feedback drawn from the data the serving version learned from, so it "
+        "learns the new traffic without forgetting the old",
+    )
+    gate_live_min_labels: PositiveInt = Field(
+        default=50, description="labels the live holdout needs before the gate judges a candidate on it"
+    )
+    gate_live_alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="significance level of the gate's paired test on the live holdout"
+    )
+    gate_forgetting: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="how far below the serving version's frozen-holdout accuracy a candidate better on the live "
+        "holdout may be",
+    )
+    shadow: bool = Field(
+        default=True,
+        description="shadow scoring: a candidate the live holdout cannot judge becomes a challenger (never served) "
+        "instead of being decided by the frozen holdout alone",
+    )
+    label_audit_alpha: float = Field(
+        default=0.001,
+        gt=0,
+        lt=1,
+        description="significance level at which labels contradicting what the serving version knows for sure are "
+        "flagged as wrong (and kept out of training)",
+    )
+    rejected_kept: PositiveInt = Field(
+        default=5, description="versions the gate rejected kept per model; the trainer removes the oldest"
+    )
+
+    # -- shadow scoring: a challenger answers copies of live requests (README: "Shadow scoring") ---
+    shadow_queue_rows: PositiveInt = Field(
+        default=10_000,
+        description="rows of live requests a worker holds for its challengers; copies beyond are dropped (counted)",
+    )
+    shadow_batch_rows: PositiveInt = Field(default=1024, description="most rows a challenger answers in one call")
+    shadow_gather_seconds: float = Field(
+        default=0.5, ge=0, description="seconds the shadow scorer lets copies gather into one batch"
+    )
+    shadow_kept: PositiveInt = Field(
+        default=100_000, description="challenger answers kept per model, waiting for labels (the oldest are removed)"
+    )
+    shadow_min_labels: PositiveInt = Field(
+        default=100, description="labelled requests both answered before a challenger is promoted or dropped"
+    )
+    shadow_max_labels: PositiveInt = Field(
+        default=1000, description="a challenger not significantly better on this many labels is dropped"
+    )
+    shadow_alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="significance level of McNemar's test between challenger and champion"
+    )
+    shadow_check_interval: PositiveFloat = Field(
+        default=10.0, description="seconds between checks of the challengers' labels (one worker at a time)"
+    )
 
     prometheus_multiproc_dir: Path | None = Field(
         default=None,
@@ -162,6 +236,14 @@ class Settings(BaseSettings):
     def empty_means_unset(cls, value):
         # compose passes `WORKSHOP_API_KEY=${WORKSHOP_API_KEY:-}`: an empty value means "no key" (or no Redis).
         return None if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def shadow_labels_in_order(self) -> "Settings":
+        if self.shadow_max_labels < self.shadow_min_labels:
+            raise ValueError(
+                f"shadow_max_labels ({self.shadow_max_labels}) is below shadow_min_labels ({self.shadow_min_labels})"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

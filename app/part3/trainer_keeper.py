@@ -27,6 +27,19 @@ log = logging.getLogger(__name__)
 WAIT_STEP = 0.5  # seconds between checks of a running trainer for a stop request
 
 
+TRAINER_READS = (
+    "feedback_kept",
+    "replay_share",
+    "gate_live_min_labels",
+    "gate_live_alpha",
+    "gate_forgetting",
+    "shadow",
+    "label_audit_alpha",
+    "drift_alpha",
+    "rejected_kept",
+)
+
+
 class TrainerKeeper:
     def __init__(self, records: JobRecords, settings: Settings) -> None:
         self.records = records
@@ -86,6 +99,8 @@ class TrainerKeeper:
             WORKSHOP_TRAINING=json.dumps(self.settings.training),
             PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])),
         )
+        # What the trainer's gate, replay, label audit and pruning read: this service's values.
+        env.update({f"WORKSHOP_{name.upper()}": str(getattr(self.settings, name)) for name in TRAINER_READS})
         env[PARENT_ENV] = str(os.getpid())
         env.pop("WORKSHOP_QUEUE_URL", None)
         return env

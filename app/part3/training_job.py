@@ -5,14 +5,18 @@ model, and the model's declaration says how it trains.
 
     retrain     from scratch on the model's base data set, plus the job's examples if any
     fine-tune   from the version that serves, on the job's examples (a model that cannot continue a
-                version, e.g. nearest neighbours, retrains on its base data set plus the examples)
+                version, e.g. nearest neighbours, retrains on its base data set plus the examples);
+                on labelled feedback (the policy's, POST /train/feedback/): from the newest challenger
+                if there is one, the feedback mixed with a replay of the model's base data set, and
+                judged by the gate on the live holdout too (live_holdout.py)
     initial     the first start: trains every trainable model the store lacks, and exports a serving
                 file for every version published before serving files existed
 
-The job's progress (epoch k of n, loss, accuracy) is written to its record after each epoch. The
-store's training lock is held from loading the base model to publishing, so no other training on
-this machine (a notebook) fine-tunes the same base at the same time; across trainers the queue's
-lock already makes it one training at a time.
+After each publication the oldest versions the gate rejected beyond WORKSHOP_REJECTED_KEPT are removed
+(never the serving version or its parent). The job's progress (epoch k of n, loss, accuracy) is written
+to its record after each epoch. The store's training lock is held from loading the base model to
+publishing, so no other training on this machine (a notebook) fine-tunes the same base at the same time;
+across trainers the queue's lock already makes it one training at a time.
 
     python -m app.part3.training_job --export-missing   # give every stored version its model.onnx
 """
@@ -23,13 +27,17 @@ import os
 import sys
 from typing import Any
 
+import numpy as np
+
 from app import promotion, registry
 from app.modelkit import Examples, Model
 from app.onnx_export import serving_metadata, write_serving_file
+from app.part3 import live_holdout
+from app.part3.feedback_records import FeedbackStore
 from app.part3.job_records import JobRecords
 from app.part3.job_status import Job
 from app.part3.settings import Settings
-from app.store import ModelStore
+from app.store import ModelStore, in_shadow
 
 log = logging.getLogger("app.part3.training_job")
 NICENESS = 10  # below the serving worker's priority: a prediction never waits for a training step
@@ -74,12 +82,98 @@ def needs_training(store: ModelStore, model: Model) -> bool:
     return model.trainable and store.latest() is None
 
 
+def replayed(model: Model, feedback: Examples, share: float, seed: int) -> Examples:
+    """The feedback mixed with a replay sample of the data the serving version learned from
+    (`Model.training_data()`), the sample `share` of the mix, so a fine-tune learns the new traffic
+    without forgetting the old."""
+    if share <= 0:
+        return feedback
+    base = model.training_data()
+    count = min(len(base), round(len(feedback) * share / (1 - share)))
+    chosen = np.random.default_rng(seed).choice(len(base), count, replace=False)
+    return feedback + Examples(base.inputs[chosen], base.labels[chosen], f"a replay of {count} from {base.source}")
+
+
+def newest_challenger(store: ModelStore, active: int) -> int | None:
+    """The newest challenger still in shadow published after the serving version: a fine-tune on
+    feedback continues from it rather than from the serving version, so what it learned is not thrown
+    away (a challenger its labels dropped is not continued)."""
+    return next((n for n in reversed(store.versions()) if n > active and in_shadow(store.get(n).metadata)), None)
+
+
+def live_holdout_for(
+    job: Job, settings: Settings, store: ModelStore, model: Model, parent: int | None
+) -> promotion.LiveHoldout | None:
+    """The gate's live holdout for a job on feedback: every labelled row after the newest any of the
+    job, its base and the serving version trained on, less the labels the audit flags against the
+    serving version (answering through its serving file). None when nothing serves yet."""
+    active = store.active()
+    if active is None:
+        return None
+    serving = store.get(active).metadata
+    bases = [serving] + ([store.get(parent).metadata] if parent is not None else [])
+    after = max(b for b in [job.feedback_boundary, *map(live_holdout.trained_through, bases)] if b is not None)
+    feedback = FeedbackStore(settings.models_dir, settings.feedback_kept)
+    try:
+        rows, verdict = live_holdout.audited(
+            feedback,
+            model,
+            serving,
+            lambda inputs: promotion.stored_probabilities(store, model, active, inputs),
+            settings,
+        )
+    finally:
+        feedback.close()
+    return live_holdout.live_part(rows, verdict, after)
+
+
+def feedback_entry(job: Job, store: ModelStore, continued: int | None) -> dict[str, Any]:
+    """What a version trained on feedback records: the job's boundary, the newest feedback row it or a
+    version it continues trained on (no later live holdout may hold it), the labels left out."""
+    through = [job.feedback_boundary]
+    if continued is not None:
+        through.append(live_holdout.trained_through(store.get(continued).metadata))
+    return {
+        "boundary": job.feedback_boundary,
+        "trained_through": max(row for row in through if row is not None),
+        "n_flagged": job.n_flagged,
+    }
+
+
+def prune_rejected(store: ModelStore, keep: int) -> list[int]:
+    """Remove the oldest refused versions (the gate rejected them, or shadow scoring dropped them)
+    beyond the newest `keep`; never the serving version, its parent or a challenger still in shadow.
+    Returns the numbers removed."""
+    active = store.active()
+    protected = {active, store.get(active).metadata.get("parent") if active is not None else None}
+    rejected = [
+        version.number
+        for version in store.all_versions()
+        if not promotion.is_promoted(version.metadata)
+        and not in_shadow(version.metadata)
+        and version.number not in protected
+    ]
+    removed = rejected[: max(0, len(rejected) - keep)]
+    for number in removed:
+        store.remove(number)
+        log.info(
+            "removed %s version %s: it was refused and %d newer refused versions are kept",
+            store.name,
+            number,
+            keep,
+        )
+    return removed
+
+
 def train_model(job: Job, jobs: JobRecords, settings: Settings, model: Model, kind: str, asked: dict[str, Any]) -> int:
-    """Train, evaluate and publish one model through the promotion gate; returns the new version's number."""
+    """Train, evaluate and publish one model through the promotion gate; returns the new version's number.
+    A job on labelled feedback (`feedback_boundary` set) fine-tunes from the newest challenger if there is
+    one, mixes in a replay of the serving version's data, and is judged on the live holdout too."""
     parameters = settings.training_parameters(model, asked)
     store = ModelStore(model.name, settings.models_dir)
     uploads = jobs.load_data(job)
     extra = None if uploads is None else Examples(*uploads, source="upload")
+    on_feedback = job.feedback_boundary is not None
 
     def report(step: int, steps: int, logs: dict[str, float]) -> None:
         jobs.update(
@@ -103,8 +197,9 @@ def train_model(job: Job, jobs: JobRecords, settings: Settings, model: Model, ki
             if extra is None:
                 raise TrainingRefused("the job's uploaded examples are missing")
             if model.fine_tunes:
+                parent = (on_feedback and newest_challenger(store, parent)) or parent
                 base = store.load(parent, model.load)
-                examples = extra
+                examples = replayed(model, extra, settings.replay_share, seed=job.sequence) if on_feedback else extra
             else:
                 examples = model.training_data() + extra
         elif kind == "initial" and (existing := store.latest()) is not None:
@@ -114,6 +209,8 @@ def train_model(job: Job, jobs: JobRecords, settings: Settings, model: Model, ki
             examples = model.training_data() if extra is None else model.training_data() + extra
         jobs.update(job.id, parent=parent)
         trained = model.train(examples, parameters, base=base, progress=report)
+        continued = parent if base is not None else None  # the version whose training the new one carries on
+        live = live_holdout_for(job, settings, store, model, continued) if on_feedback else None
         version = promotion.publish(
             model,
             trained,
@@ -126,18 +223,27 @@ def train_model(job: Job, jobs: JobRecords, settings: Settings, model: Model, ki
                     "n_uploaded": job.n_images,
                     "job": job.id,
                 },
+                **({"feedback": feedback_entry(job, store, continued)} if on_feedback else {}),
             },
             store=store,
             floor=settings.floor_for(model),
             margin=settings.margin_for(model),
+            live=live,
+            rules=promotion.LiveRules(
+                settings.gate_live_min_labels, settings.gate_live_alpha, settings.gate_forgetting, settings.shadow
+            ),
+            traffic_moved="; ".join(job.retrain_reasons) if job.retrain_reasons else None,
         )
+        prune_rejected(store, settings.rejected_kept)
     gate = version.metadata["gate"]
     metrics = version.metadata["metrics"]
     jobs.update(
         job.id,
         metrics={"accuracy": metrics["accuracy"], "n_test": metrics["n_test"]},
         promoted=gate["decision"] == promotion.PROMOTED,
+        gate_decision=gate["decision"],
         gate_reason=gate["reason"],
+        feedback_through=live.through if live is not None else None,
     )
     return version.number
 

@@ -20,7 +20,8 @@ There is no rename in object storage, so a version is made whole by its manifest
   a pin made before it existed, so a rollback made after a version appeared is never undone by that
   version's publisher, however the two interleave.
 - **Adding a serving file to an old version** uploads it into the version's upload prefix, then
-  rewrites the manifest with `If-Match` on the ETag it read (a concurrent change makes it read again).
+  rewrites the manifest with `If-Match` on the ETag it read (a concurrent change makes it read again);
+  every later change of a version's metadata (`update_metadata`) is the same compare-and-swap.
 - **Tidying up** (`clean_temporary`): objects under uploads/ that no manifest names and that are older
   than the given age are deleted; a publisher killed mid-upload leaves only such objects. Trainers call
   it holding the training lock, with age 0, so no publication is under way.
@@ -35,6 +36,7 @@ Every failure to reach the store raises StoreUnavailable (app/storage/s3_client.
 import json
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -223,18 +225,38 @@ class BucketBackend:
             if self._put_if(key, (json.dumps(new, sort_keys=True) + "\n").encode(), etag):
                 return new
 
-    def add_file(self, number: int, folder: Path, file_name: str, metadata: dict[str, Any]) -> None:
+    def add_file(self, number: int, folder: Path, file_name: str) -> None:
+        """Upload a file into the version's upload prefix (its manifest names it afterwards)."""
         upload = self.metadata(number)["upload"]
         with open(folder / file_name, "rb") as file:
             self._call("put_object", Key=self._upload_key(upload, file_name), Body=file)
+        self._keep(folder, [file_name], self.path / upload)
 
-        def named(etag, manifest):
+    def update_metadata(
+        self, number: int, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Rewrite the manifest as `change(manifest)` says (None: leave it) with `If-Match` on the ETag
+        read; another writer in between makes it read and change again. Each rewrite carries a fresh
+        `revision`: two writers who made the same change from the same manifest write different bodies,
+        so a refused put is never taken for our own retried one (see `_put_if`). Returns what was written."""
+
+        def changed(etag, manifest):
             if manifest is None:
                 raise ModelNotFound(f"{self.name} has no version {number}")
-            return {**manifest, **metadata}
+            new = change(manifest)
+            return None if new is None else {**new, "revision": uuid.uuid4().hex}
 
-        self._swap(self._manifest_key(number), named)
-        self._keep(folder, [file_name], self.path / upload)
+        return self._swap(self._manifest_key(number), changed)
+
+    def remove(self, number: int) -> None:
+        """The manifest first (the version is gone for every reader), then its uploaded objects and its
+        cached copy. A remover that dies between leaves objects no manifest names: the tidy-up's."""
+        upload = self.metadata(number)["upload"]
+        self._call("delete_object", Key=self._manifest_key(number))
+        keys = [{"Key": entry["Key"]} for entry in self._list(f"{self.keys}uploads/{upload}/")]
+        if keys:
+            self._call("delete_objects", Delete={"Objects": keys, "Quiet": True})
+        shutil.rmtree(self.path / upload, ignore_errors=True)
 
     def pin(self, number: int) -> None:
         latest = max(self.numbers(), default=number)

@@ -2,6 +2,7 @@
 
     <root>/<name>/<version>/<model file> + metadata.json (+ a serving file, e.g. model.onnx)
     <root>/<name>/ACTIVE          optional: the version to serve instead of the newest promoted one
+    <root>/<name>/.metadata.lock  held while a version's metadata is rewritten (a status change)
 
 A version is written complete under a temporary name in the same folder and renamed into place, so a
 reader sees either nothing or the whole model. Renaming onto an existing version fails, so two
@@ -16,7 +17,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ METADATA_FILE = "metadata.json"
 ACTIVE_FILE = "ACTIVE"
 TEMP_PREFIX = ".tmp-"
 LOCK_FILE = ".training.lock"
+METADATA_LOCK_FILE = ".metadata.lock"  # held while a version's metadata is read, changed and written
 
 
 def write_json_atomically(path: Path, payload: Any) -> None:
@@ -140,13 +142,34 @@ class FolderBackend:
         _fsync_dir(self.path)
         return number
 
-    def add_file(self, number: int, folder: Path, file_name: str, metadata: dict[str, Any]) -> None:
-        """Move `folder/file_name` beside the version's model, then let its metadata name it (so a
+    def add_file(self, number: int, folder: Path, file_name: str) -> None:
+        """Move `folder/file_name` beside the version's model (its metadata names it afterwards, so a
         reader never sees a metadata entry without its file)."""
-        target = self.version_path(number)
         _fsync_file(folder / file_name)
-        os.replace(folder / file_name, target / file_name)
-        write_json_atomically(target / METADATA_FILE, {**self.metadata(number), **metadata})
+        os.replace(folder / file_name, self.version_path(number) / file_name)
+
+    def update_metadata(
+        self, number: int, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Read, change and write a version's metadata.json under a lock (so no update is lost); the
+        write is a rename, so a reader sees the old file or the new. `change` returning None leaves it
+        as it is. Returns what was written."""
+        from filelock import FileLock
+
+        with FileLock(self.path / METADATA_LOCK_FILE):
+            new = change(self.metadata(number))
+            if new is not None:
+                write_json_atomically(self.version_path(number) / METADATA_FILE, new)
+            return new
+
+    def remove(self, number: int) -> None:
+        """metadata.json first (the version is gone for every reader), then its files; the emptied folder
+        stays behind, still holding its number."""
+        target = self.version_path(number)
+        (target / METADATA_FILE).unlink()
+        _fsync_dir(target)
+        for entry in target.iterdir():
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
     def pin(self, number: int) -> None:
         write_json_atomically(self.path / ACTIVE_FILE, number)

@@ -286,13 +286,24 @@ def test_the_policy_queues_at_most_one_fine_tune_and_waits_its_interval(tmp_path
     for number in range(4):
         monitoring.feedback.record(f"id{number}", "mnist", 1, "1", "7", time.time(), np.full((28, 28), 9, np.uint8))
     (first,) = monitoring.apply_policy()
-    assert (first.kind, first.model, first.n_images) == ("fine-tune", "mnist", 4)
+    # Three of the four: the newest (30 % of 4, rounded down) is the live holdout, never trained on.
+    assert (first.kind, first.model, first.n_images, first.feedback_boundary) == ("fine-tune", "mnist", 3, 3)
+    assert first.retrain_reasons == ["live accuracy below the floor"]
     assert monitoring.apply_policy() == []  # one is queued
     jobs.update(first.id, status="succeeded")
     assert monitoring.apply_policy() == []  # finished, but the interval has not passed
     assert [job.kind for job in jobs.all()] == ["fine-tune"]
-    soon = Settings(models_dir=tmp_path, retrain_policy="fine-tune-on-feedback", retrain_min_interval=0.01, epochs=1)
+    soon = Settings(
+        models_dir=tmp_path,
+        retrain_policy="fine-tune-on-feedback",
+        retrain_min_interval=0.01,
+        retrain_min_new_labels=2,  # the live holdout's row came after the boundary: one more
+        epochs=1,
+    )
     time.sleep(0.05)
+    # After a fine-tune, the next one waits for new labels too (tests/part3/test_retrain_loop.py).
+    assert Recommending(soon, kept=KeptModels(tmp_path), jobs=jobs.all, submit=jobs.submit).apply_policy() == []
+    monitoring.feedback.record("id4", "mnist", 1, "1", "7", time.time(), np.full((28, 28), 8, np.uint8))
     assert Recommending(soon, kept=KeptModels(tmp_path), jobs=jobs.all, submit=jobs.submit).apply_policy() != []
     off = Settings(models_dir=tmp_path, retrain_policy="off")
     time.sleep(0.05)

@@ -14,6 +14,7 @@ def read_metrics(service: ServiceDep) -> Response:
         service.list_jobs,
         service.stores,
         service.monitoring,
+        service.shadow,
         multiprocess_dir=service.settings.prometheus_multiproc_dir,
     )
     return Response(body, media_type=content_type)

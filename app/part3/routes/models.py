@@ -14,6 +14,7 @@ from app.part3.routes.errors import documented
 from app.part3.routes.train import JobAccepted, accepted
 from app.part3.security import require_api_key
 from app.part3.service import Service, ServiceDep
+from app.store import DROPPED, in_shadow
 
 router = APIRouter(prefix="/models", tags=["models"])
 MAX_EXAMPLES = 100_000
@@ -28,13 +29,23 @@ class ModelVersions(BaseModel):
     active: int | None  # what every worker serves (within a few seconds of a change)
     serving: int | None  # what the worker that answered serves right now
     # Each version's metadata, oldest first, with its "status": "active" (what serves), "promoted"
-    # or "rejected" (stored, never served unless activated with force; its "gate" entry says why),
-    # and its "live" accuracy on labelled feedback.
+    # or "rejected" (stored, never served unless activated with force; its "gate" entry says why, with
+    # its figures on the frozen and the live holdout), "challenger" (in shadow) or "dropped" (its
+    # "shadow" entry says why), and its "live" accuracy on labelled feedback.
     versions: list[dict[str, Any]]
+    # The version answering copies of live requests in shadow, if any (README: "Shadow scoring"): its
+    # agreement with the champion, both accuracies on the labelled requests it answered, McNemar's
+    # test and what it waits for.
+    challenger: dict[str, Any] | None = None
     # When to retrain (README): this worker's drift signals, and whether retraining is recommended, why.
     drift: dict[str, Any] = {}
     retrain_recommended: bool = False
     retrain_reasons: list[str] = []
+    # What the retrain policy does now and why ("state": off, idle, training, waiting, stopped, ready).
+    retrain_policy: dict[str, str] = {}
+    # The audit of the labelled feedback against the serving version: labels that contradict what it
+    # knows for sure are flagged, and kept out of training and of the live holdout (app/label_audit.py).
+    labels: dict[str, Any] = {}
 
 
 class Activated(BaseModel):
@@ -72,7 +83,11 @@ def model_named(name: str, service: Service) -> Model:
 def version_status(metadata: dict[str, Any], active: int | None) -> str:
     if metadata.get("version") == active:
         return "active"
-    return promotion.PROMOTED if promotion.is_promoted(metadata) else promotion.REJECTED
+    if promotion.is_promoted(metadata):
+        return promotion.PROMOTED
+    if in_shadow(metadata):
+        return promotion.CHALLENGER
+    return DROPPED if promotion.is_challenger(metadata) else promotion.REJECTED
 
 
 NO_LABELS = {"accuracy": None, "n_labels": 0}
@@ -104,9 +119,12 @@ def list_models(service: ServiceDep) -> dict[str, ModelVersions]:
                 }
                 for version in store.all_versions()
             ],
+            challenger=service.shadow.report(name),
             drift=monitoring.drift(name),
             retrain_recommended=recommended,
             retrain_reasons=reasons,
+            retrain_policy=monitoring.policy_state(name),
+            labels=monitoring.audited(name)[1].describe(),
         )
     return answer
 
@@ -128,15 +146,27 @@ async def activate(
     metadata = store.get(version).metadata  # ModelNotFound -> 404
     rejected = not promotion.is_promoted(metadata)
     if rejected and not force:
-        gate = metadata["gate"]
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"{name} version {version} was rejected by the promotion gate's {gate['rule']} rule "
-            f"({gate['reason']}); add ?force=true to serve it anyway",
-        )
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{name} version {version} {why_not_served(metadata)}")
     activated = store.activate(version)
     await service.refresh()  # this worker at once; the others at their next poll
     return Activated(name=name, active=activated.number, forced=rejected, metadata=activated.metadata)
+
+
+def why_not_served(metadata: dict[str, Any]) -> str:
+    """Why a version does not serve unless forced, and what to do, in words."""
+    gate, shadow = metadata.get("gate") or {}, metadata.get("shadow") or {}
+    name = metadata.get("name")
+    if in_shadow(metadata):
+        return (
+            f"is a challenger in shadow, waiting for its live labels ({gate.get('reason')}); "
+            f"POST /models/{name}/challenger/promote, or add ?force=true to serve it anyway"
+        )
+    if promotion.is_challenger(metadata):
+        return f"was dropped from shadow ({shadow.get('reason')}); add ?force=true to serve it anyway"
+    return (
+        f"was rejected by the promotion gate's {gate.get('rule')} rule ({gate.get('reason')}); "
+        "add ?force=true to serve it anyway"
+    )
 
 
 def examples_of(model: Model, examples: TrainingExamples) -> tuple[np.ndarray, np.ndarray]:
