@@ -12,10 +12,11 @@ One feedback per prediction: the same label again is accepted and changes nothin
 retry); another label for the same prediction is a conflict (409).
 """
 
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,8 +164,9 @@ class FeedbackStore:
             )
             return self._connect().execute(query, parameters).fetchone()[0]
 
-    def live_accuracy(self, model: str, window: int) -> dict[int, LiveAccuracy]:
-        """Per version of `model`: the accuracy of its answers on its newest `window` labelled feedbacks."""
+    def live_accuracy(self, model: str, window: int, left_out: Sequence[int] = ()) -> dict[int, LiveAccuracy]:
+        """Per version of `model`: the accuracy of its answers on its newest `window` labelled feedbacks,
+        leaving out the rows whose place in the arrival order is in `left_out` (labels the audit flagged)."""
         if not self.path.exists():
             return {}
         with self._lock:
@@ -173,8 +175,9 @@ class FeedbackStore:
                 .execute(
                     "SELECT version, AVG(correct), COUNT(*) FROM ("
                     " SELECT version, correct, ROW_NUMBER() OVER (PARTITION BY version ORDER BY seq DESC) AS newest"
-                    " FROM feedback WHERE model = ?) WHERE newest <= ? GROUP BY version",
-                    (model, window),
+                    " FROM feedback WHERE model = ? AND seq NOT IN (SELECT value FROM json_each(?)))"
+                    " WHERE newest <= ? GROUP BY version",
+                    (model, json.dumps([int(seq) for seq in left_out]), window),
                 )
                 .fetchall()
             )

@@ -126,15 +126,17 @@ class Monitoring:
             return value
 
     def live(self, name: str) -> dict[int, dict[str, Any]]:
-        """{version: {"accuracy", "n_labels", "window"}} from the shared feedback table."""
-        return self._cached(
-            name,
-            "live",
-            lambda: {
-                version: live.__dict__
-                for version, live in self.feedback.live_accuracy(name, self.settings.live_window).items()
-            },
-        )
+        """{version: {"accuracy", "n_labels", "window"}} from the shared feedback table. Labels the audit
+        flags count for nothing: a relabelling neither lowers a version's live accuracy nor makes the
+        policy retrain again and again on what is left of it."""
+
+        def compute() -> dict[int, dict[str, Any]]:
+            rows, audit = self.audited(name)
+            flagged = rows.seqs[audit.flagged].tolist() if audit.n_flagged else []
+            accuracies = self.feedback.live_accuracy(name, self.settings.live_window, flagged)
+            return {version: live.__dict__ for version, live in accuracies.items()}
+
+        return self._cached(name, "live", compute)
 
     def drift(self, name: str) -> dict[str, Any]:
         return self._cached(name, "drift", lambda: self._drift(name))
