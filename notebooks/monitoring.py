@@ -616,12 +616,13 @@ loop_client.__exit__(None, None, None)
 # %% [markdown]
 # ### A poisoned relabelling never serves
 #
-# A new fresh copy, and labels that lie: 200 ordinary penguins sent back all labelled Gentoo. They
-# make version 1's live accuracy fall as a drift would, so the policy acts. But these inputs look like
-# the frozen holdout, where version 1 is sure of its answers and rarely wrong; the label audit finds
-# far more contradictions than that allows, flags them in `/models/` (`labels`), and keeps them out of
-# training and of the live holdout. The policy may still fine-tune on the labels it did not flag
-# and its gate, as for any candidate; whatever serves then must read ordinary penguins as they are.
+# A new fresh copy, and labels that lie: 200 ordinary penguins sent back all labelled Gentoo. Taken at
+# their word, they would make version 1's live accuracy fall as a drift does, and the policy would act.
+# But these inputs look like the frozen holdout, where version 1 is sure of its answers and rarely
+# wrong; the label audit finds far more contradictions than that allows, flags them in `/models/`
+# (`labels`), and leaves them out of training, of the live holdout and of live accuracy. So the policy
+# sees no reason to retrain (had it one, a fine-tune would learn from the unflagged labels only, and
+# the gate would judge it like any candidate); whatever serves must read ordinary penguins as they are.
 
 # %%
 poison_client = start_service("poisoned")
@@ -632,13 +633,15 @@ for start in range(0, 200, loop_batch):
 
 
 def settled():
+    """Every label is in: once the audit has judged them and no job runs, the policy has decided."""
     state = penguins_now(poison_client)
     jobs = poison_client.get("/jobs/").json()
-    acted = state["retrain_policy"]["state"] == "stopped" or any(job["status"] == "succeeded" for job in jobs)
-    return (state, jobs) if acted else None
+    judged = state["labels"]["status"] == "flagged"
+    done = all(job["status"] in ("succeeded", "failed") for job in jobs)
+    return (state, jobs) if judged and done and state["retrain_policy"]["state"] != "training" else None
 
 
-poison_state, poison_jobs = poll(settled, "the policy acted on the relabelled feedback")
+poison_state, poison_jobs = poll(settled, "the policy decided on the relabelled feedback")
 poll(lambda: (s := penguins_now(poison_client))["serving"] == s["active"], "every worker serves the active version")
 print("labels:", poison_state["labels"]["detail"])
 print("policy:", poison_state["retrain_policy"])
@@ -651,7 +654,7 @@ serving_right, serving_version = send_penguins(
 as_poisoned, _ = send_penguins(
     poison_client, penguin_holdout.inputs[moved], np.full(moved.sum(), gentoo), feedback=False
 )
-with claim("the relabelling is flagged in /models/, and every fine-tune left the flagged labels out"):
+with claim("the relabelling is flagged in /models/, and no fine-tune learns from a flagged label"):
     assert poison_state["labels"]["status"] == "flagged" and poison_state["labels"]["n_flagged"] > 0
     for job in poison_jobs:  # a fine-tune, if any, on the labels the audit did not flag only
         assert job["n_flagged"] > 0 and job["n_images"] + job["n_flagged"] <= 200, job
