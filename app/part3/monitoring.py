@@ -40,7 +40,7 @@ from app.part3 import live_holdout
 from app.part3.feedback_records import FeedbackStore, LabelledRows
 from app.part3.job_status import Job
 from app.part3.kept_models import KeptModels
-from app.part3.prediction_ids import PredictionIds, input_digest, shared_secret
+from app.part3.prediction_ids import PredictionIds, input_digest, shared_secret, shared_secret_in_redis
 from app.part3.settings import Settings
 from app.part3.training_queue import QueueUnavailable
 
@@ -77,6 +77,8 @@ class Monitoring:
     def _secret(self) -> bytes:
         if self.settings.feedback_secret is not None:
             return self.settings.feedback_secret.get_secret_value().encode()
+        if self.settings.queue_url:  # no folder is shared across machines: Redis is (unreachable: not ready)
+            return shared_secret_in_redis(self.settings.queue_url)
         try:
             return shared_secret(self.settings.models_dir)
         except OSError:  # a read-only store: predictions still answer; feedback works on this worker only

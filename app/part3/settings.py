@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app import images
 from app.modelkit import Model
 from app.paths import models_cache_dir, models_dir, models_url
+from app.store import ModelStore
 
 JOBS_FOLDER = ".jobs"  # the jobs' uploaded images, a file per job
 QUEUE_FILE = ".queue.sqlite3"  # the embedded queue and job records
@@ -254,6 +255,10 @@ class Settings(BaseSettings):
     def store_location(self) -> str | Path:
         """What ModelStore takes as its root: the object store's URL when set, else the folder."""
         return self.models_url or self.models_dir
+
+    def store(self, name: str) -> ModelStore:
+        """One model's versions, where this service keeps them (object store or folder)."""
+        return ModelStore(name, self.store_location, self.models_cache)
 
     @property
     def jobs_dir(self) -> Path:
