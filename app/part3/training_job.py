@@ -187,6 +187,10 @@ def train_model(job: Job, jobs: JobRecords, settings: Settings, model: Model, ki
         )
 
     with store.training_lock():
+        # Every publisher holds this lock, so nothing is being published now: what a killed one left
+        # (files uploaded without their manifest, a temporary folder) is dead.
+        if removed := store.clean_temporary(older_than=0):
+            log.warning("removed what an interrupted publication of %s left: %s", model.name, removed)
         parent, base = None, None
         if kind == "fine-tune":
             parent = store.active()
