@@ -15,7 +15,6 @@ Every wait polls for a state; its deadline is only a safety net.
 """
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from bad_requests import digit_png
 from part3_support import API_KEY, ServiceProcess, wait_for_job, wait_until
 from reliability_support import KEY, TrainerProcess, fine_tune
 
+from app.storage.copy_store import copy_model
 from app.storage.s3_client import s3_client
 from app.store import ModelStore
 from tests.s3_support import CREDENTIALS, Doorway, JournaledMotoServer, environment
@@ -34,24 +34,6 @@ BUCKET = "workshop-models"
 STORE_URL = f"s3://{BUCKET}/team"
 FAULTS = Path(__file__).resolve().parent / "faults"
 PRIVATE_FILES = (".queue.sqlite3", ".feedback.sqlite3", ".secret", ".jobs")  # what a shared folder would hold
-
-
-def copy_into(folder: Path, url: str) -> None:
-    """Publish every version of a folder store into the object store, in order, files and metadata alike."""
-    for model in ("penguins", "mnist"):
-        source, target = ModelStore(model, folder), ModelStore(model, url)
-        for version in source.all_versions():
-            metadata = dict(version.metadata)
-            files = [metadata.pop("file"), metadata.pop("serving_file", None)]
-            for key in ("name", "sha256", "serving_sha256", "created_at"):
-                metadata.pop(key, None)
-
-            def save(into: Path, version=version, files=files) -> str:
-                for name in filter(None, files):
-                    shutil.copy(version.path / name, into / name)
-                return files[0]
-
-            target.publish(save, metadata, serving_file=files[1])
 
 
 class Cluster:
@@ -73,7 +55,8 @@ class Cluster:
         self.doorway.open()
         self.here.__enter__()
         s3_client().create_bucket(Bucket=BUCKET)
-        copy_into(seeded, STORE_URL)
+        for name in ("penguins", "mnist"):
+            copy_model(ModelStore(name, seeded), ModelStore(name, STORE_URL))
         common = {
             **CREDENTIALS,
             "AWS_ENDPOINT_URL": self.doorway.url,
