@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     )
     queue_url: str | None = Field(
         default=None,
-        description="redis://host:port/db: the queue and job records in Redis, trainers started on their own "
-        "(distributed mode); unset: SQLite in the models folder, one trainer started by the service",
+        description="redis://host:port/db: the queue, the job records and their examples, the feedback in Redis, "
+        "trainers started on their own (distributed mode); unset: SQLite in the models folder, one trainer "
+        "started by the service",
     )
     heartbeat_interval: PositiveFloat = Field(default=2.0, description="seconds between a running trainer's heartbeats")
     heartbeat_timeout: PositiveFloat = Field(
@@ -96,7 +97,9 @@ class Settings(BaseSettings):
 
     # -- feedback, live accuracy, drift and when to retrain (README: "When to retrain") ------------
     feedback_secret: SecretStr | None = Field(
-        default=None, description="signs prediction ids (default: a random secret kept in <models dir>/.secret)"
+        default=None,
+        description="signs prediction ids (default: a random secret made once, in Redis in the distributed mode, "
+        "else in <models dir>/.secret)",
     )
     feedback_max_age: PositiveFloat = Field(
         default=30 * 24 * 3600.0, description="seconds after a prediction during which feedback on it is taken"
