@@ -26,7 +26,9 @@ DESCRIPTIONS = {
     413: "the request body or one of its files is too large",
     422: "a parameter or an uploaded file is not acceptable; the detail names it and why",
     429: "too many training jobs are waiting; try again later",
-    503: "the model is not loaded yet (see /health/ready), or the training queue is unreachable",
+    503: (
+        "the model is not loaded yet (see /health/ready), or the training queue or the feedback store is unreachable"
+    ),
 }
 
 
