@@ -73,13 +73,27 @@ class LiveAccuracy:
     window: int
 
 
+@dataclass(frozen=True)
+class NewFeedback:
+    key: str
+    model: str
+    version: int
+    predicted: str
+    label: str
+    predicted_at: float
+    input: bytes | None  # the row's raw bytes in the model's dtype
+
+    @property
+    def correct(self) -> int:
+        return int(self.predicted == self.label)
+
+
 class FeedbackStore(ABC):
     """What the service, the policy, the trainer and the shadow scoring do with labelled feedback."""
 
     keep: int
     where: str  # named in the 503 when it cannot be reached
 
-    @abstractmethod
     def record(
         self,
         key: str,
@@ -91,8 +105,13 @@ class FeedbackStore(ABC):
         row: np.ndarray | None = None,
     ) -> bool:
         """Store one feedback, with the predicted input's row if sent; False when this exact feedback
-        was already stored (nothing changes); ConflictingFeedback when it has another label. The check,
-        the insert and the trim to `keep` are one step across processes."""
+        was already stored (nothing changes); ConflictingFeedback when it has another label."""
+        data = None if row is None else np.ascontiguousarray(row).tobytes()
+        return self._insert(NewFeedback(key, model, version, predicted, label, predicted_at, data))
+
+    @abstractmethod
+    def _insert(self, feedback: NewFeedback) -> bool:
+        """`record`'s work: the check, the insert and the trim to `keep` as one step across processes."""
 
     @abstractmethod
     def count(self, model: str | None = None) -> int: ...

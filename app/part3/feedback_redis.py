@@ -17,11 +17,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import redis
 
 from app.modelkit import Model
-from app.part3.feedback_records import FeedbackStore, LabelledRows, LiveAccuracy, conflict
+from app.part3.feedback_records import FeedbackStore, LabelledRows, LiveAccuracy, NewFeedback, conflict
 from app.part3.shadow_queue import ShadowAnswer
 from app.part3.shadow_records import Agreement, Labelled, ShadowRecords
 
@@ -161,6 +160,15 @@ return {answered, same}
 """
 
 
+class Keys:
+    """The keys of one kind of record: its sequence, a hash per record, a sorted set per model by seq."""
+
+    def __init__(self, prefix: str, kind: str) -> None:
+        self.sequence = f"{prefix}:{kind}:seq"
+        self.row = f"{prefix}:{kind}:row:"
+        self.order = f"{prefix}:{kind}:order:"
+
+
 def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -171,44 +179,37 @@ class RedisFeedbackStore(FeedbackStore):
         self.keep = keep
         self.prefix = prefix
         self.where = f"the feedback in {where}"
-        self.sequence_key = f"{prefix}:feedback:seq"
-        self.row_prefix = f"{prefix}:feedback:row:"
+        self.keys = Keys(prefix, "feedback")
         self.models_key = f"{prefix}:feedback:models"
         self._record = client.register_script(RECORD)
         self._live_accuracy = client.register_script(LIVE_ACCURACY)
         self._labelled_rows = client.register_script(LABELLED_ROWS)
 
-    def _order(self, model: str) -> str:
-        return f"{self.prefix}:feedback:order:{model}"
-
     def _inputs(self, model: str) -> str:
         return f"{self.prefix}:feedback:inputs:{model}"
 
-    def record(
-        self,
-        key: str,
-        model: str,
-        version: int,
-        predicted: str,
-        label: str,
-        predicted_at: float,
-        row: np.ndarray | None = None,
-    ) -> bool:
-        data = b"" if row is None else np.ascontiguousarray(row).tobytes()
-        keys = [self.row_prefix + key, self._order(model), self._inputs(model), self.sequence_key, self.models_key]
+    def _insert(self, feedback: NewFeedback) -> bool:
+        f = feedback
+        keys = [
+            self.keys.row + f.key,
+            self.keys.order + f.model,
+            self._inputs(f.model),
+            self.keys.sequence,
+            self.models_key,
+        ]
         arguments = [
-            label,
-            model,
-            version,
-            predicted,
-            int(predicted == label),
-            repr(float(predicted_at)),
+            f.label,
+            f.model,
+            f.version,
+            f.predicted,
+            f.correct,
+            repr(float(f.predicted_at)),
             repr(time.time()),
-            "" if row is None else "1",
-            data,
+            "" if f.input is None else "1",
+            f.input or b"",
             self.keep,
-            self.row_prefix,
-            key,
+            self.keys.row,
+            f.key,
         ]
         outcome = self._record(keys=keys, args=arguments)
         if int(outcome[0]) < 0:
@@ -221,12 +222,12 @@ class RedisFeedbackStore(FeedbackStore):
             return 0
         with self.client.pipeline(transaction=False) as pipe:
             for name in models:
-                pipe.zcard(self._order(name))
+                pipe.zcard(self.keys.order + name)
             return sum(pipe.execute())
 
     def live_accuracy(self, model: str, window: int, left_out: Sequence[int] = ()) -> dict[int, LiveAccuracy]:
         found = self._live_accuracy(
-            keys=[self._order(model)], args=[window, self.row_prefix, *(int(seq) for seq in left_out)]
+            keys=[self.keys.order + model], args=[window, self.keys.row, *(int(seq) for seq in left_out)]
         )
         by_version = {
             int(found[i]): LiveAccuracy(int(found[i + 1]) / int(found[i + 2]), int(found[i + 2]), window)
@@ -237,7 +238,7 @@ class RedisFeedbackStore(FeedbackStore):
     def labelled_rows(self, model: Model, after: int | None = None, through: int | None = None) -> LabelledRows:
         lowest = "-inf" if after is None else f"({after}"
         highest = "+inf" if through is None else str(through)
-        found = self._labelled_rows(keys=[self._inputs(model.name)], args=[lowest, highest, self.row_prefix])
+        found = self._labelled_rows(keys=[self._inputs(model.name)], args=[lowest, highest, self.keys.row])
         rows = [(int(found[i]), bytes(found[i + 1]), text(found[i + 2])) for i in range(0, len(found), 3)]
         return LabelledRows.of(model, rows)
 
@@ -266,11 +267,8 @@ class RedisShadowRecords(ShadowRecords):
     def __init__(self, feedback: RedisFeedbackStore, keep: int) -> None:
         self.feedback = feedback
         self.keep = keep
-        client, prefix = feedback.client, feedback.prefix
-        self.client = client
-        self.sequence_key = f"{prefix}:shadow:seq"
-        self.row_prefix = f"{prefix}:shadow:row:"
-        self.order_prefix = f"{prefix}:shadow:order:"
+        self.client = client = feedback.client
+        self.keys = Keys(feedback.prefix, "shadow")
         self._record = client.register_script(RECORD_SHADOW)
         self._labelled = client.register_script(LABELLED_SHADOW)
         self._agreement = client.register_script(AGREEMENT)
@@ -279,14 +277,14 @@ class RedisShadowRecords(ShadowRecords):
         if not answers:
             return
         now = repr(time.time())
-        arguments: list[Any] = [self.keep, self.row_prefix, self.order_prefix]
+        arguments: list[Any] = [self.keep, self.keys.row, self.keys.order]
         for a in answers:
             arguments += [a.key, a.model, a.version, a.predicted, a.challenger, a.answer, now]
-        self._record(keys=[self.sequence_key], args=arguments)
+        self._record(keys=[self.keys.sequence], args=arguments)
 
     def labelled(self, model: str, challenger: int, champion: int) -> Labelled:
         found = self._labelled(
-            keys=[self.order_prefix + model], args=[challenger, champion, self.row_prefix, self.feedback.row_prefix]
+            keys=[self.keys.order + model], args=[challenger, champion, self.keys.row, self.feedback.keys.row]
         )
         rows = sorted(
             (int(found[i]), text(found[i + 1]), text(found[i + 2]), text(found[i + 3])) for i in range(0, len(found), 4)
@@ -294,8 +292,8 @@ class RedisShadowRecords(ShadowRecords):
         return Labelled([row[1] for row in rows], [row[2] for row in rows], [row[3] for row in rows])
 
     def agreement(self, model: str, challenger: int, champion: int) -> Agreement:
-        answered, same = self._agreement(keys=[self.order_prefix + model], args=[challenger, champion, self.row_prefix])
+        answered, same = self._agreement(keys=[self.keys.order + model], args=[challenger, champion, self.keys.row])
         return Agreement(int(answered), int(same) / int(answered) if int(answered) else None)
 
     def count(self, model: str) -> int:
-        return int(self.client.zcard(self.order_prefix + model))
+        return int(self.client.zcard(self.keys.order + model))

@@ -17,10 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from app.modelkit import Model
-from app.part3.feedback_records import FeedbackStore, LabelledRows, LiveAccuracy, conflict
+from app.part3.feedback_records import FeedbackStore, LabelledRows, LiveAccuracy, NewFeedback, conflict
 from app.part3.shadow_queue import ShadowAnswer
 from app.part3.shadow_records import Agreement, Labelled, ShadowRecords
 
@@ -104,32 +102,21 @@ class SqliteFeedbackStore(FeedbackStore):
             self._connection = connection
         return self._connection
 
-    def record(
-        self,
-        key: str,
-        model: str,
-        version: int,
-        predicted: str,
-        label: str,
-        predicted_at: float,
-        row: np.ndarray | None = None,
-    ) -> bool:
-        """Store one feedback, with the predicted input's row if sent; False when this exact feedback
-        was already stored (nothing changes)."""
-        data = None if row is None else np.ascontiguousarray(row).tobytes()
+    def _insert(self, feedback: NewFeedback) -> bool:
+        f = feedback
         with self._lock, write_transaction(self._connect()) as db:  # the check and the insert as one
-            row = db.execute("SELECT label FROM feedback WHERE id = ?", (key,)).fetchone()
+            row = db.execute("SELECT label FROM feedback WHERE id = ?", (f.key,)).fetchone()
             if row is not None:
-                if row[0] != label:
+                if row[0] != f.label:
                     raise conflict(row[0])
                 return False
             db.execute(
                 "INSERT INTO feedback"
                 " (id, model, version, predicted, label, correct, predicted_at, received_at, input)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, model, version, predicted, label, int(predicted == label), predicted_at, time.time(), data),
+                (f.key, f.model, f.version, f.predicted, f.label, f.correct, f.predicted_at, time.time(), f.input),
             )
-            keep_newest(db, "feedback", model, self.keep)
+            keep_newest(db, "feedback", f.model, self.keep)
         return True
 
     def count(self, model: str | None = None) -> int:
