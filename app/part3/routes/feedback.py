@@ -23,10 +23,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app import images
 from app.models import mnist
-from app.part3.feedback_backends import FEEDBACK_ERRORS
 from app.part3.feedback_records import ConflictingFeedback
 from app.part3.prediction_ids import MAX_ID_LENGTH, InvalidPredictionId, IssuedPrediction, input_digest
-from app.part3.routes.errors import documented
+from app.part3.routes.errors import documented, reaching
 from app.part3.service import Service, ServiceDep
 
 router = APIRouter(tags=["feedback"], responses=documented(400, 404, 409, 413, 422, 503))
@@ -94,17 +93,12 @@ def checked_input(service: Service, issued: IssuedPrediction, given: list[Any]) 
 def record(service: Service, issued: IssuedPrediction, label: str, row=None) -> FeedbackRecorded:
     feedback = service.monitoring.feedback
     try:
-        recorded = feedback.record(
-            issued.key, issued.model, issued.version, issued.answer, label, issued.issued_at, row
-        )
+        with reaching(feedback):
+            recorded = feedback.record(
+                issued.key, issued.model, issued.version, issued.answer, label, issued.issued_at, row
+            )
     except ConflictingFeedback as error:
         raise HTTPException(409, str(error)) from None
-    except FEEDBACK_ERRORS as error:  # a retry is safe: the same feedback again changes nothing
-        raise HTTPException(
-            503,
-            f"{feedback.where} is unreachable ({type(error).__name__}: {error}); try again later",
-            headers={"Retry-After": "10"},
-        ) from error
     service.monitoring.feedback_recorded(issued.model)
     return FeedbackRecorded(
         recorded=recorded,
