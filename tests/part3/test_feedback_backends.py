@@ -1,6 +1,7 @@
 """The feedback store's two backends (SQLite in the models folder, a real Redis): the one the settings
 name, concurrent writers, the conflict rule, the claims, and the same answers from both for one random
-sequence of calls. Then a distributed service keeping its feedback in Redis, and its 503 without it (POST /feedback/, GET /models/)."""
+sequence of calls. Then a distributed service keeping its feedback in Redis, and its 503 without it
+(POST /feedback/, GET /models/)."""
 
 import random
 import threading
