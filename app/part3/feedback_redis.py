@@ -233,8 +233,8 @@ class RedisFeedbackStore(FeedbackStore):
     def labelled_rows(self, model: Model, after: int | None = None, through: int | None = None) -> LabelledRows:
         lowest = "-inf" if after is None else f"({after}"
         highest = "+inf" if through is None else str(through)
-        # Not one script: reading 10,000 digits' rows row by row in Lua holds Redis (and the queue) for
-        # 0.1 s. A row trimmed between the two reads is left out, as a read just after the trim would.
+        # Not one script: one reading thousands of rows one by one would hold Redis (and the queue) all
+        # along. A row trimmed between the two reads is left out, as a read just after the trim would.
         ordered = self.client.zrangebyscore(self._labelled(model.name), lowest, highest, withscores=True)
         rows = []
         if ordered:
