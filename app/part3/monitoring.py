@@ -37,6 +37,7 @@ from app import drift
 from app.images import UploadError
 from app.label_audit import NOT_JUDGED, LabelAudit
 from app.part3 import live_holdout
+from app.part3.feedback_backends import open_feedback
 from app.part3.feedback_records import FeedbackStore, LabelledRows
 from app.part3.job_status import Job
 from app.part3.kept_models import KeptModels
@@ -56,7 +57,7 @@ class Monitoring:
         self.kept = kept
         self.jobs = jobs  # every job, in submission order (a callable: the queue is made on first use)
         self.submit = submit
-        self.feedback = FeedbackStore(settings.models_dir, settings.feedback_kept)
+        self.feedback: FeedbackStore = open_feedback(settings)
         self.requests: dict[str, deque] = {name: deque(maxlen=settings.drift_window) for name in kept.stores}
         self._ids: PredictionIds | None = None
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}

@@ -33,6 +33,7 @@ from app import promotion, registry
 from app.modelkit import Examples, Model
 from app.onnx_export import serving_metadata, write_serving_file
 from app.part3 import live_holdout
+from app.part3.feedback_backends import open_feedback
 from app.part3.feedback_records import FeedbackStore
 from app.part3.job_records import JobRecords
 from app.part3.job_status import Job
@@ -113,7 +114,7 @@ def live_holdout_for(
     serving = store.get(active).metadata
     bases = [serving] + ([store.get(parent).metadata] if parent is not None else [])
     after = max(b for b in [job.feedback_boundary, *map(live_holdout.trained_through, bases)] if b is not None)
-    feedback = FeedbackStore(settings.models_dir, settings.feedback_kept)
+    feedback: FeedbackStore = open_feedback(settings)
     try:
         rows, verdict = live_holdout.audited(
             feedback,

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import promotion
 from app.modelkit import Model
-from app.part3.routes.errors import documented
+from app.part3.routes.errors import documented, reaching
 from app.part3.routes.train import JobAccepted, accepted
 from app.part3.security import require_api_key
 from app.part3.service import Service, ServiceDep
@@ -93,8 +93,13 @@ def version_status(metadata: dict[str, Any], active: int | None) -> str:
 NO_LABELS = {"accuracy": None, "n_labels": 0}
 
 
-@router.get("/")
+@router.get("/", responses=documented(503))
 def list_models(service: ServiceDep) -> dict[str, ModelVersions]:
+    with reaching(service.monitoring.feedback):  # live accuracy, the audit and the policy read the feedback
+        return versions_of_models(service)
+
+
+def versions_of_models(service: Service) -> dict[str, ModelVersions]:
     serving = service.kept.versions()
     monitoring = service.monitoring
     answer = {}
