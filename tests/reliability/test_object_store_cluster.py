@@ -4,7 +4,7 @@ examples, the feedback and its secret in Redis; two API processes and two traine
 of its own with its own download cache, no folder in common.
 
 - eight fine-tunes, sent in turn to one API then the other, chain eight versions (each one's parent the
-  version before), and both APIs serve each new version;
+  version before), and both APIs serve each new version; feedback given to one counts on the other;
 - a trainer SIGKILLed mid-upload (its files in the bucket, the manifest that would make them a version
   not written) leaves no version anyone sees; the next training removes its objects and takes the
   next number;
@@ -151,6 +151,12 @@ def test_eight_fine_tunes_chain_eight_versions_and_both_apis_serve_each(cluster)
         version = store.get(job["version"])
         assert (version.metadata["data"]["job"], version.metadata["data"]["n_uploaded"]) == (job["id"], job["n_images"])
         assert store.load_serving(job["version"], lambda path: path.read_bytes())
+    # Feedback taken by one API counts on the other: the labels are in Redis, not in a replica's folder.
+    answered = apis[0].client.post("/predict/", files={"file": ("x.png", digit_png(7), "image/png")}).json()
+    assert apis[1].client.post("/feedback/", json={"prediction_id": answered["prediction_id"], "label": 7}).is_success
+    versions = apis[0].get("/models/").json()["mnist"]["versions"]
+    live = next(version["live"] for version in versions if version["version"] == answered["version"])
+    assert live["n_labels"] == 1 and live["accuracy"] == float(answered["result"] == "7"), live
     print("trainers used:", sorted({job["trainer"] for job in finished}))
     print("a job's end to both APIs serving it (s, as seen by the test's polling):", [round(d, 2) for d in delays])
 
