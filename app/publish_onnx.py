@@ -21,7 +21,7 @@ import numpy as np
 from app import promotion, registry
 from app.modelkit import Examples, Holdout, Model
 from app.onnx_export import ServingExportFailed
-from app.paths import models_dir
+from app.paths import models_location
 from app.store import ModelStore
 
 
@@ -54,12 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("holdout", type=Path, help=".npz with `inputs` and `labels`")
     parser.add_argument("--floor", type=float, help="least holdout accuracy (default: the model's, or settings')")
     parser.add_argument("--margin", type=float, help="how far below the serving version's it may be")
-    parser.add_argument("--models-dir", type=Path, help="the model store (default: WORKSHOP_MODELS_DIR or models/)")
+    parser.add_argument(
+        "--models-dir",
+        help="the model store, a folder or s3://bucket/prefix (default: WORKSHOP_MODELS_URL, else _DIR, else models/)",
+    )
     args = parser.parse_args(argv)
     try:
         model = registry.get(args.model)
         holdout = read_holdout(model, args.holdout)
-        store = ModelStore(model.name, args.models_dir or models_dir())
+        store = ModelStore(model.name, args.models_dir or models_location())
         with store.training_lock():
             version = promotion.publish_serving_file(
                 model,

@@ -24,11 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--queue-only", action="store_true", help="only the training queue's rows (9); writes no report unless --output"
     )
+    parser.add_argument(
+        "--store-only", action="store_true", help="only the object store's rows (14); writes no report unless --output"
+    )
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
     overrides = {key: value for key, value in (("seconds", args.seconds), ("repeats", args.repeats)) if value}
-    config = dataclasses.replace(config, **overrides, queue_only=args.queue_only)
-    output = args.output or (None if args.quick or args.queue_only else report.RESULTS_FILE)
+    config = dataclasses.replace(config, **overrides, queue_only=args.queue_only, store_only=args.store_only)
+    output = args.output or (None if args.quick or args.queue_only or args.store_only else report.RESULTS_FILE)
 
     before = report.machine()
     results = Bench(config, log=lambda line: print(line, file=sys.stderr, flush=True)).run()

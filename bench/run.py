@@ -18,6 +18,7 @@ from pathlib import Path
 from app.images import decode_digits  # Pillow and NumPy only
 from bench.load import Load, load_tool, measure, multipart
 from bench.loop_recovery import SERVICE_ENV, recover
+from bench.object_store import object_store
 from bench.servers import PROJECT_ROOT, Server, Started, free_port, http, serve, start, stop, uvicorn
 from bench.shadow_challenger import publish_challenger
 
@@ -42,10 +43,18 @@ class Config:
     # skews start-up and every figure measured meanwhile, which --quick does not report anyway.
     parallel_start: bool = False
     queue_only: bool = False  # only the training queue's rows (section 9), with what they need
+    store_only: bool = False  # only the object store's rows (section 14), with what they need
+    store_jobs: int = 5  # fine-tunes per store in section 14; the median delay is kept
 
 
 SHADOW_ROW = "MNIST one at a time with a challenger in shadow: Part 3 service"
 LOOP_ROW = "From the first drifted request to a recovered version serving (penguins in bare cm): Part 3 service"
+STORE_ROWS = {
+    "folder": "From a job's end to both replicas serving its version: Part 3, models in a local folder",
+    "bucket": "From a job's end to both replicas serving its version: Part 3, models in S3 (moto on loopback)",
+    "serving": "MNIST one at a time, models in S3, the version cached: Part 3 service",
+}
+STORE_POLL = 0.2  # the replicas' WORKSHOP_POLL_INTERVAL in section 14 (the default, 1 s, would swamp the store)
 QUEUE_ROWS = {
     "latency": "From POST /train/ (data/train_img.zip) to the end of its first epoch, trainer idle and warm: "
     "Part 3 service",
@@ -63,6 +72,7 @@ QUICK = Config(
     keras_imports=1,
     finetune_wait_epochs=0,
     parallel_start=True,
+    store_jobs=2,
 )
 
 
@@ -283,12 +293,15 @@ class Bench:
                 self.image_floor_many = Floor(image.url("/predict/"), self.single, connections)
                 if self.config.queue_only:
                     self.part3()
+                elif self.config.store_only:
+                    self.store_rows()
                 else:
                     self.floor_rows()
                     self.runtime_rows()
                     self.penguins()
                     self.part3()
                     self.loop_row()
+                    self.store_rows()
                     self.other_digit_servers()
         finally:
             for started in self.started.values():  # any left unused by an error
@@ -713,6 +726,103 @@ class Bench:
             + recovery.gate_reason.split(";")[0],
         )
 
+    def store_rows(self) -> None:
+        """What keeping the models in object storage costs a deployment: a new version's spread to two
+        replicas, and serving once the version is cached; the same measured with a local folder."""
+        self.log("the model store: a local folder, then S3 (moto on loopback), two replicas each ...")
+        models = sorted(path.name for path in self.store.iterdir() if path.is_dir() and path.name.isidentifier())
+        folder = self.work / "store-folder"
+        for name in models:
+            shutil.copytree(self.store / name, folder / name)
+        base = {**self.specs["part3"].env, "WORKSHOP_POLL_INTERVAL": str(STORE_POLL)}
+        try:
+            local_env = {**base, "WORKSHOP_MODELS_DIR": str(folder)}
+            local = self.swap_delays("local folder", local_env, [{}, {}])
+            with object_store(self.store, models) as s3:
+                # The replicas share a folder only for the embedded queue (one machine); each its own cache.
+                env = {**base, **s3, "WORKSHOP_MODELS_DIR": str(self.work / "store-s3-queue")}
+                caches = [{"WORKSHOP_MODELS_CACHE": str(self.work / f"cache-{n}")} for n in range(2)]
+                bucket = self.swap_delays("S3", env, caches)
+                # Serving as deployed (the default poll interval), the version cached, in turns with a folder.
+                served = self.serving_in_turns(local_env, {**env, **caches[0]})
+        except (RuntimeError, OSError) as error:
+            return self.unavailable("14", list(STORE_ROWS.values()), str(error).splitlines()[0])
+        for key, delays in (("folder", local), ("bucket", bucket)):
+            self.ratio_row(
+                "14",
+                STORE_ROWS[key],
+                f"median {statistics.median(delays):.2f} s of {len(delays)} jobs ("
+                + ", ".join(f"{delay:.2f}" for delay in delays)
+                + ")",
+                *(
+                    (statistics.median(delays) / STORE_POLL, f"× the poll interval ({STORE_POLL:g} s)", None)
+                    if key == "folder"
+                    else (
+                        statistics.median(delays) / statistics.median(local),
+                        "× a local folder",
+                        (at_most, 1.5),
+                    )
+                ),
+            )
+        cached, ratio, local_p50 = served
+        self.ratio_row(
+            "14",
+            STORE_ROWS["serving"],
+            cached.latency(),
+            ratio,
+            f"× the same with a local folder (p50 {local_p50:.2f} ms)",
+            (at_most, 1.2),
+            "the prediction path never touches the store; each worker polls it (about 9 requests a second)",
+        )
+
+    def serving_in_turns(self, local: dict[str, str], bucket: dict[str, str]) -> tuple[Figures, float, float]:
+        """One image at a time on a replica of each store at the default poll interval, measured in
+        turns (folder, S3, ...): the S3 replica's figures, the median ratio of its p50 to the folder's,
+        and the folder's median p50."""
+        default = {"WORKSHOP_POLL_INTERVAL": "1.0"}
+        with ExitStack() as running:
+            urls = []
+            for name, env in (("local folder", local), ("S3", bucket)):
+                port = free_port()
+                command = uvicorn("app.part3.main:app", port)
+                server = running.enter_context(
+                    serve(f"Part 3 ({name})", command, port, "/health/ready", {**env, **default})
+                )
+                urls.append(server.url("/predict/"))
+                self.check_answers(urls[-1], self.single, '"result"')
+            runs, ratios, local_p50 = [], [], []
+            for _ in range(self.config.repeats):
+                reference = self.measure(urls[0], 1, self.single)
+                runs.append(self.measure(urls[1], 1, self.single))
+                ratios.append(self.p50_ratio(runs[-1], reference))
+                local_p50.append(reference.p50_ms)
+        return Figures.of(runs), statistics.median(ratios), statistics.median(local_p50)
+
+    def swap_delays(self, store: str, env: dict[str, str], own: list[dict[str, str]]) -> list[float]:
+        """Two replicas on one store (`own`: each one's own variables): after a warm-up job, `store_jobs`
+        fine-tunes; for each, the seconds from its end to both replicas serving its version."""
+        with ExitStack() as running:
+            replicas = []
+            for n, extra in enumerate(own):
+                port = free_port()
+                name = f"Part 3 ({store}), replica {n + 1}"
+                command = uvicorn("app.part3.main:app", port)
+                replicas.append(running.enter_context(serve(name, command, port, "/health/ready", {**env, **extra})))
+            warm, _ = self.job(replicas[0], 1, lambda job: False)  # the trainer imports Keras once
+            if warm["status"] != "succeeded":
+                raise RuntimeError(f"the warm-up fine-tune failed: {warm.get('error')}")
+            delays = []
+            for n in range(self.config.store_jobs):
+                job, _ = self.job(replicas[n % 2], 1, lambda job: False)
+                if job["status"] != "succeeded" or not job.get("promoted"):
+                    raise RuntimeError(f"a fine-tune failed or was not promoted: {job.get('error') or job}")
+                ended = datetime.fromisoformat(job["finished_at"]).timestamp()
+                for replica in replicas:
+                    while json.loads(http(replica.url("/health/ready"))[1])["models"]["mnist"] != job["version"]:
+                        time.sleep(0.005)
+                delays.append(time.time() - ended)
+            return delays
+
     def challenger(self, server: Server) -> dict:
         status, answer = http(server.url("/models/"))
         return (json.loads(answer)["mnist"].get("challenger") or {}) if status == 200 else {}
@@ -773,9 +883,9 @@ class Bench:
                         self.unavailable(section, [row_name], str(error).splitlines()[0])
 
 
-SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8", "9", "10", "11", "12", "13"]
+SECTION_ORDER = ["1", "2", "3", "4a", "4b", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14"]
 # Rows per section: the floors, three penguin servers, five MNIST servers twice, one each, two runtimes,
-# the queue's two, the Open Inference Protocol's two, shadow scoring's one, the loop's one.
+# the queue's two, the Open Inference Protocol's two, shadow scoring's one, the loop's one, the object store's three.
 ROWS_PER_SECTION = {
     "1": 1,
     "2": 2,
@@ -791,6 +901,7 @@ ROWS_PER_SECTION = {
     "11": 2,
     "12": 1,
     "13": 1,
+    "14": 3,
 }
 
 

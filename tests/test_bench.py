@@ -59,7 +59,7 @@ def test_every_row_is_measured_with_a_finite_ratio(quick_run):
         else:
             assert row.ratio is not None and math.isfinite(row.ratio) and row.ratio > 0, row
     with_targets = [row for row in rows if row.target]
-    assert len(with_targets) == 10 and all(row.met in (True, False) for row in with_targets)
+    assert len(with_targets) == 12 and all(row.met in (True, False) for row in with_targets)
 
 
 def test_the_report_describes_the_machine_and_prints_the_table(quick_run):

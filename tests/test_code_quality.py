@@ -52,6 +52,7 @@ ENVIRONMENT_ALLOWED = {
     "bench/load.py": "the benchmark's load generator: its client choice and the servers' environment",
     "bench/servers.py": "hands the environment to the servers it starts",
     "bench/store_backends.py": "points boto3 at the S3 server it starts",
+    "bench/object_store.py": "points boto3 at the S3 server it starts, then restores the environment",
     "bench/apps/kept_digits.py": "a benchmark server: the driver names its model file",
     "bench/apps/workshop_digits.py": "a benchmark server: the driver names its model file",
     "notebooks/monitoring.ipynb": "sets the offline MNIST source for the service it runs in-process",

@@ -41,8 +41,9 @@ SERVING_WRITES_ALLOWED = {
 # are added to old versions by the trainer.
 PUBLISHERS = {
     # store.publish; the store's benchmark times publish itself, into a throwaway store, and the
-    # benchmark's shadow row publishes its challenger (a copy of the serving version) into its own
-    "publish": {"app.promotion", "bench.store_backends", "bench.shadow_challenger"},
+    # benchmark's shadow row publishes its challenger (a copy of the serving version) into its own;
+    # copy_store copies versions into another store with the gate's decisions they already carry
+    "publish": {"app.promotion", "bench.store_backends", "bench.shadow_challenger", "app.storage.copy_store"},
     "add_serving_file": {"app.part3.training_job"},
 }
 GATE = {"promotion"}  # `promotion.publish(...)`, `promotion.publish_serving_file(...)`: anyone may call

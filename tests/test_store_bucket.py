@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from filelock import Timeout
 
 from app.paths import PROJECT_ROOT, models_cache_dir
+from app.storage import copy_store
 from app.storage.bucket import BucketBackend, split_url
 from app.store import CorruptModel, ModelNotFound, ModelStore, StoreUnavailable
 from tests.polling import free_port, wait_until
@@ -406,3 +407,30 @@ def test_a_conditional_put_retried_after_it_succeeded_is_still_ours(store):
     first = store.backend._put_if(key, b'{"upload": "mine"}', None)
     assert first is not None and store.backend._put_if(key, b'{"upload": "mine"}', None) == first
     assert store.backend._put_if(key, b'{"upload": "theirs"}', None) is None
+
+
+def test_a_folder_store_copied_into_a_bucket_is_the_same_store(bucket_url, tmp_path):
+    """`python -m app.storage.copy_store models s3://...`: how a deployment moves to object storage."""
+    folder = ModelStore("digits", tmp_path / "models")
+    for content in (b"first", b"second", b"third"):
+        publish(folder, content, {"gate": {"decision": "promoted"}, "data": {"source": content.decode()}})
+    folder.activate(2)  # a rollback: the pin goes too
+    assert copy_store.main([str(tmp_path / "models"), bucket_url]) == 0
+
+    copied = ModelStore("digits", bucket_url, cache=tmp_path / "reader")
+    assert copied.versions() == [1, 2, 3] and copied.active() == 2
+    for number in (1, 2, 3):
+        original, copy = folder.get(number).metadata, copied.get(number).metadata
+        assert {key: copy[key] for key in original if key != "created_at"} == {
+            key: value for key, value in original.items() if key != "created_at"
+        }
+        assert copied.load_serving(number, read) == folder.load_serving(number, read)
+
+
+def test_a_damaged_source_version_stops_the_copy(bucket_url, tmp_path):
+    folder = ModelStore("digits", tmp_path / "models")
+    publish(folder, b"whole")
+    publish(folder, b"to be damaged")
+    folder.get(2).model_file.write_bytes(b"damaged")
+    with pytest.raises(CorruptModel):
+        copy_store.main([str(tmp_path / "models"), bucket_url])

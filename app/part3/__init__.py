@@ -12,11 +12,14 @@ Serving side:
     open_inference.py  the Open Inference Protocol's tensors: request bodies in, answers out
     small_uploads.py   a one-file upload read without the general multipart parser
     prediction_ids.py  signed prediction ids, so feedback can name an answer
-    feedback_records.py  labelled feedback (SQLite), for live accuracy
+    feedback_records.py  labelled feedback, for live accuracy: what every backend keeps and answers
+    feedback_sqlite.py   its SQLite backend (and the shadow answers'), the embedded default
+    feedback_redis.py    its Redis backend (and the shadow answers'), the distributed mode
+    feedback_backends.py open_feedback(settings): the one the settings name
     monitoring.py      live accuracy, drift and the retrain policy
     shadow.py          shadow scoring: the challenger's labels decide whether it serves
     shadow_queue.py    copies of live requests, answered by the challenger in a thread of their own
-    shadow_records.py  the challengers' answers, beside the feedback (SQLite)
+    shadow_records.py  the challengers' answers, beside the feedback (each backend keeps its own)
     prometheus.py      the metrics and the request middleware
     body_limit.py      413 above the upload limit
     security.py        the API key of the routes that change models

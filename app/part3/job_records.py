@@ -7,9 +7,11 @@
 
 Both keep submission order (the sequence is given and made visible in one step, so a job never
 appears before one submitted earlier), update a job by an atomic read-modify-write (no lost
-update), and keep a job's uploaded examples in a file of the models folder named by the job's id.
+update), and keep a job's uploaded examples (an .npz) under the job's id: SQLite's in a file of the
+models folder, Redis's in Redis itself, so in the distributed mode nothing needs a shared folder.
 """
 
+import io
 import json
 import os
 import sqlite3
@@ -32,9 +34,6 @@ Condition = Callable[[Job], bool]
 
 class JobRecords:
     """What the service and the trainers do with jobs; the backends store them."""
-
-    def __init__(self, uploads_dir: Path) -> None:
-        self.uploads_dir = Path(uploads_dir)  # created on first write, so importing the app writes nothing
 
     # -- the backend's part -------------------------------------------------------------------
     def _insert(self, job: Job, unless_pending: bool) -> Job:
@@ -106,19 +105,55 @@ class JobRecords:
                 self.discard_data(job_id)
         return removed
 
-    # -- uploads: a file per job, named by its id -----------------------------------------------
-    def data_path(self, job_id: str) -> Path:
-        if not JOB_ID.match(job_id):
-            raise JobNotFound(f"no job {job_id!r}: job ids are 32 hexadecimal characters")
-        return self.uploads_dir / f"{job_id}.npz"
+    # -- a job's examples, stored before the job is visible, named by its id -------------------
+    def _write_examples(self, job_id: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _read_examples(self, job_id: str) -> bytes | None:
+        raise NotImplementedError
+
+    def discard_data(self, job_id: str) -> None:
+        raise NotImplementedError
 
     def _save_data(self, job_id: str, inputs: np.ndarray, labels: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, inputs=np.asarray(inputs), labels=np.asarray(labels, np.int64))
+        self._write_examples(checked_id(job_id), buffer.getvalue())
+
+    def examples(self, job_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The examples uploaded with job `job_id` (inputs, labels), or None when it has none (or no more)."""
+        data = self._read_examples(checked_id(job_id))
+        if data is None:
+            return None
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            return arrays["inputs"], arrays["labels"]
+
+    def load_data(self, job: Job) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.examples(job.id)
+
+
+def checked_id(job_id: str) -> str:
+    """A job id as this service makes them, never a path or a key of something else."""
+    if not JOB_ID.match(job_id):
+        raise JobNotFound(f"no job {job_id!r}: job ids are 32 hexadecimal characters")
+    return job_id
+
+
+class ExamplesInFolder:
+    """A job's examples as a file `<folder>/<job id>.npz`, written whole (a temporary file renamed)."""
+
+    uploads_dir: Path
+
+    def data_path(self, job_id: str) -> Path:
+        return self.uploads_dir / f"{checked_id(job_id)}.npz"
+
+    def _write_examples(self, job_id: str, data: bytes) -> None:
         path = self.data_path(job_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f"{TEMP_PREFIX}{path.name}")
         try:
             with open(temp, "wb") as file:
-                np.savez(file, inputs=np.asarray(inputs), labels=np.asarray(labels, np.int64))
+                file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temp, path)  # a reader sees the whole file or none
@@ -126,12 +161,11 @@ class JobRecords:
             temp.unlink(missing_ok=True)
             raise
 
-    def load_data(self, job: Job) -> tuple[np.ndarray, np.ndarray] | None:
-        path = self.data_path(job.id)
-        if not path.exists():
+    def _read_examples(self, job_id: str) -> bytes | None:
+        try:
+            return self.data_path(job_id).read_bytes()
+        except FileNotFoundError:
             return None
-        with np.load(path, allow_pickle=False) as data:
-            return data["inputs"], data["labels"]
 
     def discard_data(self, job_id: str) -> None:
         self.data_path(job_id).unlink(missing_ok=True)
@@ -145,12 +179,13 @@ def _job(body: str | bytes, sequence: int) -> Job:
     return Job.model_validate({**json.loads(body), "sequence": int(sequence)})
 
 
-class SqliteJobRecords(JobRecords):
-    """Jobs in a table of one SQLite file (WAL: readers never wait for the writer). For one machine:
-    SQLite's locking is not safe on a network filesystem (use RedisJobRecords there)."""
+class SqliteJobRecords(ExamplesInFolder, JobRecords):
+    """Jobs in a table of one SQLite file (WAL: readers never wait for the writer), their examples in
+    files of `uploads_dir`. For one machine: SQLite's locking is not safe on a network filesystem (use
+    RedisJobRecords there)."""
 
     def __init__(self, path: Path, uploads_dir: Path) -> None:
-        super().__init__(uploads_dir)
+        self.uploads_dir = Path(uploads_dir)  # created on first write, so importing the app writes nothing
         self.path = Path(path)
         self._local = threading.local()  # a connection per thread (and per process: see _connection)
 
@@ -245,10 +280,10 @@ return {ARGV[2], sequence}
 
 
 class RedisJobRecords(JobRecords):
-    """Jobs in Redis, beside the queue: `<prefix>:job:<id>` holds a job, `<prefix>:jobs` orders them."""
+    """Jobs in Redis, beside the queue: `<prefix>:job:<id>` holds a job, `<prefix>:jobs` orders them,
+    `<prefix>:job-examples:<id>` its uploaded examples (an .npz, bounded by the upload limit)."""
 
-    def __init__(self, client: redis.Redis, uploads_dir: Path, prefix: str = "workshop") -> None:
-        super().__init__(uploads_dir)
+    def __init__(self, client: redis.Redis, prefix: str = "workshop") -> None:
         self.client = client
         self.prefix = prefix
         self.order_key = f"{prefix}:jobs"
@@ -257,6 +292,18 @@ class RedisJobRecords(JobRecords):
 
     def _key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
+
+    def _examples_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job-examples:{checked_id(job_id)}"
+
+    def _write_examples(self, job_id: str, data: bytes) -> None:
+        self.client.set(self._examples_key(job_id), data)
+
+    def _read_examples(self, job_id: str) -> bytes | None:
+        return self.client.get(self._examples_key(job_id))
+
+    def discard_data(self, job_id: str) -> None:
+        self.client.delete(self._examples_key(job_id))
 
     def _insert(self, job: Job, unless_pending: bool) -> Job:
         keys = [

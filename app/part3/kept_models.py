@@ -26,17 +26,18 @@ from typing import Any
 from app import registry
 from app.modelkit import Model
 from app.onnx_serving import ServingModel
+from app.storage.store_errors import StoreUnavailable
 from app.store import ModelNotFound, ModelStore, in_shadow
 
 log = logging.getLogger(__name__)
 
 
-def needs_first_models(models_dir: Path) -> bool:
+def needs_first_models(location: Path | str, cache: Path | None = None) -> bool:
     """Whether a trainable model has no version, or a version has no serving file: then a worker queues
     the "initial" job, and the trainer (training_job.py) trains or exports what is missing. (A serve-only
     model waits for its publisher: nothing here can train it.)"""
     for model in registry.models().values():
-        store = ModelStore(model.name, models_dir)
+        store = ModelStore(model.name, location, cache)
         if model.trainable and (store.latest() is None or len(store.servable()) < len(store.versions())):
             return True
     return False
@@ -54,9 +55,10 @@ def loader_of(model: Model) -> Callable[[Path], ServingModel]:
 
 
 class KeptModels:
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, location: Path | str, cache: Path | None = None) -> None:
+        """`location`: the store's folder or s3:// URL; `cache`: where an object store's files are downloaded."""
         self.models = registry.models()
-        self.stores = {name: ModelStore(name, models_dir) for name in self.models}
+        self.stores = {name: ModelStore(name, location, cache) for name in self.models}
         self.loaders: dict[str, Callable[[Path], Any]] = {name: loader_of(model) for name, model in self.models.items()}
         self.kept: dict[str, Kept | None] = dict.fromkeys(self.stores)
         self.challengers: dict[str, Kept | None] = dict.fromkeys(self.stores)
@@ -96,7 +98,9 @@ class KeptModels:
                 active = store.active()
                 try:
                     self._refresh_challenger(name, active)
-                except Exception:  # e.g. the store unreachable for a moment: the champion still refreshes
+                except StoreUnavailable:
+                    raise
+                except Exception:  # the champion still refreshes
                     log.exception("could not look for a %s challenger", name)
                 number = self._servable(name, active)
                 kept = self.kept[name]
@@ -106,6 +110,8 @@ class KeptModels:
                     continue
                 try:
                     model = store.load_serving(number, self.loaders[name])
+                except StoreUnavailable:  # the store's problem, not the version's: tried again next time
+                    raise
                 except Exception as error:  # a corrupt or unreadable version must not stop the worker serving
                     log.exception("could not load %s version %s; still serving %s", name, number, kept and kept.version)
                     self.problems[name] = (number, f"{type(error).__name__}: {error}")
@@ -133,6 +139,8 @@ class KeptModels:
             return
         try:
             model = self.stores[name].load_serving(number, self.loaders[name])
+        except StoreUnavailable:
+            raise
         except Exception as error:  # the champion serves on whatever becomes of its challenger
             log.exception("could not load %s version %s as the challenger", name, number)
             self.challenger_problems[name] = (number, f"{type(error).__name__}: {error}")

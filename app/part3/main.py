@@ -43,6 +43,7 @@ from app.part3.routes import (
 from app.part3.service import QueueFull, Service
 from app.part3.settings import Settings
 from app.part3.training_queue import QueueUnavailable
+from app.storage.store_errors import StoreUnavailable
 from app.store import ModelNotFound
 
 # The predict routes first: FastAPI tries the routers in this order, and these are the hot ones.
@@ -110,7 +111,8 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(QueueUnavailable)
-    async def queue_unavailable(request: Request, error: QueueUnavailable) -> JSONResponse:
+    @app.exception_handler(StoreUnavailable)
+    async def unreachable(request: Request, error: RuntimeError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "10"})
 
     @app.exception_handler(InferenceError)

@@ -37,10 +37,11 @@ from app import drift
 from app.images import UploadError
 from app.label_audit import NOT_JUDGED, LabelAudit
 from app.part3 import live_holdout
+from app.part3.feedback_backends import open_feedback
 from app.part3.feedback_records import FeedbackStore, LabelledRows
 from app.part3.job_status import Job
 from app.part3.kept_models import KeptModels
-from app.part3.prediction_ids import PredictionIds, input_digest, shared_secret
+from app.part3.prediction_ids import PredictionIds, input_digest, shared_secret, shared_secret_in_redis
 from app.part3.settings import Settings
 from app.part3.training_queue import QueueUnavailable
 
@@ -56,7 +57,7 @@ class Monitoring:
         self.kept = kept
         self.jobs = jobs  # every job, in submission order (a callable: the queue is made on first use)
         self.submit = submit
-        self.feedback = FeedbackStore(settings.models_dir, settings.feedback_kept)
+        self.feedback: FeedbackStore = open_feedback(settings)
         self.requests: dict[str, deque] = {name: deque(maxlen=settings.drift_window) for name in kept.stores}
         self._ids: PredictionIds | None = None
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
@@ -77,6 +78,8 @@ class Monitoring:
     def _secret(self) -> bytes:
         if self.settings.feedback_secret is not None:
             return self.settings.feedback_secret.get_secret_value().encode()
+        if self.settings.queue_url:  # no folder is shared across machines: Redis is (unreachable: not ready)
+            return shared_secret_in_redis(self.settings.queue_url)
         try:
             return shared_secret(self.settings.models_dir)
         except OSError:  # a read-only store: predictions still answer; feedback works on this worker only

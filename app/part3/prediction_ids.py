@@ -11,9 +11,10 @@ makes no system call. The id also holds a digest of the input that was predicted
 model's input form: an image's pixels, a row of measurements), so an input sent back with the feedback
 must be the one that was predicted.
 
-The secret is WORKSHOP_FEEDBACK_SECRET, else `<models dir>/.secret`, made once: written to a
-temporary file and hard-linked into place, which fails if another process made it first (then
-that one is read), so every worker of every container on the store agrees.
+The secret is WORKSHOP_FEEDBACK_SECRET, else made once where every worker finds it: in the distributed
+mode, a key of the queue's Redis set only if absent (SET NX), so every replica on every machine
+agrees; on one machine, `<models dir>/.secret`, written to a temporary file and hard-linked into
+place, which fails if another process made it first (then that one is read).
 """
 
 import base64
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import redis
 
 SECRET_FILE = ".secret"
 SIGNATURE_BYTES = 16
@@ -85,6 +87,16 @@ def shared_secret(models_dir: Path) -> bytes:
     finally:
         temp.unlink(missing_ok=True)
     return bytes.fromhex(path.read_text().strip())
+
+
+def shared_secret_in_redis(url: str, key: str = "workshop:feedback-secret") -> bytes:
+    """The distributed mode's secret: the first process to ask sets it (SET NX), every other reads it."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+    try:
+        client.set(key, secrets.token_hex(32), nx=True)
+        return bytes.fromhex(client.get(key).decode())
+    finally:
+        client.close()
 
 
 class _Nonces:

@@ -3,7 +3,8 @@
 Whoever finds such a job settles it: the trainer that takes the training lock next (any job still
 "running" then has lost its trainer), the service that started an embedded trainer when that
 process exits, and any API process listing a job whose heartbeat is older than heartbeat_timeout.
-A job whose version was published before its trainer died counts as succeeded.
+A job whose version was published before its trainer died counts as succeeded. `location` is the model
+store's folder or s3:// URL (Settings.store_location).
 """
 
 from datetime import timedelta
@@ -14,18 +15,18 @@ from app.part3.job_status import Job, now
 from app.store import ModelStore
 
 
-def published_by(models_dir, job: Job) -> int | None:
+def published_by(location, job: Job) -> int | None:
     """The version `job` published, if it did (the first start's job: the newest it published)."""
     names = [job.model] if job.model else list(registry.models())
     found = []
     for name in names:
-        for version in ModelStore(name, models_dir).all_versions():
+        for version in ModelStore(name, location).all_versions():
             if (version.metadata.get("data") or {}).get("job") == job.id:
                 found.append((version.metadata.get("created_at", ""), version.number))
     return max(found)[1] if found else None
 
 
-def settle(records: JobRecords, models_dir, job: Job, reason: str) -> Job:
+def settle(records: JobRecords, location, job: Job, reason: str) -> Job:
     """End a job whose trainer is gone: succeeded if its version was published, else failed with
     `reason`. Only if it is still "running" as read in `job` (a trainer that was only slow and has
     written its result meanwhile keeps it)."""
@@ -33,7 +34,7 @@ def settle(records: JobRecords, models_dir, job: Job, reason: str) -> Job:
     def unchanged(current: Job) -> bool:
         return current.status == "running" and current.heartbeat_at == job.heartbeat_at
 
-    version = published_by(models_dir, job)
+    version = published_by(location, job)
     if version is not None:
         settled = records.update(job.id, when=unchanged, status="succeeded", version=version, finished_at=now())
     else:
@@ -54,13 +55,13 @@ def silence_reason(job: Job) -> str:
     )
 
 
-def fail_silent_jobs(records: JobRecords, models_dir, timeout: float, jobs: list[Job] | None = None) -> list[Job]:
+def fail_silent_jobs(records: JobRecords, location, timeout: float, jobs: list[Job] | None = None) -> list[Job]:
     """Settle every running job whose heartbeat is older than `timeout` seconds; returns the jobs,
     those settled as they now are."""
     jobs = records.all() if jobs is None else jobs
     limit = now() - timedelta(seconds=timeout)
     return [
-        settle(records, models_dir, job, silence_reason(job))
+        settle(records, location, job, silence_reason(job))
         if job.status == "running" and last_sign_of_life(job) < limit
         else job
         for job in jobs

@@ -34,6 +34,7 @@ from app.part3.settings import Settings
 from app.part3.shadow import Shadow
 from app.part3.trainer_keeper import TrainerKeeper
 from app.part3.training_queue import QUEUE_ERRORS, QueueUnavailable, TrainingQueue
+from app.storage.store_errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class QueueFull(RuntimeError):
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.kept = KeptModels(settings.models_dir)
+        self.kept = KeptModels(settings.store_location, settings.models_cache)
         self.requests_in_progress = prometheus.RequestsInProgress()
         self.predictor = Predictor(self.kept, self.requests_in_progress)
         self.keeper: TrainerKeeper | None = None
@@ -53,6 +54,9 @@ class Service:
         self.shadow = Shadow(settings, self.kept, self.monitoring.feedback)  # challengers answer copies
         self.monitoring.shadow_copies = self.shadow.offer
         self.startup_error: str | None = None
+        # Why the model store (or the queue, at start-up) cannot be reached now, or None: set and cleared
+        # by the refresher. Meanwhile the worker serves what it holds and refuses jobs that would fail.
+        self.unreachable: str | None = None
         self._refresher: asyncio.Task | None = None
 
     @property
@@ -80,12 +84,12 @@ class Service:
     def list_jobs(self) -> list[Job]:
         """Every job in submission order, those whose trainer went silent settled first."""
         with self.reaching_the_queue():
-            return fail_silent_jobs(self.jobs, self.settings.models_dir, self.settings.heartbeat_timeout)
+            return fail_silent_jobs(self.jobs, self.settings.store_location, self.settings.heartbeat_timeout)
 
     def get_job(self, job_id: str) -> Job:
         with self.reaching_the_queue():
             return fail_silent_jobs(
-                self.jobs, self.settings.models_dir, self.settings.heartbeat_timeout, [self.jobs.get(job_id)]
+                self.jobs, self.settings.store_location, self.settings.heartbeat_timeout, [self.jobs.get(job_id)]
             )[0]
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -107,18 +111,30 @@ class Service:
         prometheus.forget_this_process(self.settings.prometheus_multiproc_dir)
 
     async def _bootstrap_then_refresh(self) -> None:
-        try:
-            await asyncio.to_thread(self.bootstrap)
-        except Exception as error:  # e.g. an unwritable models dir: stay alive and not ready, and say why
-            log.exception("start-up failed; the service stays not ready")
-            self.startup_error = f"{type(error).__name__}: {error}"
-            return
+        while True:
+            try:
+                await asyncio.to_thread(self.bootstrap)
+                break
+            except (StoreUnavailable, QueueUnavailable) as error:  # may come back: try again, say why meanwhile
+                log.error("start-up waits: %s", error)
+                self.unreachable = str(error)
+            except Exception as error:  # e.g. an unwritable models dir: stay alive and not ready, and say why
+                log.exception("start-up failed; the service stays not ready")
+                self.startup_error = f"{type(error).__name__}: {error}"
+                return
+            await asyncio.sleep(self.settings.poll_interval)
+        self.unreachable = None
         if not self.settings.queue_url:  # distributed mode: trainers are started on their own
             self.keeper = TrainerKeeper(self.jobs, self.settings)
             self.keeper.start()
         while True:
             try:
                 await self.refresh()
+                self.unreachable = None
+            except StoreUnavailable as error:  # keep serving what this worker holds; say why meanwhile
+                if self.unreachable != str(error):
+                    log.error("%s; serving the versions held", error)
+                self.unreachable = str(error)
             except Exception:  # e.g. the volume went away for a moment: keep serving, try again
                 log.exception("could not check the store for new versions")
             try:
@@ -142,6 +158,8 @@ class Service:
         """Why /health/ready says 503, for whoever reads it."""
         if self.startup_error:
             return f"start-up failed: {self.startup_error}"
+        if self.unreachable:  # nothing below can ask the store
+            return self.unreachable
         reasons = []
         for name, version in self.kept.versions().items():
             if version is None and not self.kept.expected(name):
@@ -184,7 +202,7 @@ class Service:
         self.ensure_first_models()
 
     def ensure_first_models(self) -> None:
-        if not needs_first_models(self.settings.models_dir):
+        if not needs_first_models(self.settings.store_location, self.settings.models_cache):
             return
         # Each trainable model's parameters for its first training, validated here (the trainer runs them).
         asked = {"epochs": self.settings.initial_epochs} if self.settings.initial_epochs else {}
@@ -216,6 +234,8 @@ class Service:
         (pydantic's ValidationError names a bad one); QueueFull when too many already wait (each holds
         its examples on disk). `fields` go into the job's record (JobRecords.submit)."""
         validated = self.settings.training_parameters(self.kept.models[model], parameters).model_dump()
+        if self.unreachable:  # its trainer could neither read nor publish: refuse now, naming the store
+            raise StoreUnavailable(f"{self.unreachable}; no training can run until it is back")
         with self.reaching_the_queue():
             waiting = self.jobs.count("queued")
             if waiting >= self.settings.max_queued_jobs:

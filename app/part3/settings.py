@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app import images
 from app.modelkit import Model
 from app.paths import models_cache_dir, models_dir, models_url
+from app.store import ModelStore
 
 JOBS_FOLDER = ".jobs"  # the jobs' uploaded images, a file per job
 QUEUE_FILE = ".queue.sqlite3"  # the embedded queue and job records
@@ -73,8 +74,9 @@ class Settings(BaseSettings):
     )
     queue_url: str | None = Field(
         default=None,
-        description="redis://host:port/db: the queue and job records in Redis, trainers started on their own "
-        "(distributed mode); unset: SQLite in the models folder, one trainer started by the service",
+        description="redis://host:port/db: the queue, the job records and their examples, the feedback in Redis, "
+        "trainers started on their own (distributed mode); unset: SQLite in the models folder, one trainer "
+        "started by the service",
     )
     heartbeat_interval: PositiveFloat = Field(default=2.0, description="seconds between a running trainer's heartbeats")
     heartbeat_timeout: PositiveFloat = Field(
@@ -95,7 +97,9 @@ class Settings(BaseSettings):
 
     # -- feedback, live accuracy, drift and when to retrain (README: "When to retrain") ------------
     feedback_secret: SecretStr | None = Field(
-        default=None, description="signs prediction ids (default: a random secret kept in <models dir>/.secret)"
+        default=None,
+        description="signs prediction ids (default: a random secret made once, in Redis in the distributed mode, "
+        "else in <models dir>/.secret)",
     )
     feedback_max_age: PositiveFloat = Field(
         default=30 * 24 * 3600.0, description="seconds after a prediction during which feedback on it is taken"
@@ -254,6 +258,10 @@ class Settings(BaseSettings):
     def store_location(self) -> str | Path:
         """What ModelStore takes as its root: the object store's URL when set, else the folder."""
         return self.models_url or self.models_dir
+
+    def store(self, name: str) -> ModelStore:
+        """One model's versions, where this service keeps them (object store or folder)."""
+        return ModelStore(name, self.store_location, self.models_cache)
 
     @property
     def jobs_dir(self) -> Path:

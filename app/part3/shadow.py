@@ -98,7 +98,7 @@ class Shadow:
         self.feedback = feedback
         self.rules = Rules(settings.shadow_min_labels, settings.shadow_max_labels, settings.shadow_alpha)
         self.queue = ShadowQueue(settings.shadow_queue_rows)
-        self.records = ShadowRecords(feedback, settings.shadow_kept)
+        self.records: ShadowRecords = feedback.shadow_records(settings.shadow_kept)
         self.scorer = ShadowScorer(
             self.queue, kept.challenger, self.records.record, settings.shadow_batch_rows, settings.shadow_gather_seconds
         )

@@ -89,6 +89,8 @@ class TrainerKeeper:
         }
         env.update(
             WORKSHOP_MODELS_DIR=str(self.settings.models_dir),
+            WORKSHOP_MODELS_URL=self.settings.models_url or "",  # empty: unset, the folder
+            WORKSHOP_MODELS_CACHE=str(self.settings.models_cache),
             WORKSHOP_TRAINING_THREADS=str(self.settings.training_threads),
             WORKSHOP_LOG_LEVEL=self.settings.log_level,
             WORKSHOP_HEARTBEAT_INTERVAL=str(self.settings.heartbeat_interval),
@@ -124,7 +126,7 @@ class TrainerKeeper:
         log.warning("the trainer (pid %s) exited with %s", trainer.pid, returncode)
         for job in self.records.all():
             if job.status == "running" and job.trainer_pid == trainer.pid:
-                settled = settle(self.records, self.settings.models_dir, job, self._death_reason(returncode))
+                settled = settle(self.records, self.settings.store_location, job, self._death_reason(returncode))
                 log.info("job %s %s: %s", job.id, settled.status, settled.progress)
         # What it was saving is removed by the next trainer when it starts: the service never writes the store.
 

@@ -117,11 +117,11 @@ class Trainer:
         """With the lock held, a job still "running" has lost its trainer."""
         orphans = [job for job in self.records.all() if job.status == "running"]
         for job in orphans:
-            settled = settle(self.records, self.settings.models_dir, job, silence_reason(job))
+            settled = settle(self.records, self.settings.store_location, job, silence_reason(job))
             log.warning("job %s had lost its trainer: %s", job.id, settled.progress)
         if orphans:
             for name in registry.models():
-                remove_unfinished_saves(ModelStore(name, self.settings.models_dir))
+                remove_unfinished_saves(self.settings.store(name))
 
     def run(self, job: Job) -> Job:
         job = self.records.update(
@@ -168,7 +168,7 @@ def main() -> int:
             print(f"{settings.models_dir} already has its trainer", file=sys.stderr)
             return ANOTHER_TRAINER
     for name in registry.models():  # the store's one tidier: workers only read it
-        remove_unfinished_saves(ModelStore(name, settings.models_dir))
+        remove_unfinished_saves(settings.store(name))
     warm_up(settings)
     trainer = Trainer(settings, queue)
     queue.take_turn = trainer.take_turn

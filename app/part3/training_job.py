@@ -33,6 +33,7 @@ from app import promotion, registry
 from app.modelkit import Examples, Model
 from app.onnx_export import serving_metadata, write_serving_file
 from app.part3 import live_holdout
+from app.part3.feedback_backends import open_feedback
 from app.part3.feedback_records import FeedbackStore
 from app.part3.job_records import JobRecords
 from app.part3.job_status import Job
@@ -54,13 +55,13 @@ def limit_threads(threads: int) -> None:
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
-def export_missing_serving_files(models_dir) -> dict[str, str]:
+def export_missing_serving_files(location) -> dict[str, str]:
     """Export model.onnx for every version that has none (stores made before serving files), each
     checked for parity like a new version. Returns the versions that failed, with why; the rest are
     exported (a failed one stays unservable, and workers keep serving the newest that has one)."""
     failed = {}
     for model in registry.models().values():
-        store = ModelStore(model.name, models_dir)
+        store = ModelStore(model.name, location)
         if not model.trainable or all(version.serving_file is not None for version in store.all_versions()):
             continue
         with store.training_lock():
@@ -113,7 +114,7 @@ def live_holdout_for(
     serving = store.get(active).metadata
     bases = [serving] + ([store.get(parent).metadata] if parent is not None else [])
     after = max(b for b in [job.feedback_boundary, *map(live_holdout.trained_through, bases)] if b is not None)
-    feedback = FeedbackStore(settings.models_dir, settings.feedback_kept)
+    feedback: FeedbackStore = open_feedback(settings)
     try:
         rows, verdict = live_holdout.audited(
             feedback,
@@ -170,7 +171,7 @@ def train_model(job: Job, jobs: JobRecords, settings: Settings, model: Model, ki
     A job on labelled feedback (`feedback_boundary` set) fine-tunes from the newest challenger if there is
     one, mixes in a replay of the serving version's data, and is judged on the live holdout too."""
     parameters = settings.training_parameters(model, asked)
-    store = ModelStore(model.name, settings.models_dir)
+    store = settings.store(model.name)
     uploads = jobs.load_data(job)
     extra = None if uploads is None else Examples(*uploads, source="upload")
     on_feedback = job.feedback_boundary is not None
@@ -187,6 +188,10 @@ def train_model(job: Job, jobs: JobRecords, settings: Settings, model: Model, ki
         )
 
     with store.training_lock():
+        # Every publisher holds this lock, so nothing is being published now: what a killed one left
+        # (files uploaded without their manifest, a temporary folder) is dead.
+        if removed := store.clean_temporary(older_than=0):
+            log.warning("removed what an interrupted publication of %s left: %s", model.name, removed)
         parent, base = None, None
         if kind == "fine-tune":
             parent = store.active()
@@ -254,10 +259,10 @@ def first_models(job: Job, jobs: JobRecords, settings: Settings) -> int | None:
     version = None
     trained: dict[str, int] = {}
     for model in registry.models().values():
-        if needs_training(ModelStore(model.name, settings.models_dir), model):
+        if needs_training(settings.store(model.name), model):
             asked = job.parameters.get(model.name, {})  # each model's, as the service validated them
             version = trained[model.name] = train_model(job, jobs, settings, model, "initial", asked)
-    export_missing_serving_files(settings.models_dir)
+    export_missing_serving_files(settings.store_location)
     if trained:
         jobs.update(job.id, versions=trained)
     return version
@@ -276,7 +281,7 @@ def train(job: Job, jobs: JobRecords, settings: Settings) -> int | None:
 def export_missing_main() -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    failed = export_missing_serving_files(settings.models_dir)
+    failed = export_missing_serving_files(settings.store_location)
     for version, why in failed.items():
         print(f"{version}: {why}", file=sys.stderr)
     return 1 if failed else 0

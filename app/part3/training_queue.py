@@ -43,20 +43,19 @@ def without_password(url: str) -> str:
 class TrainingQueue:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        uploads = settings.jobs_dir
         if settings.queue_url:
             self.where = f"the training queue at {without_password(settings.queue_url)}"
             client = redis.Redis.from_url(settings.queue_url, socket_connect_timeout=2, socket_timeout=10)
             # RedisExpireHuey: its locks are plain keys with an expiry (SET NX EX) on any Redis; plain
             # RedisHuey keeps them in one hash, whose field expiry needs Redis 7.4. No results are kept.
             self.huey: Huey = RedisExpireHuey(QUEUE_NAME, connection_pool=client.connection_pool, results=False)
-            self.records: JobRecords = RedisJobRecords(client, uploads)
+            self.records: JobRecords = RedisJobRecords(client)
             self.lock_ttl: int | None = max(1, round(settings.heartbeat_timeout))
         else:
             self.where = f"the training queue in {settings.queue_file}"
             settings.queue_file.parent.mkdir(parents=True, exist_ok=True)
             self.huey = SqliteHuey(QUEUE_NAME, filename=str(settings.queue_file), results=False, timeout=30)
-            self.records = SqliteJobRecords(settings.queue_file, uploads)
+            self.records = SqliteJobRecords(settings.queue_file, settings.jobs_dir)
             self.lock_ttl = None  # SQLite locks cannot expire: the one trainer clears them when it starts
         self.training_lock = self.huey.lock_task(LOCK_NAME, ttl=self.lock_ttl)
         self.take_turn: Callable[[str], None] = lambda reason: None  # the trainer sets the real one

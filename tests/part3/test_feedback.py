@@ -11,7 +11,7 @@ from PIL import Image
 
 from app import images
 from app.models import mnist
-from app.part3.feedback_records import FeedbackStore
+from app.part3.feedback_backends import open_feedback
 from app.part3.job_records import SqliteJobRecords
 from app.part3.kept_models import KeptModels
 from app.part3.monitoring import Monitoring
@@ -242,8 +242,8 @@ def test_another_worker_with_the_store_secret_takes_the_feedback(client, models_
     assert other_worker.read(prediction_id).model == "mnist"
 
 
-def test_feedback_is_bounded_per_model(tmp_path):
-    store = FeedbackStore(tmp_path, keep=3)
+def test_feedback_is_bounded_per_model(tmp_path, feedback_url):
+    store = open_feedback(Settings(models_dir=tmp_path, queue_url=feedback_url, feedback_kept=3))
     for number in range(5):
         store.record(f"id{number}", "mnist", 1, "7", str(number), time.time(), np.full((28, 28), number, np.uint8))
     store.record("p", "penguins", 1, "Adelie", "Adelie", time.time())

@@ -57,6 +57,15 @@ def test_jobs_come_back_in_submission_order_with_their_data(jobs):
     assert (jobs.count("queued"), jobs.count("running")) == (2, 0)
 
 
+def test_redis_keeps_a_jobs_examples_itself_and_no_folder_is_written(settings, jobs):
+    """Distributed: a trainer on another machine reads the examples from Redis, not from a shared folder."""
+    job = jobs.submit("fine-tune", "mnist", {"epochs": 1}, np.ones((2, 28, 28), np.uint8), np.array([4, 5]))
+    assert jobs.examples(job.id)[1].tolist() == [4, 5]
+    assert settings.jobs_dir.exists() is not bool(settings.queue_url)
+    jobs.discard_data(job.id)
+    assert jobs.examples(job.id) is None
+
+
 def test_an_update_changes_only_its_fields_and_reads_back_the_same(jobs):
     job = jobs.submit("retrain", "mnist", {"epochs": 3})
     jobs.update(job.id, status="running", epoch=2, loss=0.5, accuracy=0.8)
@@ -113,7 +122,7 @@ def test_ids_that_are_not_ours_never_become_paths(jobs, job_id):
     with pytest.raises(JobNotFound):
         jobs.get(job_id)
     with pytest.raises(JobNotFound):
-        jobs.data_path(job_id)
+        jobs.examples(job_id)
 
 
 def test_only_the_newest_finished_jobs_are_kept(jobs):
@@ -127,7 +136,7 @@ def test_only_the_newest_finished_jobs_are_kept(jobs):
     jobs.update(running.id, status="running")
     assert jobs.prune(keep=2) == finished[:3]
     assert [job.id for job in jobs.all()] == [*finished[3:], queued.id, running.id]
-    assert not any(jobs.data_path(job_id).exists() for job_id in finished[:3]), "a removed job's data goes"
+    assert all(jobs.examples(job_id) is None for job_id in finished[:3]), "a removed job's data goes"
     assert jobs.prune(keep=2) == []
 
 
@@ -140,7 +149,7 @@ def test_a_silent_running_job_is_failed_with_the_reason(jobs, settings):
     listed = {job.id: job for job in fail_silent_jobs(jobs, settings.models_dir, settings.heartbeat_timeout)}
     assert listed[job.id].status == "failed" and "elsewhere:42" in listed[job.id].error
     assert "heartbeat" in jobs.get(job.id).error and jobs.get(job.id).finished_at is not None
-    assert not jobs.data_path(job.id).exists()
+    assert jobs.examples(job.id) is None
     assert jobs.get(fresh.id).status == "running", "a trainer that beats in time keeps its job"
 
 
@@ -210,6 +219,17 @@ def test_the_trainer_never_gets_the_api_key(monkeypatch, tmp_path):
     environment = TrainerKeeper(SqliteJobRecords(tmp_path / "q", tmp_path), settings).environment()
     assert "WORKSHOP_API_KEY" not in environment
     assert environment["WORKSHOP_MODELS_DIR"] == str(settings.models_dir)
+    assert environment["WORKSHOP_MODELS_URL"] == ""
+
+
+def test_the_trainer_gets_this_services_object_store(monkeypatch, tmp_path):
+    monkeypatch.delenv("WORKSHOP_MODELS_URL", raising=False)
+    settings = Settings(models_dir=tmp_path, models_url="s3://models/team", models_cache=tmp_path / "cache")
+    environment = TrainerKeeper(SqliteJobRecords(tmp_path / "q", tmp_path), settings).environment()
+    monkeypatch.setattr(os, "environ", environment)
+    inherited = Settings()
+    assert (inherited.models_url, inherited.models_cache) == ("s3://models/team", tmp_path / "cache")
+    assert inherited.store("mnist").location == "s3://models/team/mnist/"
 
 
 def test_job_json_is_what_the_api_returns(jobs):

@@ -1,10 +1,12 @@
 """app/part3/prediction_ids.py: ids are unique, signed, and read back only as issued."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 
-from app.part3.prediction_ids import _NONCES, InvalidPredictionId, PredictionIds
+from app.part3.prediction_ids import _NONCES, InvalidPredictionId, PredictionIds, shared_secret_in_redis
 
 
 def test_every_id_is_unique_and_reads_back_as_issued():
@@ -36,3 +38,14 @@ def test_a_forked_worker_draws_its_own_nonce_prefix():
     child_prefix = os.read(read, 64).decode()
     os.waitpid(pid, 0)
     assert child_prefix and child_prefix != _NONCES.prefix
+
+
+def test_the_distributed_secret_is_made_once_and_every_process_reads_it(redis_server):
+    """No folder is shared across machines: the first replica to ask sets it in Redis, the rest read it."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.delete("workshop:feedback-secret")
+    with ThreadPoolExecutor(8) as pool:
+        made = set(pool.map(lambda _: shared_secret_in_redis(redis_server.url), range(16)))
+    assert len(made) == 1 and len(made.pop()) == 32
+    issued = PredictionIds(shared_secret_in_redis(redis_server.url), 3600.0).issue("mnist", 1, "7")
+    assert PredictionIds(shared_secret_in_redis(redis_server.url), 3600.0).read(issued).answer == "7"

@@ -13,7 +13,8 @@ from shadow_support import answer_of, publish_from
 from app import promotion
 from app.models import penguins
 from app.paired_test import compare
-from app.part3.feedback_records import FeedbackStore
+from app.part3.feedback_backends import open_feedback
+from app.part3.feedback_sqlite import SqliteFeedbackStore
 from app.part3.kept_models import Kept, KeptModels
 from app.part3.prediction_ids import PredictionIds
 from app.part3.settings import Settings
@@ -153,13 +154,19 @@ def store(tmp_path, trained):
     return store
 
 
-def records_of(tmp_path, keep: int = 1000) -> ShadowRecords:
-    return ShadowRecords(FeedbackStore(tmp_path, 1000), keep)
+def records_of(tmp_path, url: str | None, keep: int = 1000) -> ShadowRecords:
+    return open_feedback(Settings(models_dir=tmp_path, queue_url=url, feedback_kept=1000)).shadow_records(keep)
 
 
-def test_answers_join_their_labels_and_the_oldest_go_beyond_the_bound(tmp_path):
-    records = records_of(tmp_path, keep=3)
-    assert records.labelled(NAME, 2, 1).labels == [] and not records.feedback.path.exists()  # reads create nothing
+def nothing_stored(records: ShadowRecords) -> bool:
+    feedback = records.feedback
+    return not feedback.path.exists() if isinstance(feedback, SqliteFeedbackStore) else feedback.client.dbsize() == 0
+
+
+def test_answers_join_their_labels_and_the_oldest_go_beyond_the_bound(tmp_path, feedback_url):
+    records = records_of(tmp_path, feedback_url, keep=3)
+    assert records.labelled(NAME, 2, 1).labels == [] and records.agreement(NAME, 2, 1).answered == 0
+    assert records.count(NAME) == 0 and nothing_stored(records)  # reads create nothing
     records.record([ShadowAnswer(f"k{i}", NAME, 1, "Adelie", 2, "Gentoo" if i % 2 else "Adelie") for i in range(5)])
     records.record([ShadowAnswer("k4", NAME, 1, "Adelie", 2, "Chinstrap")])  # answered twice: kept once
     assert records.count(NAME) == 3  # k2, k3, k4
@@ -207,9 +214,10 @@ def test_a_challenger_whose_serving_file_was_tampered_with_is_never_loaded(store
 
 
 # -- the decision, on two workers ---------------------------------------------------------------------
-def worker(tmp_path, **overrides) -> Shadow:
+def worker(tmp_path, url: str | None = None, **overrides) -> Shadow:
     settings = Settings(
         models_dir=tmp_path,
+        queue_url=url,
         shadow_min_labels=RULES.min_labels,
         shadow_max_labels=RULES.max_labels,
         shadow_alpha=RULES.alpha,
@@ -218,7 +226,7 @@ def worker(tmp_path, **overrides) -> Shadow:
     )
     kept = KeptModels(tmp_path)
     kept.refresh()
-    return Shadow(settings, kept, FeedbackStore(tmp_path, settings.feedback_kept))
+    return Shadow(settings, kept, open_feedback(settings))
 
 
 def serve_and_label(shadow: Shadow, rows: np.ndarray, truth: list[str]) -> None:
@@ -234,10 +242,10 @@ def serve_and_label(shadow: Shadow, rows: np.ndarray, truth: list[str]) -> None:
         shadow.feedback.record(key_of(prediction_id), NAME, kept.version, answer, label, time.time())
 
 
-def test_a_better_challenger_is_promoted_once_and_every_worker_serves_it(store, tmp_path):
+def test_a_better_challenger_is_promoted_once_and_every_worker_serves_it(store, tmp_path, feedback_url):
     publish_from(store, MODEL, 1, "promoted", rotate=True)  # 2: the champion gone wrong
     publish_from(store, MODEL, 1, "challenger")  # 3: right where the champion is wrong
-    first, second = worker(tmp_path), worker(tmp_path)
+    first, second = worker(tmp_path, feedback_url), worker(tmp_path, feedback_url)
     assert first.kept.challenger(NAME).version == 3 and second.kept.challenger(NAME).version == 3
     rows = MODEL.holdout().inputs[:40]
     truth = answer_of(store, MODEL, 1, rows)
@@ -260,9 +268,9 @@ def test_a_better_challenger_is_promoted_once_and_every_worker_serves_it(store, 
         assert each.kept.versions()[NAME] == 3 and each.kept.challenger(NAME) is None
 
 
-def test_a_worse_challenger_is_dropped_and_stops_answering(store, tmp_path):
+def test_a_worse_challenger_is_dropped_and_stops_answering(store, tmp_path, feedback_url):
     publish_from(store, MODEL, 1, "challenger", rotate=True)  # 2: wrong wherever version 1 is right
-    shadow = worker(tmp_path)
+    shadow = worker(tmp_path, feedback_url)
     rows = MODEL.holdout().inputs[:30]
     serve_and_label(shadow, rows, answer_of(store, MODEL, 1, rows))
     assert [version.number for version in shadow.check()] == [2]

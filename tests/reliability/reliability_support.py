@@ -5,18 +5,25 @@
 - `store_state(models_dir)` lists every stored version with the sha256 of its file as it is on
   disk, the pinned version and anything else in the model folders: compared before and after, it
   shows that nothing was added, lost, changed or left behind.
+- `TrainerProcess(folder, env)`: `workshop trainer` as a process of its own, in its own folder;
+  `fine_tune(api, n)` sends a service process a fine-tune of 10 + n digits (or the training zip).
 """
 
 import http.client
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from bad_requests import BadRequest
+from bad_requests import BadRequest, digit_png
 from fastapi.testclient import TestClient
+from part3_support import API_KEY, training_zip
 
+from app.paths import PROJECT_ROOT
 from app.store import ACTIVE_FILE, METADATA_FILE, sha256_of
 
 
@@ -93,6 +100,9 @@ def send(client: TestClient | httpx.Client, case: BadRequest, api_key: str | Non
     )
 
 
+KEY = {"X-API-Key": API_KEY}
+
+
 def store_state(models_dir: Path) -> dict[str, object]:
     """Every entry under the model folders: versions with their metadata's and their file's sha256,
     the pinned version, and any other file or folder (a leftover would show here)."""
@@ -118,3 +128,38 @@ def leftovers(root: Path, prefix: str = ".tmp-") -> list[str]:
         for name in [*folders, *files]
         if name.startswith(prefix)
     )
+
+
+class TrainerProcess:
+    """`python -m workshop.cli trainer` (what `uv run workshop trainer` runs), in its own folder."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log = folder / "trainer.log"
+        environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env}
+        with open(self.log, "ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workshop.cli", "trainer"],
+                cwd=folder,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid = self.process.pid
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def fine_tune(api, n: int, epochs: int = 1, zip_file: bool = False) -> dict:
+    files = (
+        {"files": training_zip()}
+        if zip_file
+        else [("files", (f"img{n}{k:03d}_{k % 10}.png", digit_png(k % 10), "image/png")) for k in range(10 + n)]
+    )
+    response = api.client.post("/train/", files=files, data={"epochs": str(epochs)}, headers=KEY)
+    assert response.status_code == 202, response.text
+    return response.json()

@@ -12,51 +12,20 @@ Every wait polls for a state; its deadline is only a safety net.
 """
 
 import itertools
-import os
-import signal
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from bad_requests import digit_png
-from part3_support import API_KEY, ServiceProcess, copy_store, training_zip, wait_for_job, wait_until
-from reliability_support import store_state
+from part3_support import API_KEY, ServiceProcess, copy_store, wait_for_job, wait_until
+from reliability_support import KEY, TrainerProcess, fine_tune, store_state
 
 from app.part3.settings import Settings
 from app.part3.training_queue import TrainingQueue
-from app.paths import PROJECT_ROOT
 from app.store import ModelStore, sha256_of
 
 pytestmark = pytest.mark.slow
-KEY = {"X-API-Key": API_KEY}
 FINE_TUNES = 8
 HEARTBEAT = {"WORKSHOP_HEARTBEAT_INTERVAL": "0.5", "WORKSHOP_HEARTBEAT_TIMEOUT": "8"}
-
-
-class TrainerProcess:
-    """`python -m workshop.cli trainer` (what `uv run workshop trainer` runs), in its own folder."""
-
-    def __init__(self, folder: Path, env: dict[str, str]) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.log = folder / "trainer.log"
-        environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env}
-        with open(self.log, "ab") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "workshop.cli", "trainer"],
-                cwd=folder,
-                env=environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.pid = self.process.pid
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-        self.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -93,17 +62,6 @@ def cluster(seeded_store, redis_server, tmp_path_factory):
             api.stop()
         for trainer in trainers:
             trainer.kill()
-
-
-def fine_tune(api, n: int, epochs: int = 1, zip_file: bool = False) -> dict:
-    files = (
-        {"files": training_zip()}
-        if zip_file
-        else [("files", (f"img{n}{k:03d}_{k % 10}.png", digit_png(k % 10), "image/png")) for k in range(10 + n)]
-    )
-    response = api.client.post("/train/", files=files, data={"epochs": str(epochs)}, headers=KEY)
-    assert response.status_code == 202, response.text
-    return response.json()
 
 
 def listed(api) -> list[dict]:

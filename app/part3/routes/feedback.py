@@ -25,10 +25,10 @@ from app import images
 from app.models import mnist
 from app.part3.feedback_records import ConflictingFeedback
 from app.part3.prediction_ids import MAX_ID_LENGTH, InvalidPredictionId, IssuedPrediction, input_digest
-from app.part3.routes.errors import documented
+from app.part3.routes.errors import documented, reaching
 from app.part3.service import Service, ServiceDep
 
-router = APIRouter(tags=["feedback"], responses=documented(400, 404, 409, 413, 422))
+router = APIRouter(tags=["feedback"], responses=documented(400, 404, 409, 413, 422, 503))
 PredictionId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, description="from the prediction's answer")]
 MAX_LABEL_LENGTH = 64
 
@@ -91,10 +91,12 @@ def checked_input(service: Service, issued: IssuedPrediction, given: list[Any]) 
 
 
 def record(service: Service, issued: IssuedPrediction, label: str, row=None) -> FeedbackRecorded:
+    feedback = service.monitoring.feedback
     try:
-        recorded = service.monitoring.feedback.record(
-            issued.key, issued.model, issued.version, issued.answer, label, issued.issued_at, row
-        )
+        with reaching(feedback):
+            recorded = feedback.record(
+                issued.key, issued.model, issued.version, issued.answer, label, issued.issued_at, row
+            )
     except ConflictingFeedback as error:
         raise HTTPException(409, str(error)) from None
     service.monitoring.feedback_recorded(issued.model)

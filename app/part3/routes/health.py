@@ -33,5 +33,7 @@ def ready(service: ServiceDep, response: Response) -> Health:
         return Health(
             status="starting", pid=os.getpid(), models=service.kept.versions(), detail=service.not_ready_reason()
         )
-    waiting = "; ".join(service.kept.waiting.values()) or None
+    # Ready while the store is unreachable: this worker serves what it holds (503 on every replica at
+    # once would take the whole service down), and says why it cannot follow new versions.
+    waiting = "; ".join(filter(None, [service.unreachable, *service.kept.waiting.values()])) or None
     return Health(status="ready", pid=os.getpid(), models=service.kept.versions(), detail=waiting)

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import promotion
 from app.modelkit import Model
+from app.part3.feedback_backends import FEEDBACK_ERRORS
 from app.part3.routes.errors import documented
 from app.part3.routes.train import JobAccepted, accepted
 from app.part3.security import require_api_key
@@ -96,13 +97,15 @@ NO_LABELS = {"accuracy": None, "n_labels": 0}
 @router.get("/")
 def list_models(service: ServiceDep) -> dict[str, ModelVersions]:
     serving = service.kept.versions()
-    monitoring = service.monitoring
     answer = {}
     for name, store in service.stores.items():
         model = service.kept.models[name]
         active = store.active()
-        live = monitoring.live(name)
-        recommended, reasons = monitoring.recommendation(name)
+        try:
+            figures = feedback_figures(service, name)
+        except FEEDBACK_ERRORS as error:  # /models/ keeps answering without the feedback store, as without the queue
+            figures = unknown_figures(service, error)
+        live = figures.pop("live")
         answer[name] = ModelVersions(
             description=model.description,
             classes=list(model.classes),
@@ -119,14 +122,37 @@ def list_models(service: ServiceDep) -> dict[str, ModelVersions]:
                 }
                 for version in store.all_versions()
             ],
-            challenger=service.shadow.report(name),
-            drift=monitoring.drift(name),
-            retrain_recommended=recommended,
-            retrain_reasons=reasons,
-            retrain_policy=monitoring.policy_state(name),
-            labels=monitoring.audited(name)[1].describe(),
+            drift=service.monitoring.drift(name),
+            **figures,
         )
     return answer
+
+
+def feedback_figures(service: Service, name: str) -> dict[str, Any]:
+    """What /models/ reads from the labelled feedback (and the shadow answers beside it)."""
+    monitoring = service.monitoring
+    live = monitoring.live(name)
+    recommended, reasons = monitoring.recommendation(name)
+    return {
+        "live": live,
+        "challenger": service.shadow.report(name),
+        "retrain_recommended": recommended,
+        "retrain_reasons": reasons,
+        "retrain_policy": monitoring.policy_state(name),
+        "labels": monitoring.audited(name)[1].describe(),
+    }
+
+
+def unknown_figures(service: Service, error: Exception) -> dict[str, Any]:
+    detail = f"{service.monitoring.feedback.where} is unreachable ({type(error).__name__}: {error})"
+    return {
+        "live": {},
+        "challenger": None,
+        "retrain_recommended": False,
+        "retrain_reasons": [],
+        "retrain_policy": {"state": "unknown", "detail": detail},
+        "labels": {"status": "unknown", "detail": detail},
+    }
 
 
 @router.post(

@@ -7,7 +7,9 @@ workshop's `model_{datetime.now()}.keras` has spaces and colons), a model kept i
 workshop loads it for every prediction), and two trainings that run one after the other as a chain
 (the workshop's both fine-tune the same base, and one's work is lost from the line of models)."""
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -32,6 +34,25 @@ HINTS = [
 
 pytestmark = pytest.mark.slow  # the app trains a model at start-up
 TRAINED = "Num of trained models"
+
+
+@contextlib.contextmanager
+def two_trainings_held(client, trainings, files) -> Iterator[list]:
+    """Two POST /train/ at once, held before fitting until the block ends; yields their answers (filled
+    once both are done)."""
+    answers: list = []
+    requests = [threading.Thread(target=lambda: answers.append(client.post("/train/", files=files))) for _ in range(2)]
+    trainings.hold()
+    try:
+        for request in requests:
+            request.start()
+        trainings.wait_for(1)
+        wait_until(lambda: info(client)["Num of model in training"] == 2, "both trainings are requested")
+        yield answers
+    finally:
+        trainings.open()
+        for request in requests:
+            request.join()
 
 
 def predict(client, digit: int = 7) -> dict:
@@ -70,20 +91,8 @@ def test_a_training_saves_one_more_model(client, check_folder):
 
 def test_two_trainings_at_once_each_save_a_model_while_predictions_answer(client, check_folder, trainings):
     before, trained = len(saved_models(check_folder)), info(client)[TRAINED]
-    files = as_upload(training_files(20))
-    answers = []
-    requests = [threading.Thread(target=lambda: answers.append(client.post("/train/", files=files))) for _ in range(2)]
-    trainings.hold()
-    try:
-        for request in requests:
-            request.start()
-        trainings.wait_for(1)
-        wait_until(lambda: info(client)["Num of model in training"] == 2, "both trainings are requested")
+    with two_trainings_held(client, trainings, as_upload(training_files(20))) as answers:
         predict(client)  # a training never holds up, nor changes, the model that answers
-    finally:
-        trainings.open()
-        for request in requests:
-            request.join()
     statuses = [answer.status_code for answer in answers]
     expect(statuses == [200, 200], f"both POST /train/ should answer 200; they answered {statuses[0]} and {statuses[1]}")
     now = len(saved_models(check_folder))
@@ -147,22 +156,10 @@ def test_two_trainings_at_once_run_one_after_the_other_as_a_chain(client, exerci
     expect(hasattr(exercise, "store"), "going further keeps the models in a ModelStore named `store`")
     store = exercise.store
     base, before, trained_before = store.active(), store.versions(), info(client)[TRAINED]
-    files = as_upload(training_files(50))
-    answers = []
-    requests = [threading.Thread(target=lambda: answers.append(client.post("/train/", files=files))) for _ in range(2)]
-    trainings.hold()
-    try:
-        for request in requests:
-            request.start()
-        trainings.wait_for(1)
-        wait_until(lambda: info(client)["Num of model in training"] == 2, "both trainings are requested")
+    with two_trainings_held(client, trainings, as_upload(training_files(50))):
         expect(len(trainings.new_models) == 1, "the second training began to fit while the first still ran: "
                "hold `store.training_lock()` from loading the base to publishing")
         expect(predict(client).get("version") == base, f"predictions should keep answering from version {base} during a training")
-    finally:
-        trainings.open()
-        for request in requests:
-            request.join()
     new = store.versions()[len(before):]
     expect(len(new) == 2, f"two trainings should publish 2 versions; they published {len(new)}")
     first, second = new

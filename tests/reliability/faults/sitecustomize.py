@@ -1,14 +1,17 @@
 """Fault injection for the kill tests: on PYTHONPATH of a trainer child only, never in the service.
 
-When this process is a trainer (`-m app.part3.trainer_worker`) and WORKSHOP_FAULT_PAUSE_AT, or
-else the file <WORKSHOP_FAULT_DIR>/pause-at (read when the point is reached: a trainer lives on
-across jobs), names a point, the trainer stops there: it writes <WORKSHOP_FAULT_DIR>/<point>.reached
-holding its pid, then sleeps, so that the test can SIGKILL it at exactly that point of its work.
+When this process is a trainer (`-m app.part3.trainer_worker`, or `-m workshop.cli trainer`) and
+WORKSHOP_FAULT_PAUSE_AT, or else the file <WORKSHOP_FAULT_DIR>/pause-at (read when the point is
+reached: a trainer lives on across jobs), names a point, the trainer stops there: it writes
+<WORKSHOP_FAULT_DIR>/<point>.reached holding its pid, then sleeps, so that the test can SIGKILL it at
+exactly that point of its work.
 
     training    the CNN's fit is about to start
     evaluating  the promotion gate is about to judge the trained model
     saving      inside the store's publish: the model file is written in the temporary folder,
                 the metadata and the rename into place are not done yet
+    uploaded    an object store's publish: the version's files are uploaded, its manifest (which makes it
+                a version) is not written yet (app/storage/bucket.py's commit)
     published   the store's publish has returned: the version is complete, the job not updated
 """
 
@@ -22,7 +25,8 @@ PAUSE = 300.0  # seconds; the test kills the process long before
 
 def _is_trainer() -> bool:
     try:
-        return b"app.part3.trainer" in Path("/proc/self/cmdline").read_bytes()
+        command = Path("/proc/self/cmdline").read_bytes()
+        return b"app.part3.trainer" in command or b"workshop.cli\x00trainer" in command
     except OSError:
         return False
 
@@ -72,6 +76,17 @@ def _install() -> None:
         return version
 
     cnn.fit, promotion.publish, ModelStore.publish = paused_fit, paused_judge, paused_publish
+
+    from app.storage.bucket import MANIFEST, BucketBackend
+
+    put_if = BucketBackend._put_if  # the bucket's conditional put; a new manifest is one with no ETag
+
+    def paused_put_if(self, key, body, etag):
+        if etag is None and key.startswith(f"{self.keys}versions/") and MANIFEST.fullmatch(key.rsplit("/", 1)[1]):
+            _pause("uploaded")
+        return put_if(self, key, body, etag)
+
+    BucketBackend._put_if = paused_put_if
 
 
 if FOLDER and _is_trainer():
