@@ -115,7 +115,9 @@ class Service:
             try:
                 await asyncio.to_thread(self.bootstrap)
                 break
-            except (StoreUnavailable, QueueUnavailable) as error:  # may come back: try again, say why meanwhile
+            except (StoreUnavailable, QueueUnavailable, *QUEUE_ERRORS) as error:  # may come back: try again
+                if isinstance(error, QUEUE_ERRORS):  # Redis itself, asked for the feedback secret
+                    error = self.queue.unavailable(error)
                 log.error("start-up waits: %s", error)
                 self.unreachable = str(error)
             except Exception as error:  # e.g. an unwritable models dir: stay alive and not ready, and say why

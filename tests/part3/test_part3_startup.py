@@ -4,10 +4,11 @@ import contextlib
 
 import pytest
 from fastapi.testclient import TestClient
-from part3_support import digit_file, service_settings, wait_for_job, wait_until
+from part3_support import digit_file, running_service, service_settings, wait_for_job, wait_until
 
 from app.part3.main import create_app
 from app.store import ModelStore
+from tests.redis_support import RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -54,3 +55,24 @@ def test_a_later_start_loads_the_saved_versions_without_training(empty_dir):
         assert client.get("/health/ready").json()["models"] == {name: numbers[-1] for name, numbers in before.items()}
         assert len(client.get("/jobs/").json()) == 1  # still only the first start's job
     assert {name: ModelStore(name, empty_dir).versions() for name in before} == before
+
+
+def test_an_api_started_before_its_redis_waits_for_it_and_says_why(models_dir, tmp_path):
+    """Distributed mode: the feedback secret and the jobs are in Redis; a replica that starts first is
+    not ready, names Redis, and becomes ready once Redis answers (no restart needed)."""
+    redis_server = RedisServer(tmp_path / "redis")  # not started yet: its port refuses connections
+    with running_service(models_dir, wait_ready=False, queue_url=redis_server.url) as client:
+        detail = wait_until(
+            lambda: (
+                (answer := client.get("/health/ready")).status_code == 503
+                and "unreachable" in (answer.json()["detail"] or "")
+                and answer.json()["detail"]
+            ),
+            "the replica says Redis is unreachable",
+        )
+        assert f"redis://127.0.0.1:{redis_server.port}" in detail, detail
+        redis_server.start()
+        try:
+            wait_until(lambda: client.get("/health/ready").status_code == 200, "the replica is ready once Redis is up")
+        finally:
+            redis_server.stop()
