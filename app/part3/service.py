@@ -115,9 +115,7 @@ class Service:
             try:
                 await asyncio.to_thread(self.bootstrap)
                 break
-            except (StoreUnavailable, QueueUnavailable, *QUEUE_ERRORS) as error:  # may come back: try again
-                if isinstance(error, QUEUE_ERRORS):  # Redis itself, asked for the feedback secret
-                    error = self.queue.unavailable(error)
+            except (StoreUnavailable, QueueUnavailable) as error:  # may come back: try again, say why meanwhile
                 log.error("start-up waits: %s", error)
                 self.unreachable = str(error)
             except Exception as error:  # e.g. an unwritable models dir: stay alive and not ready, and say why
@@ -200,7 +198,8 @@ class Service:
             return None
 
     def bootstrap(self) -> None:
-        _ = self.monitoring.ids  # make or read the store's feedback secret now, not in a request
+        with self.reaching_the_queue():  # in the distributed mode the secret is in the queue's Redis
+            _ = self.monitoring.ids  # make or read the store's feedback secret now, not in a request
         self.ensure_first_models()
 
     def ensure_first_models(self) -> None:
