@@ -112,7 +112,7 @@ class JobRecords:
     def _read_examples(self, job_id: str) -> bytes | None:
         raise NotImplementedError
 
-    def discard_data(self, job_id: str) -> None:
+    def _discard_examples(self, job_id: str) -> None:
         raise NotImplementedError
 
     def _save_data(self, job_id: str, inputs: np.ndarray, labels: np.ndarray) -> None:
@@ -131,6 +131,9 @@ class JobRecords:
     def load_data(self, job: Job) -> tuple[np.ndarray, np.ndarray] | None:
         return self.examples(job.id)
 
+    def discard_data(self, job_id: str) -> None:
+        self._discard_examples(checked_id(job_id))
+
 
 def checked_id(job_id: str) -> str:
     """A job id as this service makes them, never a path or a key of something else."""
@@ -140,12 +143,13 @@ def checked_id(job_id: str) -> str:
 
 
 class ExamplesInFolder:
-    """A job's examples as a file `<folder>/<job id>.npz`, written whole (a temporary file renamed)."""
+    """A job's examples as a file `<folder>/<job id>.npz`, written whole (a temporary file renamed). The
+    ids come checked by JobRecords (checked_id), so they are never a path of something else."""
 
     uploads_dir: Path
 
     def data_path(self, job_id: str) -> Path:
-        return self.uploads_dir / f"{checked_id(job_id)}.npz"
+        return self.uploads_dir / f"{job_id}.npz"
 
     def _write_examples(self, job_id: str, data: bytes) -> None:
         path = self.data_path(job_id)
@@ -167,7 +171,7 @@ class ExamplesInFolder:
         except FileNotFoundError:
             return None
 
-    def discard_data(self, job_id: str) -> None:
+    def _discard_examples(self, job_id: str) -> None:
         self.data_path(job_id).unlink(missing_ok=True)
 
 
@@ -294,7 +298,7 @@ class RedisJobRecords(JobRecords):
         return f"{self.prefix}:job:{job_id}"
 
     def _examples_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job-examples:{checked_id(job_id)}"
+        return f"{self.prefix}:job-examples:{job_id}"  # checked by JobRecords
 
     def _write_examples(self, job_id: str, data: bytes) -> None:
         self.client.set(self._examples_key(job_id), data)
@@ -302,7 +306,7 @@ class RedisJobRecords(JobRecords):
     def _read_examples(self, job_id: str) -> bytes | None:
         return self.client.get(self._examples_key(job_id))
 
-    def discard_data(self, job_id: str) -> None:
+    def _discard_examples(self, job_id: str) -> None:
         self.client.delete(self._examples_key(job_id))
 
     def _insert(self, job: Job, unless_pending: bool) -> Job:
