@@ -641,9 +641,7 @@ class Bench:
             "/health/ready",
             self.specs["part3"].env,
         ) as second:
-            warm, _ = self.job(server, 1, lambda job: False)  # the trainer imports Keras once, at its start
-            if warm["status"] != "succeeded":
-                raise RuntimeError(f"the warm-up fine-tune failed: {warm.get('error')}")
+            self.finished_job(server, 1, "the warm-up fine-tune", promoted=False)  # the trainer imports Keras once
             time.sleep(2 * poll_interval)  # idle: nothing queued, the trainer waiting on the queue
             job, seconds = self.job(server, 2, lambda job: job["epoch"] >= 1)
             self.ratio_row(
@@ -655,16 +653,7 @@ class Bench:
                 (at_most, 0.25),
                 "before the queue: more than 1 × (a new trainer process per job, issue 13)",
             )
-            job, _ = self.job(server, 2, lambda job: False)
-            if job["status"] != "succeeded" or not job.get("promoted"):
-                why = job.get("error") or job.get("gate_reason")
-                raise RuntimeError(f"the fine-tune failed or was not promoted: {why}")
-            ended = datetime.fromisoformat(job["finished_at"]).timestamp()
-            delays = []
-            for replica in (server, second):
-                while json.loads(http(replica.url("/health/ready"))[1])["models"]["mnist"] != job["version"]:
-                    time.sleep(0.01)
-                delays.append(time.time() - ended)
+            delays = self.serving_delays([server, second], self.finished_job(server, 2, "the fine-tune"))
             self.ratio_row(
                 "9",
                 QUEUE_ROWS["swap"],
@@ -808,20 +797,29 @@ class Bench:
                 name = f"Part 3 ({store}), replica {n + 1}"
                 command = uvicorn("app.part3.main:app", port)
                 replicas.append(running.enter_context(serve(name, command, port, "/health/ready", {**env, **extra})))
-            warm, _ = self.job(replicas[0], 1, lambda job: False)  # the trainer imports Keras once
-            if warm["status"] != "succeeded":
-                raise RuntimeError(f"the warm-up fine-tune failed: {warm.get('error')}")
-            delays = []
-            for n in range(self.config.store_jobs):
-                job, _ = self.job(replicas[n % 2], 1, lambda job: False)
-                if job["status"] != "succeeded" or not job.get("promoted"):
-                    raise RuntimeError(f"a fine-tune failed or was not promoted: {job.get('error') or job}")
-                ended = datetime.fromisoformat(job["finished_at"]).timestamp()
-                for replica in replicas:
-                    while json.loads(http(replica.url("/health/ready"))[1])["models"]["mnist"] != job["version"]:
-                        time.sleep(0.005)
-                delays.append(time.time() - ended)
-            return delays
+            self.finished_job(replicas[0], 1, "the warm-up fine-tune", promoted=False)  # the trainer imports Keras once
+            jobs = (self.finished_job(replicas[n % 2], 1, "a fine-tune") for n in range(self.config.store_jobs))
+            return [max(self.serving_delays(replicas, job)) for job in jobs]
+
+    def finished_job(self, server: Server, epochs: int, what: str, promoted: bool = True) -> dict:
+        """A fine-tune of data/train_img.zip run to its end; RuntimeError naming `what` unless it succeeded
+        (and, with `promoted`, the gate promoted it)."""
+        job, _ = self.job(server, epochs, lambda job: False)
+        if job["status"] != "succeeded" or (promoted and not job.get("promoted")):
+            why = job.get("error") or job.get("gate_reason")
+            raise RuntimeError(f"{what} failed{' or was not promoted' if promoted else ''}: {why}")
+        return job
+
+    @staticmethod
+    def serving_delays(replicas: list[Server], job: dict) -> list[float]:
+        """Seconds from `job`'s end until each replica, polled in turn, serves the version it published."""
+        ended = datetime.fromisoformat(job["finished_at"]).timestamp()
+        delays = []
+        for replica in replicas:
+            while json.loads(http(replica.url("/health/ready"))[1])["models"]["mnist"] != job["version"]:
+                time.sleep(0.005)
+            delays.append(time.time() - ended)
+        return delays
 
     def challenger(self, server: Server) -> dict:
         status, answer = http(server.url("/models/"))

@@ -93,8 +93,7 @@ class Cluster:
         return ModelStore(name, STORE_URL, cache=self.root / f"reader-{time.monotonic_ns()}")
 
     def uploads(self, name: str = "mnist") -> set[str]:
-        listed = s3_client().list_objects_v2(Bucket=BUCKET, Prefix=f"team/{name}/uploads/")
-        return {entry["Key"] for entry in listed.get("Contents", [])}
+        return {key for key in self.state() if key.startswith(f"team/{name}/uploads/")}
 
     def state(self) -> dict[str, object]:
         """Every object in the bucket with its ETag (content digest), except the trainers' lease."""
