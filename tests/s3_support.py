@@ -9,10 +9,13 @@ variables that point boto3 (and so app/storage/bucket.py, in this process and th
   answered 200 here (S3 and MinIO decide atomically). It imports moto's werkzeug application from
   moto.moto_server.werkzeug_app, where moto's own servers take it (test_store_bucket.py fails if the
   wrapping stops holding).
-- `JournaledMotoServer`, moto's server as a process of its own that can be stopped and started again
-  with its data: moto keeps its state in memory, so its recorder journals every request to a file
-  (as Redis' append-only file does) and a new process replays the journal before it is used
-  (only its writes: reads change nothing, and replaying them would take long).
+- `JournaledMotoServer`, the same application as a process of its own (`python -m tests.s3_support PORT`)
+  that can be stopped and started again with its data: moto keeps its state in memory, so its recorder
+  journals every request to a file (as Redis' append-only file does) and a new process replays the
+  journal before it is used (only its writes: reads change nothing, and replaying them would take long).
+  One request at a time matters here too: moto's recorder writes an entry and its newline in two calls,
+  so under `python -m moto.server` two concurrent requests could share one journal line (seen in CI),
+  and the journal's order would be the order of recording, not of the writes it replays.
 - `Doorway`, a TCP forwarder on a fixed port: closed, the store is unreachable; behind it a
   `JournaledMotoServer` can be restarted and replayed before any client sees its half-restored state.
 """
@@ -32,6 +35,7 @@ from pathlib import Path
 
 from tests.polling import free_port
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 WRITES = {"PUT", "POST", "DELETE"}
 START_WAIT = 60.0  # seconds; a safety net on a loaded machine
 CREDENTIALS = {
@@ -81,22 +85,36 @@ def wait_for(url: str, process: subprocess.Popen | None = None) -> None:
             time.sleep(0.05)
 
 
+def one_request_at_a_time_moto():
+    """moto's WSGI application (as its servers build it), its S3 requests answered one at a time."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    moto = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def application(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/moto-api/"):  # the recorder's replay calls this server back
+            return moto(environ, start_response)
+        with lock:
+            return list(moto(environ, start_response))  # the whole answer made under the lock
+
+    return application
+
+
+def moto_http_server(port: int):
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    return make_server(
+        "127.0.0.1", port, one_request_at_a_time_moto(), threaded=True, request_handler=MotoRequestHandler
+    )
+
+
 class AtomicMotoServer:
     """moto's S3 on a free loopback port, its requests handled one at a time (see the module's docstring)."""
 
     def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
-
-        moto = DomainDispatcherApplication(create_backend_app)
-        lock = threading.Lock()
-
-        def one_request_at_a_time(environ, start_response):
-            with lock:
-                return list(moto(environ, start_response))  # the whole answer made under the lock
-
-        self.app = one_request_at_a_time
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=MotoRequestHandler)
+        self.server = moto_http_server(0)
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
 
@@ -125,7 +143,8 @@ class JournaledMotoServer:
         env = {**os.environ, "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(self.journal)}
         with open(self.folder / "moto.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                [sys.executable, "-m", "tests.s3_support", str(self.port)],
+                cwd=REPOSITORY,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -137,7 +156,7 @@ class JournaledMotoServer:
 
     def _replay(self) -> None:
         """Bring back the state: replay the journal's writes (moto does not journal the replay itself)."""
-        entries = [line for line in self.journal.read_text().splitlines() if json.loads(line)["method"] in WRITES]
+        entries = [line for line in journal_lines(self.journal) if json.loads(line)["method"] in WRITES]
         self.journal.write_text("".join(f"{line}\n" for line in entries))
         request = urllib.request.Request(f"{self.url}/moto-api/recorder/replay-recording", method="POST")
         urllib.request.urlopen(request, timeout=START_WAIT).read()
@@ -151,7 +170,19 @@ class JournaledMotoServer:
             self.process = None
 
     def requests(self) -> list[dict]:
-        return [json.loads(line) for line in self.journal.read_text().splitlines()]
+        return [json.loads(line) for line in journal_lines(self.journal)]
+
+
+def journal_lines(journal: Path) -> list[str]:
+    """The journal's entries. A last line cut short by SIGKILL is left out, as Redis loads a truncated
+    append-only file: moto records a request before answering it, so that request was never answered."""
+    lines = journal.read_text().splitlines()
+    if lines:
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
+    return lines
 
 
 class Doorway:
@@ -216,3 +247,7 @@ class Doorway:
         finally:
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)
+
+
+if __name__ == "__main__":  # JournaledMotoServer's process
+    moto_http_server(int(sys.argv[1])).serve_forever()
