@@ -101,9 +101,13 @@ class ModelStore:
     """The versions of one model, e.g. ModelStore("wine").
 
     `root` is a folder or an `s3://bucket/prefix` URL (default: app.paths.models_location()); `cache`
-    is where a bucket's files are downloaded (default: app.paths.models_cache_dir())."""
+    is where a bucket's files are downloaded (default: app.paths.models_cache_dir()); `lease_ttl`, how
+    long a bucket's training lease outlives a publisher that stopped renewing it (a folder's lock is
+    the operating system's, freed when its holder dies)."""
 
-    def __init__(self, name: str, root: Path | str | None = None, cache: Path | None = None) -> None:
+    def __init__(
+        self, name: str, root: Path | str | None = None, cache: Path | None = None, *, lease_ttl: float | None = None
+    ) -> None:
         if not name.isidentifier():
             raise ValueError(f"model names are identifiers, got {name!r}")
         self.name = name
@@ -111,7 +115,7 @@ class ModelStore:
         if is_object_store(location):
             from app.storage.bucket import BucketBackend  # boto3 is imported only for a bucket
 
-            self.backend: Any = BucketBackend(str(location), name, cache)
+            self.backend: Any = BucketBackend(str(location), name, cache, lease_ttl)
             self.root: Path | str = str(location)
         else:
             self.backend = FolderBackend(Path(location), name)

@@ -251,6 +251,23 @@ def test_a_stale_active_write_never_overwrites_a_newer_one(store, worker, monkey
     assert publish(store, b"four").number == 4 and store.active() == 4
 
 
+def test_part_3s_training_lease_lasts_as_long_as_a_jobs_heartbeat(bucket_url, tmp_path):
+    """A trainer gone silent frees the store's lease when its job is failed (WORKSHOP_HEARTBEAT_TIMEOUT),
+    not 30 s later whatever the setting."""
+    from app.part3.settings import Settings
+
+    def part3(folder: str, **settings) -> Settings:
+        return Settings(models_dir=tmp_path / folder, models_url=bucket_url, models_cache=tmp_path / folder, **settings)
+
+    quick, default = part3("quick", heartbeat_timeout=0.5), part3("default")
+    silent = quick.store("digits").training_lock().acquire()
+    silent._stop.set()  # it stops renewing, as a SIGKILLed trainer does
+    with pytest.raises(Timeout):  # with the default timeout (30 s) the lease is still held
+        default.store("digits").training_lock(timeout=2).acquire()
+    assert (quick.store("digits").training_lock().ttl, default.store("digits").training_lock().ttl) == (0.5, 30)
+    quick.store("digits").training_lock(timeout=20).acquire().release()  # taken over after 0.5 s
+
+
 def test_a_lease_taken_over_from_a_stalled_holder_is_not_released_by_it(store, worker):
     store.backend.lease_ttl = worker.backend.lease_ttl = 0.5
     stalled = store.training_lock().acquire()

@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: PositiveFloat = Field(default=2.0, description="seconds between a running trainer's heartbeats")
     heartbeat_timeout: PositiveFloat = Field(
-        default=30.0, description="a running job without a heartbeat for this long is failed: its trainer is gone"
+        default=30.0,
+        description="a running job without a heartbeat for this long is failed: its trainer is gone (and its "
+        "training lock, in Redis or an object store, is free again)",
     )
     shutdown_grace: PositiveFloat = Field(
         default=10.0, description="seconds a stopping service gives a running trainer before killing it"
@@ -261,7 +263,8 @@ class Settings(BaseSettings):
 
     def store(self, name: str) -> ModelStore:
         """One model's versions, where this service keeps them (object store or folder)."""
-        return ModelStore(name, self.store_location, self.models_cache)
+        # A training in a bucket is a trainer gone silent like a job is: its lease and the job expire together.
+        return ModelStore(name, self.store_location, self.models_cache, lease_ttl=self.heartbeat_timeout)
 
     @property
     def jobs_dir(self) -> Path:

@@ -70,13 +70,13 @@ def split_url(url: str) -> tuple[str, str]:
 class BucketBackend:
     """One model's versions under `s3://bucket/prefix/<name>/`."""
 
-    def __init__(self, url: str, name: str, cache: Path | None = None, lease_ttl: float = LEASE_TTL) -> None:
+    def __init__(self, url: str, name: str, cache: Path | None = None, lease_ttl: float | None = None) -> None:
         self.bucket, prefix = split_url(url)
         self.name = name
         self.keys = f"{prefix}{name}/"
         self.location = f"s3://{self.bucket}/{self.keys}"
         self.client = s3_client()
-        self.lease_ttl = lease_ttl
+        self.lease_ttl = lease_ttl or LEASE_TTL
         # One cache folder per store (endpoint, bucket and prefix), so two stores never share files by name.
         store_id = sha256(f"{endpoint_of(self.client)} {self.bucket} {prefix}".encode()).hexdigest()[:16]
         self.path = Path(cache or models_cache_dir()) / store_id / name
