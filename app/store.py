@@ -125,6 +125,11 @@ class ModelStore:
         self.location: str = self.backend.location  # for messages: a folder, or s3://bucket/prefix/name
 
     # -- reading -----------------------------------------------------------------------------
+    def one_look(self):
+        """`with store.one_look():` the reads in the block see the store as of one listing, and a
+        bucket's manifests unchanged since they were last read are not read again (a worker's poll)."""
+        return self.backend.one_look()
+
     def versions(self) -> list[int]:
         """Numbers of the complete versions, oldest first."""
         return self.backend.numbers()

@@ -100,6 +100,27 @@ def test_concurrent_conditional_puts_of_one_key_let_exactly_one_win(s3_server):
         assert sorted(code for claimed, code in answers if claimed == key) == ["PreconditionFailed"] * 5 + ["won"]
 
 
+def test_a_look_reads_as_of_its_listing_and_nothing_else_keeps_a_copy(store, worker):
+    publish(store, b"one", {"note": "first"})
+    with worker.one_look():
+        assert worker.get(1).metadata["note"] == "first"
+        store.update_metadata(1, lambda current: {**current, "note": "second"})
+        assert worker.get(1).metadata["note"] == "first"  # as of the look's one listing
+        elsewhere = []  # another thread is not in this thread's look
+        thread = threading.Thread(target=lambda: elsewhere.append(worker.get(1).metadata["note"]))
+        thread.start()
+        thread.join()
+        assert elsewhere == ["second"]
+        publish(store, b"two")
+        assert worker.versions() == [1]  # listed once
+        assert worker.get(2).number == 2  # a number it did not list is read from the store
+    assert worker.get(1).metadata["note"] == "second" and worker.versions() == [1, 2]  # outside: the store
+    with worker.one_look():  # a new listing: the new ETag
+        assert worker.get(1).metadata["note"] == "second"
+        worker.get(1).metadata["note"] = "changed by a caller"
+        assert worker.get(1).metadata["note"] == "second"  # the kept copy is not the caller's
+
+
 def test_the_layout_files_first_then_the_manifest(store):
     version = publish(store, b"one")
     upload = version.metadata["upload"]

@@ -95,14 +95,15 @@ class KeptModels:
         swapped = {}
         with self._refreshing:
             for name, store in self.stores.items():
-                active = store.active()
-                try:
-                    self._refresh_challenger(name, active)
-                except StoreUnavailable:
-                    raise
-                except Exception:  # the champion still refreshes
-                    log.exception("could not look for a %s challenger", name)
-                number = self._servable(name, active)
+                with store.one_look():  # one listing of the store per model and poll
+                    active = store.active()
+                    try:
+                        self._refresh_challenger(name, active)
+                    except StoreUnavailable:
+                        raise
+                    except Exception:  # the champion still refreshes
+                        log.exception("could not look for a %s challenger", name)
+                    number = self._servable(name, active)
                 kept = self.kept[name]
                 if number is None or (kept is not None and kept.version == number):
                     continue

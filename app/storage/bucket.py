@@ -29,17 +29,24 @@ There is no rename in object storage, so a version is made whole by its manifest
   file is fetched once, its sha256 checked against the manifest before it is handed to a loader; a
   cached file that fails the check is fetched again, and if that fails too it is CorruptModel. A
   publisher moves its own files into the cache, so it never downloads what it just wrote.
+- **A worker's poll is one look** (`one_look`): inside it a thread lists the manifests once, and reads a
+  manifest only when its ETag in that listing differs from the copy it keeps; most polls change
+  nothing, so an idle worker asks the store for one listing and the pin per model. Outside a look every
+  read goes to the store (a writer never decides on a kept copy).
 
 Every failure to reach the store raises StoreUnavailable (app/storage/s3_client.py).
 """
 
+import copy
 import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -80,6 +87,8 @@ class BucketBackend:
         # One cache folder per store (endpoint, bucket and prefix), so two stores never share files by name.
         store_id = sha256(f"{endpoint_of(self.client)} {self.bucket} {prefix}".encode()).hexdigest()[:16]
         self.path = Path(cache or models_cache_dir()) / store_id / name
+        self._look = threading.local()  # this thread's listing while in one_look(), else none
+        self._manifests: dict[int, tuple[str, dict[str, Any]]] = {}  # number: (ETag, manifest) last read
 
     # -- S3 calls, each turning a failure to reach the store into StoreUnavailable ---------------
     def _call(self, operation: str, **arguments: Any) -> Any:
@@ -132,26 +141,51 @@ class BucketBackend:
         return f"{self.keys}uploads/{upload}/{file_name}"
 
     # -- reading -----------------------------------------------------------------------------
+    @contextmanager
+    def one_look(self) -> Iterator[None]:
+        """Read the store as of one listing for the block (see the module's docstring): this thread's
+        version numbers come from one listing (taken at its first read), and a manifest whose ETag there
+        matches the copy last read is not read again. What the block reads is as fresh as its listing."""
+        if hasattr(self._look, "listing"):  # already in one
+            yield
+            return
+        self._look.listing = None
+        try:
+            yield
+        finally:
+            del self._look.listing
+
     def _listed_manifests(self) -> dict[int, str]:
-        """{number: ETag} of every manifest."""
+        """{number: ETag} of every manifest (in a look: its one listing)."""
+        if (listed := getattr(self._look, "listing", None)) is not None:
+            return listed
         below = f"{self.keys}versions/"
         listed = {}
         for entry in self._list(below):
             match = MANIFEST.fullmatch(entry["Key"][len(below) :])
             if match:
                 listed[int(match.group(1))] = entry["ETag"]
+        if hasattr(self._look, "listing"):
+            self._look.listing = listed
+        for gone in self._manifests.keys() - listed.keys():
+            self._manifests.pop(gone, None)
         return listed
 
     def numbers(self) -> list[int]:
         return sorted(self._listed_manifests())
 
     def metadata(self, number: int) -> dict[str, Any]:
+        listed = self._listed_manifests() if hasattr(self._look, "listing") else None
+        kept = self._manifests.get(number)
+        if listed is not None and kept is not None and listed.get(number) == kept[0]:
+            return copy.deepcopy(kept[1])  # unchanged since it was read
         found = self._get_json(self._manifest_key(number))
         if found is None:
             raise ModelNotFound(f"{self.name} has no version {number}")
         manifest = found[1]
         if not isinstance(manifest, dict) or not isinstance(manifest.get("upload"), str):
             raise ValueError(f"{self.location}versions/{number}.json is not a manifest (it names no upload)")
+        self._manifests[number] = (found[0], copy.deepcopy(manifest))
         return manifest
 
     def version_path(self, number: int, metadata: dict[str, Any]) -> Path:

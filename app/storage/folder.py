@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,10 @@ class FolderBackend:
 
     def version_path(self, number: int, metadata: dict[str, Any] | None = None) -> Path:
         return self.path / str(int(number))
+
+    def one_look(self):
+        """Reading a folder costs no request: nothing to keep (see BucketBackend.one_look)."""
+        return nullcontext()
 
     def checked_file(self, path: Path, expected: str | None, what: str) -> Path:
         return check_sha256(path, expected, what)

@@ -5,6 +5,7 @@ The service's routes: test_shadow_service.py."""
 
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -182,8 +183,18 @@ def test_answers_join_their_labels_and_the_oldest_go_beyond_the_bound(tmp_path, 
     assert records.agreement(NAME, 2, 1).answered == 3 and records.agreement(NAME, 2, 1).agreement == 2 / 3
 
 
-def test_a_worker_keeps_the_newest_challenger_newer_than_the_active_version(store, tmp_path):
-    kept = KeptModels(tmp_path)
+@pytest.fixture(params=["folder", "bucket"])
+def any_store(request, tmp_path, trained):
+    """Version 1, promoted by the real gate, in a folder or in a bucket (moto on loopback)."""
+    root = tmp_path if request.param == "folder" else request.getfixturevalue("bucket_url")
+    store = ModelStore(NAME, root, tmp_path / "publisher-cache")
+    promotion.publish(MODEL, trained, store=store)
+    return store
+
+
+def test_a_worker_keeps_the_newest_challenger_newer_than_the_active_version(any_store, tmp_path):
+    store = any_store
+    kept = KeptModels(store.root, tmp_path / "worker-cache")
     kept.refresh()
     assert kept.versions()[NAME] == 1 and kept.challenger(NAME) is None
     publish_from(store, MODEL, 1, "challenger", rotate=True)  # 2
@@ -201,6 +212,34 @@ def test_a_worker_keeps_the_newest_challenger_newer_than_the_active_version(stor
     publish_from(store, MODEL, 1, "promoted")  # 5: active, newer than every challenger
     kept.refresh()
     assert kept.versions()[NAME] == 5 and kept.challenger(NAME) is None
+
+
+@contextmanager
+def requests_to(client):
+    """The names of the S3 operations `client` calls in the block (botocore's before-call event)."""
+    names: list[str] = []
+
+    def count(model, **_):
+        names.append(model.name)
+
+    client.meta.events.register("before-call.s3", count)
+    try:
+        yield names
+    finally:
+        client.meta.events.unregister("before-call.s3", count)
+
+
+def test_an_idle_poll_of_a_bucket_asks_for_one_listing_and_the_pin_per_model(bucket_url, tmp_path, trained):
+    store = ModelStore(NAME, bucket_url, tmp_path / "publisher-cache")
+    promotion.publish(MODEL, trained, store=store)
+    publish_from(store, MODEL, 1, "rejected")  # 2: newer than the active version, read while looking for a challenger
+    kept = KeptModels(bucket_url, tmp_path / "worker-cache")
+    kept.refresh()
+    with requests_to(store.backend.client) as asked:
+        assert kept.refresh() == {}
+    assert asked == ["ListObjectsV2", "GetObject"] * len(kept.stores), asked  # no manifest read again
+    store.update_metadata(2, lambda current: {**current, "gate": {"decision": "promoted"}})
+    assert kept.refresh() == {NAME: 2}  # a rewritten manifest has a new ETag: read again at the next poll
 
 
 def test_a_challenger_whose_serving_file_was_tampered_with_is_never_loaded(store, tmp_path):
