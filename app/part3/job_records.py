@@ -128,9 +128,6 @@ class JobRecords:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             return arrays["inputs"], arrays["labels"]
 
-    def load_data(self, job: Job) -> tuple[np.ndarray, np.ndarray] | None:
-        return self.examples(job.id)
-
     def discard_data(self, job_id: str) -> None:
         self._discard_examples(checked_id(job_id))
 

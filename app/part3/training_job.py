@@ -172,7 +172,7 @@ def train_model(job: Job, jobs: JobRecords, settings: Settings, model: Model, ki
     one, mixes in a replay of the serving version's data, and is judged on the live holdout too."""
     parameters = settings.training_parameters(model, asked)
     store = settings.store(model.name)
-    uploads = jobs.load_data(job)
+    uploads = jobs.examples(job.id)
     extra = None if uploads is None else Examples(*uploads, source="upload")
     on_feedback = job.feedback_boundary is not None
 

@@ -50,9 +50,9 @@ def test_jobs_come_back_in_submission_order_with_their_data(jobs):
     assert [job.id for job in jobs.all()] == [first.id, second.id]
     assert first.sequence < second.sequence
     assert jobs.next_queued().id == first.id
-    stored_images, stored_labels = jobs.load_data(first)
+    stored_images, stored_labels = jobs.examples(first.id)
     assert np.array_equal(stored_images, images) and stored_labels.tolist() == [1, 2, 3]
-    assert jobs.load_data(second) is None
+    assert jobs.examples(second.id) is None
     assert first.n_images == 3 and second.n_images == 0
     assert (jobs.count("queued"), jobs.count("running")) == (2, 0)
 

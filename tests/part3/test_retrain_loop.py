@@ -58,7 +58,7 @@ def test_a_job_on_feedback_trains_on_the_oldest_rows_and_never_on_its_live_holdo
     send(monitoring, 20)
     (job,) = queued(monitoring)
     rows = monitoring.feedback.labelled_rows(mnist.MODEL)
-    trained, _ = jobs.load_data(job)
+    trained, _ = jobs.examples(job.id)
     assert job.n_images == len(trained) == 14 and job.feedback_boundary == rows.seqs[13]
     assert (trained == rows.inputs[:14]).all()
     send(monitoring, 3, start=20)  # labels that arrive while the job waits join its live holdout
