@@ -55,13 +55,13 @@ def limit_threads(threads: int) -> None:
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
-def export_missing_serving_files(location) -> dict[str, str]:
+def export_missing_serving_files(settings: Settings) -> dict[str, str]:
     """Export model.onnx for every version that has none (stores made before serving files), each
     checked for parity like a new version. Returns the versions that failed, with why; the rest are
     exported (a failed one stays unservable, and workers keep serving the newest that has one)."""
     failed = {}
     for model in registry.models().values():
-        store = ModelStore(model.name, location)
+        store = settings.store(model.name)
         if not model.trainable or all(version.serving_file is not None for version in store.all_versions()):
             continue
         with store.training_lock():
@@ -262,7 +262,7 @@ def first_models(job: Job, jobs: JobRecords, settings: Settings) -> int | None:
         if needs_training(settings.store(model.name), model):
             asked = job.parameters.get(model.name, {})  # each model's, as the service validated them
             version = trained[model.name] = train_model(job, jobs, settings, model, "initial", asked)
-    export_missing_serving_files(settings.store_location)
+    export_missing_serving_files(settings)
     if trained:
         jobs.update(job.id, versions=trained)
     return version
@@ -281,7 +281,7 @@ def train(job: Job, jobs: JobRecords, settings: Settings) -> int | None:
 def export_missing_main() -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    failed = export_missing_serving_files(settings.store_location)
+    failed = export_missing_serving_files(settings)
     for version, why in failed.items():
         print(f"{version}: {why}", file=sys.stderr)
     return 1 if failed else 0

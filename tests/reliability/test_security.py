@@ -33,6 +33,7 @@ from sklearn.preprocessing import FunctionTransformer
 import app.store
 from app import onnx_serving, promotion
 from app.models import mnist, penguins
+from app.part3.settings import Settings
 from app.part3.training_job import export_missing_serving_files
 from app.paths import PROJECT_ROOT
 from app.storage import checksums
@@ -235,7 +236,7 @@ def test_a_penguin_model_with_a_type_off_the_trusted_list_is_never_served(store_
         service = client.app.state.service
         wait_until(lambda: "penguins" in service.kept.waiting, "the service notices the version", SHORT_WAIT)
         assert served_versions(client) == before
-        failed = export_missing_serving_files(store_copy)
+        failed = export_missing_serving_files(Settings(models_dir=store_copy))
         assert "Untrusted" in failed[f"penguins {number}"]
         assert store.get(number).serving_file is None
         time.sleep(1.0)  # five polls of the running service: still the version it had
